@@ -1,0 +1,39 @@
+"""Facial analysis: expression, age/gender, quality, temporal aggregation and custom heads."""
+
+import sys
+import types
+
+from facelens.analyze.api import HEADS, Analyzer, FaceAnalysis, ImageAnalysis, analyze, annotate, attach_analysis
+from facelens.analyze.heads import CustomHead, HeadResult
+from facelens.analyze.quality import Quality, assess_quality
+from facelens.analyze.temporal import Episode, Summary, episodes, smooth, summarize
+
+__all__ = [
+    "HEADS",
+    "Analyzer",
+    "CustomHead",
+    "Episode",
+    "FaceAnalysis",
+    "HeadResult",
+    "ImageAnalysis",
+    "Quality",
+    "Summary",
+    "analyze",
+    "annotate",
+    "assess_quality",
+    "attach_analysis",
+    "episodes",
+    "smooth",
+    "summarize",
+]
+
+
+class _CallableModule(types.ModuleType):
+    """Makes ``facelens.analyze(source, ...)`` work while ``facelens.analyze`` stays this subpackage: a function
+    of that name in ``facelens/__init__.py`` would be replaced by the subpackage as soon as it is imported."""
+
+    def __call__(self, *args, **kwargs) -> ImageAnalysis:
+        return analyze(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

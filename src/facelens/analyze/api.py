@@ -1,0 +1,258 @@
+"""One call per image: expression, age/gender, quality and an optional custom head for every face.
+
+Detections come from the shared pipeline (``get_pipeline()``), so recognition and analysis share one
+detector pass; :meth:`Analyzer.analyze_detections` takes detections another stage already has (identify,
+video) and returns results to merge into ``Face.extras``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import facelens.analyze.models  # noqa: F401  (registers the analysis model specs)
+from facelens.analyze.age_gender import AgeGender, get_age_gender_model
+from facelens.analyze.expression import Expression, face_crop, get_expression_model, whole_crop
+from facelens.analyze.heads import CustomHead, HeadResult, feature_matrix
+from facelens.analyze.quality import Quality, assess_quality
+from facelens.types import DetectedFace
+
+log = logging.getLogger(__name__)
+
+HEADS = ("expression", "age_gender", "quality")
+
+
+@dataclass(frozen=True)
+class FaceAnalysis:
+    """Everything the heads say about one face; absent heads are ``None``."""
+
+    detection: DetectedFace
+    expression: Expression | None = None
+    age_gender: AgeGender | None = None
+    quality: Quality | None = None
+    head: HeadResult | None = None
+
+    def extras(self) -> dict[str, Any]:
+        """The analysis fields alone (what identify/video put into ``Face.extras``)."""
+        out: dict[str, Any] = {}
+        if self.expression is not None:
+            out["expression"] = self.expression.to_dict()
+        if self.age_gender is not None:
+            out.update(self.age_gender.to_dict())
+        if self.quality is not None:
+            out["quality"] = self.quality.to_dict()
+        if self.head is not None:
+            out[self.head.name] = self.head.to_dict()
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.detection.to_dict(), **self.extras()}
+
+
+@dataclass
+class ImageAnalysis:
+    source: str
+    faces: list[FaceAnalysis]
+    image: np.ndarray | None = field(default=None, repr=False)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.source, "faces": [f.to_dict() for f in self.faces], "error": self.error}
+
+
+def whole_detection(image: np.ndarray) -> DetectedFace:
+    """The whole input as one face (``--face-crops``): box = image, landmarks from dlib's 68-point model."""
+    from facelens.align import landmarks_68
+    from facelens.detect.base import five_from_68
+
+    height, width = image.shape[:2]
+    box = np.array([0, 0, width, height], np.float32)
+    points = landmarks_68(image, box)
+    return DetectedFace(box=box, score=1.0, landmarks=five_from_68(points).astype(np.float32), detector="crop")
+
+
+class Analyzer:
+    """Runs the chosen heads on detections. Models load lazily, once per process (shared with other analyzers)."""
+
+    def __init__(
+        self,
+        heads: Sequence[str] = HEADS,
+        custom_head: CustomHead | str | Path | None = None,
+        expression_runtime: str = "onnxruntime",
+        pipeline: Any = None,
+    ) -> None:
+        unknown = set(heads) - set(HEADS)
+        if unknown:
+            raise ValueError(f"unknown analysis heads {sorted(unknown)}; choose from {HEADS}")
+        self.heads = tuple(heads)
+        self.custom_head = CustomHead.load(custom_head) if isinstance(custom_head, (str, Path)) else custom_head
+        self.expression_runtime = expression_runtime
+        self._pipeline = pipeline
+
+    @property
+    def pipeline(self) -> Any:
+        if self._pipeline is None:
+            from facelens.pipeline import get_pipeline
+
+            self._pipeline = get_pipeline()
+        return self._pipeline
+
+    def _needs(self, head: str) -> bool:
+        return head in self.heads or (
+            self.custom_head is not None
+            and (head in self.custom_head.features or (head == "expression" and self.custom_head.base == "expression"))
+        )
+
+    def analyze_detections(
+        self,
+        image: np.ndarray,
+        detections: list[DetectedFace],
+        embeddings: np.ndarray | None = None,
+        face_crops: bool = False,
+    ) -> list[FaceAnalysis]:
+        """Analyse faces already detected in an RGB image. ``embeddings`` (one row per detection) are used by a
+        custom head on embeddings; when missing they are computed with the pipeline's embedder."""
+        if not detections:
+            return []
+        expressions = ages = qualities = heads = None
+        probs = None
+        if self._needs("expression"):
+            model = get_expression_model(self.expression_runtime)
+            crops = [whole_crop(image)] if face_crops else [face_crop(image, d) for d in detections]
+            probs = model.probabilities(crops)
+            expressions = [Expression.from_vector(p, model.labels) for p in probs]
+        if "age_gender" in self.heads:
+            ages = get_age_gender_model().predict(image, detections)
+        if "quality" in self.heads:
+            qualities = [assess_quality(image, d) for d in detections]
+        if self.custom_head is not None:
+            if "embedding" in self.custom_head.features and embeddings is None:
+                embeddings = np.stack([f.embedding for f in self.pipeline.embed_detections(image, detections)])
+            X = feature_matrix(self.custom_head.features, embeddings, probs)
+            base = [e.label for e in expressions] if expressions is not None else None
+            heads = self.custom_head.predict(X, base)
+        return [
+            FaceAnalysis(
+                detection=d,
+                expression=expressions[i] if expressions is not None and "expression" in self.heads else None,
+                age_gender=ages[i] if ages is not None else None,
+                quality=qualities[i] if qualities is not None else None,
+                head=heads[i] if heads is not None else None,
+            )
+            for i, d in enumerate(detections)
+        ]
+
+    def analyze_image(self, source: Any, face_crops: bool = False) -> ImageAnalysis:
+        """Decode, detect (or take the whole input as the face with ``face_crops``) and analyse."""
+        from facelens.io.image import describe_source
+
+        image = self.pipeline.decode(source)
+        detections = [whole_detection(image)] if face_crops else self.pipeline.detector.detect(image)
+        faces = self.analyze_detections(image, detections, face_crops=face_crops)
+        return ImageAnalysis(describe_source(source), faces, image=image)
+
+
+def analyze(
+    source: Any,
+    heads: Sequence[str] = HEADS,
+    face_crops: bool = False,
+    custom_head: CustomHead | str | Path | None = None,
+    pipeline: Any = None,
+) -> ImageAnalysis:
+    """Expression, age/gender and quality of every face in an image (path, bytes or RGB array).
+
+    >>> result = analyze("photo.jpg")
+    >>> result.faces[0].expression.label, result.faces[0].age_gender.age
+    """
+    return Analyzer(heads, custom_head=custom_head, pipeline=pipeline).analyze_image(source, face_crops=face_crops)
+
+
+def annotate(image: np.ndarray, faces: list[FaceAnalysis]) -> np.ndarray:
+    """A copy of the RGB image with each face's box and a short label (expression, age, gender, quality)."""
+    import cv2
+
+    out = np.ascontiguousarray(image.copy())
+    scale = max(out.shape[:2]) / 800
+    for face in faces:
+        x1, y1, x2, y2 = (int(round(v)) for v in face.detection.box)  # noqa: RUF046  (numpy floats round to floats)
+        cv2.rectangle(out, (x1, y1), (x2, y2), (0, 200, 0), max(1, int(2 * scale)))
+        parts = []
+        if face.expression is not None:
+            parts.append(f"{face.expression.label} {face.expression.score:.2f}")
+        if face.age_gender is not None:
+            parts.append(f"{face.age_gender.gender[0].upper()} {face.age_gender.age:.0f}")
+        if face.quality is not None:
+            parts.append(f"q{face.quality.score:.2f}")
+        if face.head is not None:
+            parts.append(f"{face.head.label}")
+        cv2.putText(
+            out,
+            " ".join(parts),
+            (x1, max(12, y1 - 4)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.45 * max(scale, 0.6),
+            (255, 255, 0),
+            max(1, int(scale)),
+            cv2.LINE_AA,
+        )
+    return out
+
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def labelled_images(data_dir: str | Path) -> list[tuple[Path, str]]:
+    """(image, label) for every image under ``data_dir/<label>/`` (one folder per label), sorted."""
+    root = Path(data_dir)
+    if not root.is_dir():
+        from facelens.errors import FacelensError
+
+        raise FacelensError(f"{root} is not a folder; expected one sub-folder of face images per label")
+    return [
+        (path, folder.name)
+        for folder in sorted(p for p in root.iterdir() if p.is_dir())
+        for path in sorted(folder.iterdir())
+        if path.suffix.lower() in IMAGE_SUFFIXES
+    ]
+
+
+def face_features(
+    sources: Sequence[Any], features: Sequence[str], face_crops: bool = False, pipeline: Any = None
+) -> tuple[np.ndarray, list[str], list[int]]:
+    """Feature rows (see :func:`feature_matrix`) of the largest face of each source, the expression model's
+    label for each, and the indices of the sources that had a face (others are skipped and logged)."""
+    analyzer = Analyzer(heads=(), pipeline=pipeline)
+    model = get_expression_model()
+    rows_embed, rows_expr, kept = [], [], []
+    for i, source in enumerate(sources):
+        image = analyzer.pipeline.decode(source)
+        detections = [whole_detection(image)] if face_crops else analyzer.pipeline.detector.detect(image)[:1]
+        if not detections:
+            log.warning("%s: no face found, skipped", source)
+            continue
+        if "embedding" in features:
+            rows_embed.append(analyzer.pipeline.embed_detections(image, detections)[0].embedding)
+        crop = whole_crop(image) if face_crops else face_crop(image, detections[0])
+        rows_expr.append(crop)
+        kept.append(i)
+    probs = model.probabilities(rows_expr)
+    X = feature_matrix(features, np.array(rows_embed) if rows_embed else None, probs)
+    base = [model.labels[k] for k in probs.argmax(1)] if len(probs) else []
+    return X, base, kept
+
+
+def attach_analysis(image: np.ndarray, faces: list[Any], analyzer: Analyzer | None = None) -> list[Any]:
+    """Add the analysis fields to each ``Face.extras`` (identify results, video frames), reusing the faces'
+    detections and embeddings: no second detector pass. Returns the same faces."""
+    if not faces:
+        return faces
+    analyzer = analyzer or Analyzer()
+    embeddings = np.stack([f.embedding for f in faces])
+    for face, result in zip(faces, analyzer.analyze_detections(image, [f.detection for f in faces], embeddings)):
+        face.extras.update(result.extras())
+    return faces

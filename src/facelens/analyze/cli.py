@@ -1,0 +1,164 @@
+"""``facelens analyze IMG...`` (expression, age/gender, quality per face) and ``facelens analyze fit DATA_DIR``.
+
+An argument that is not a subcommand name is routed to the ``images`` command, so both the bare form and
+``fit`` work once the lead mounts this app with ``app.add_typer(analyze_app, name="analyze")``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
+
+from facelens.errors import FacelensError
+
+
+class _ImagesByDefault(TyperGroup):
+    """Send ``analyze IMG...`` to ``analyze images IMG...``."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:  # ctx: click Context
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["images", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=_ImagesByDefault,
+    help="Facial analysis: expression, age/gender, quality (`facelens analyze IMG...`) and custom heads (`fit`).",
+    no_args_is_help=True,
+)
+_out = Console()
+_err = Console(stderr=True)
+
+
+def _fail(exc: Exception) -> None:
+    _err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@app.command("images")
+def images_cmd(
+    images: Annotated[list[Path], typer.Argument(help="Image files.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    annotate_dir: Annotated[
+        Path | None, typer.Option("--annotate", help="Write a copy of each image with boxes and labels here.")
+    ] = None,
+    face_crops: Annotated[
+        bool,
+        typer.Option("--face-crops", help="Each input is already one face crop (FER2013/CK+ style): no detection."),
+    ] = False,
+    head: Annotated[Path | None, typer.Option("--head", help="Custom head file from `facelens analyze fit`.")] = None,
+    heads: Annotated[
+        str, typer.Option(help="Comma-separated built-in heads: expression,age_gender,quality.")
+    ] = "expression,age_gender,quality",
+    detector: Annotated[str, typer.Option(help="Face detector: hog, cnn or yunet.")] = "hog",
+) -> None:
+    """Analyse every face in each image."""
+    from facelens.analyze.api import Analyzer, annotate
+    from facelens.pipeline import get_pipeline
+
+    try:
+        analyzer = Analyzer(
+            tuple(h for h in heads.split(",") if h), custom_head=head, pipeline=get_pipeline(detector=detector)
+        )
+    except (FacelensError, ValueError) as exc:
+        _fail(exc)
+    results, failed = [], 0
+    for path in images:
+        try:
+            result = analyzer.analyze_image(path, face_crops=face_crops)
+        except FacelensError as exc:
+            failed += 1
+            results.append({"path": str(path), "faces": [], "error": str(exc)})
+            if not as_json:
+                _err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            continue
+        if annotate_dir is not None and result.image is not None:
+            import cv2
+
+            annotate_dir.mkdir(parents=True, exist_ok=True)
+            drawn = annotate(result.image, result.faces)
+            cv2.imwrite(str(annotate_dir / f"{path.stem}.jpg"), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+        results.append(result.to_dict())
+    if as_json:
+        _out.print_json(json.dumps(results if len(results) != 1 else results[0]))
+    else:
+        columns = ("image", "face", "box", "expression", "age", "gender", "quality", "reasons", "head")
+        rows = []
+        for r in results:
+            for i, f in enumerate(r["faces"]):
+                q = f.get("quality")
+                h = next((v for v in f.values() if isinstance(v, dict) and "from_base" in v), None)
+                rows.append(
+                    (
+                        Path(r["path"]).name,
+                        str(i),
+                        ",".join(f"{v:.0f}" for v in f["box"]),
+                        f"{f['expression']['label']} {f['expression']['score']:.2f}" if "expression" in f else "",
+                        f"{f['age']:.0f}" if "age" in f else "",
+                        f"{f['gender']} {f['gender_confidence']:.2f}" if "gender" in f else "",
+                        f"{q['score']:.2f}" if q else "",
+                        "; ".join(q["reasons"]) if q else "",
+                        f"{h['label']} {h['score']:.2f}" if h else "",
+                    )
+                )
+            if not r["faces"] and not r["error"]:
+                rows.append((Path(r["path"]).name, "-", "no face", *[""] * 6))
+        shown = [j for j in range(len(columns)) if j < 3 or any(row[j] for row in rows)]
+        table = Table(title="facial analysis")
+        for j in shown:
+            table.add_column(columns[j], overflow="fold")
+        for row in rows:
+            table.add_row(*(row[j] for j in shown))
+        _out.print(table)
+    if failed == len(images):
+        raise typer.Exit(1)
+
+
+@app.command("fit")
+def fit_cmd(
+    data_dir: Annotated[Path, typer.Argument(help="Folder with one sub-folder of face images per label.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to save the head.")] = Path("head.joblib"),
+    features: Annotated[str, typer.Option(help="Comma-separated: embedding, expression.")] = "embedding,expression",
+    base: Annotated[
+        str, typer.Option(help="`expression`: keep the expression label when the head is unsure; `none`.")
+    ] = "none",
+    name: Annotated[str, typer.Option(help="Name of the attribute (the key in results).")] = "custom",
+    face_crops: Annotated[bool, typer.Option("--face-crops", help="Images are face crops: no detection.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the head's description as JSON.")] = False,
+) -> None:
+    """Train a custom head (scikit-learn logistic regression) on face embeddings and/or expression probabilities."""
+    from facelens.analyze.api import face_features, labelled_images
+    from facelens.analyze.heads import CustomHead
+    from facelens.pipeline import get_pipeline
+
+    try:
+        items = labelled_images(data_dir)
+        if not items:
+            raise FacelensError(f"{data_dir} holds no images in label folders")
+        head = CustomHead(
+            name=name, features=tuple(f for f in features.split(",") if f), base=None if base == "none" else base
+        )
+        pipeline = get_pipeline()
+        X, base_labels, kept = face_features([p for p, _ in items], head.features, face_crops, pipeline)
+        labels = [items[i][1] for i in kept]
+        head.model_ids = {"expression": "fer_mini_xception"}
+        if "embedding" in head.features:
+            head.model_ids["embedding"] = pipeline.model_id
+        head.fit(X, labels, base_labels)
+        head.save(output)
+    except (FacelensError, ValueError) as exc:
+        _fail(exc)
+    info = {**head.to_dict(), "path": str(output), "samples": len(kept), "skipped": len(items) - len(kept)}
+    if as_json:
+        _out.print_json(json.dumps(info))
+    else:
+        _out.print(
+            f"saved head [bold]{head.name}[/] to {output}: {len(kept)} faces, labels {', '.join(head.labels)}, "
+            f"cross-validated accuracy {info['cv_accuracy']}, threshold {info['threshold']}"
+        )

@@ -1,0 +1,90 @@
+"""Decisions from similarities: verification threshold, and open-set thresholds that follow the gallery's size.
+
+Each embedding model ships a small measured profile (``facelens/data/<model_id>.json``, written by
+``scripts/measure_thresholds.py``): the verification threshold chosen on LFW DevTest pairs, and the impostor
+score distribution (empirical quantiles plus an exponential tail fitted above the 99th percentile) that maps a
+target false-match rate (FMR) to a similarity. For a gallery of N faces a stranger is named when any of N
+impostor comparisons clears the threshold, so FPIR ≈ 1 − (1 − FMR)^N; we solve that for FMR.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+from facelens.errors import FacelensError
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    model_id: str
+    verify_threshold: float
+    fmr_grid: tuple[float, ...]  # descending FMRs
+    fmr_thresholds: tuple[float, ...]  # similarity giving each FMR
+    tail_start: float
+    tail_mass: float
+    tail_scale: float
+    notes: dict
+
+    def threshold_for_fmr(self, fmr: float) -> float:
+        """Similarity at which impostor pairs match with probability ``fmr``."""
+        if not 0.0 < fmr < 1.0:
+            raise ValueError(f"FMR must be in (0, 1), got {fmr}")
+        grid = np.log10(self.fmr_grid)
+        if fmr >= self.fmr_grid[-1]:
+            return float(np.interp(math.log10(fmr), grid[::-1], np.asarray(self.fmr_thresholds)[::-1]))
+        # beyond what the measured pairs can show: exponential tail P(S > t) = mass · exp(-(t - start) / scale)
+        return float(self.tail_start + self.tail_scale * math.log(self.tail_mass / fmr))
+
+    def fmr_at(self, threshold: float) -> float:
+        thresholds = np.asarray(self.fmr_thresholds)
+        if threshold <= thresholds[-1]:
+            return float(10 ** np.interp(threshold, thresholds, np.log10(self.fmr_grid)))
+        return float(self.tail_mass * math.exp(-(threshold - self.tail_start) / self.tail_scale))
+
+
+@lru_cache(maxsize=None)
+def profile(model_id: str) -> ModelProfile:
+    base = model_id.split("+")[0]
+    try:
+        text = resources.files("facelens.data").joinpath(f"{base}.json").read_text()
+    except FileNotFoundError:
+        raise FacelensError(
+            f"no measured threshold profile for model {model_id!r}; pass an explicit threshold"
+        ) from None
+    raw = json.loads(text)
+    return ModelProfile(
+        model_id=base,
+        verify_threshold=raw["verify_threshold"],
+        fmr_grid=tuple(raw["impostor"]["fmr"]),
+        fmr_thresholds=tuple(raw["impostor"]["threshold"]),
+        tail_start=raw["impostor"]["tail_start"],
+        tail_mass=raw["impostor"]["tail_mass"],
+        tail_scale=raw["impostor"]["tail_scale"],
+        notes=raw.get("notes", {}),
+    )
+
+
+def fmr_for_fpir(fpir: float, gallery_size: int) -> float:
+    """Per-comparison FMR that keeps the open-set false-positive identification rate at ``fpir``."""
+    if not 0.0 < fpir < 1.0:
+        raise ValueError(f"FPIR must be in (0, 1), got {fpir}")
+    return -math.expm1(math.log1p(-fpir) / max(gallery_size, 1))
+
+
+def threshold_for_fpir(model_id: str, fpir: float, gallery_size: int) -> float:
+    return profile(model_id).threshold_for_fmr(fmr_for_fpir(fpir, gallery_size))
+
+
+def verify_threshold(model_id: str) -> float:
+    return profile(model_id).verify_threshold
+
+
+def similarity_to_distance(similarity: float) -> float:
+    """Euclidean distance between unit vectors with this cosine similarity."""
+    return math.sqrt(max(0.0, 2.0 - 2.0 * similarity))

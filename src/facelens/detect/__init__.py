@@ -1,0 +1,28 @@
+"""Face detectors by name: ``hog`` (default), ``cnn`` (dlib MMOD), ``yunet`` (OpenCV FaceDetectorYN)."""
+
+from __future__ import annotations
+
+from facelens.detect.base import Detector
+
+DETECTORS = ("hog", "cnn", "yunet")
+
+
+def get_detector(name: str = "hog", **options) -> Detector:
+    """Build a detector by name. Options: ``min_face_size``, ``max_side``, ``landmarks68``, ``upsample`` (dlib)."""
+    if name == "hog":
+        from facelens.detect.dlib_detectors import HogDetector
+
+        return HogDetector(**options)
+    if name == "cnn":
+        from facelens.detect.dlib_detectors import CnnDetector
+
+        return CnnDetector(**options)
+    if name == "yunet":
+        from facelens.detect.yunet import YunetDetector
+
+        options.pop("upsample", None)
+        return YunetDetector(**options)
+    raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
+
+
+__all__ = ["Detector", "DETECTORS", "get_detector"]

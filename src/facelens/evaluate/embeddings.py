@@ -1,0 +1,114 @@
+"""Embeddings for evaluation: one per image (its largest face), computed once with the shared pipeline.
+
+Images that cannot be decoded or hold no detectable face are *failures to enrol* (FTE). They are kept, with
+their reason, so every report can say how many there were and how their pairs were scored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from facelens.errors import FacelensError
+
+log = logging.getLogger(__name__)
+
+#: Similarity given to a pair in which either image failed to enrol: the lowest possible cosine similarity,
+#: so a genuine pair is a false non-match at every threshold and an impostor pair a correct rejection.
+FTE_SCORE = -1.0
+
+
+@dataclass
+class EmbeddingSet:
+    """Embeddings keyed by image path, plus the images that failed to enrol and why."""
+
+    model_id: str
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.vectors or key in self.failures
+
+    def get(self, key: str) -> np.ndarray | None:
+        return self.vectors.get(key)
+
+    def pair_scores(self, pairs: Iterable[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
+        """Cosine similarity per pair and a mask of pairs with a failure to enrol (scored ``FTE_SCORE``)."""
+        scores, fte = [], []
+        for a, b in pairs:
+            va, vb = self.vectors.get(a), self.vectors.get(b)
+            if va is None or vb is None:
+                scores.append(FTE_SCORE)
+                fte.append(True)
+            else:
+                scores.append(float(np.dot(va, vb)))
+                fte.append(False)
+        return np.asarray(scores, dtype=np.float64), np.asarray(fte, dtype=bool)
+
+    def save(self, path: str | Path) -> None:
+        """Cache to an ``.npz`` (paths, vectors, failures) so a later run skips the embedding."""
+        keys = list(self.vectors)
+        np.savez_compressed(
+            path,
+            model_id=self.model_id,
+            keys=np.array(keys, dtype=str),
+            vectors=np.stack([self.vectors[k] for k in keys]) if keys else np.zeros((0, 0), np.float32),
+            failed=np.array(list(self.failures), dtype=str),
+            reasons=np.array(list(self.failures.values()), dtype=str),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> EmbeddingSet:
+        with np.load(path, allow_pickle=False) as data:
+            out = cls(str(data["model_id"]))
+            out.vectors = {str(k): v for k, v in zip(data["keys"], data["vectors"])}
+            out.failures = {str(k): str(r) for k, r in zip(data["failed"], data["reasons"])}
+        return out
+
+
+def _pipeline(pipeline=None):
+    if pipeline is not None:
+        return pipeline
+    from facelens.pipeline import get_pipeline
+
+    return get_pipeline()
+
+
+def embed_one(source, pipeline=None) -> tuple[np.ndarray | None, str | None]:
+    """Embedding of the largest face in ``source`` (path or RGB array), or (None, reason) on failure to enrol."""
+    pipe = _pipeline(pipeline)
+    try:
+        found = pipe.process(source, largest_only=True)
+    except FacelensError as exc:
+        return None, str(exc)
+    if not found.faces:
+        return None, "no face detected"
+    return found.faces[0].embedding.astype(np.float32), None
+
+
+def embed_images(
+    paths: Iterable[str],
+    pipeline=None,
+    into: EmbeddingSet | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> EmbeddingSet:
+    """Embed every path not already in ``into`` (each image once)."""
+    pipe = _pipeline(pipeline)
+    out = into if into is not None else EmbeddingSet(pipe.model_id)
+    if out.model_id != pipe.model_id:
+        raise FacelensError(f"cached embeddings are from {out.model_id!r}, the pipeline uses {pipe.model_id!r}")
+    todo = [p for p in dict.fromkeys(paths) if p not in out]
+    for i, path in enumerate(todo):
+        vector, reason = embed_one(path, pipe)
+        if vector is None:
+            out.failures[path] = reason or "failed"
+            log.info("failure to enrol: %s (%s)", path, reason)
+        else:
+            out.vectors[path] = vector
+        if progress:
+            progress(i + 1, len(todo))
+    return out

