@@ -121,7 +121,7 @@ def _decode_stream(stream: IO[bytes], label: str, limit: int) -> np.ndarray:
     except UnidentifiedImageError as exc:
         raise ImageDecodeError(f"{label}: not a recognised image format") from exc
     except Exception as exc:
-        raise ImageDecodeError(f"{label}: cannot read image header ({exc})") from exc
+        raise ImageDecodeError(f"{label}: truncated or corrupt image header ({exc})") from exc
     return _open_checked(img, label, limit)
 
 

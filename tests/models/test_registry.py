@@ -1,0 +1,66 @@
+"""Model registry: local directory first, sha256 verified, clear error offline."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from facelens.errors import ModelIntegrityError, ModelUnavailableError
+from facelens.models.registry import ModelFile, resolve_file, sha256_of
+
+
+def test_resolves_from_model_dir(monkeypatch, tmp_path):
+    import facelens.models.catalog as catalog
+
+    path = resolve_file(catalog.YUNET.files[0], download=False)
+    assert path.name == "face_detection_yunet_2023mar.onnx"
+    assert sha256_of(path) in catalog.YUNET.files[0].sha256
+
+
+def test_installed_package_member_resolves(monkeypatch, tmp_path):
+    import facelens.models.catalog as catalog
+
+    monkeypatch.setenv("FACELENS_MODEL_DIR", str(tmp_path))
+    monkeypatch.setenv("FACELENS_CACHE_DIR", str(tmp_path / "cache"))
+    path = resolve_file(catalog.DLIB_SHAPE5.files[0], download=False)
+    assert "face_recognition_models" in str(path)
+
+
+def test_offline_missing_file_names_it_and_where_to_put_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("FACELENS_MODEL_DIR", str(tmp_path))
+    monkeypatch.setenv("FACELENS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FACELENS_OFFLINE", "1")
+    spec = ModelFile(path="x/thing.onnx", sha256=("0" * 64,), urls=("https://example.invalid/thing.onnx",))
+    with pytest.raises(ModelUnavailableError) as info:
+        resolve_file(spec)
+    message = str(info.value)
+    assert "thing.onnx" in message and "https://example.invalid/thing.onnx" in message
+    assert str(tmp_path / "x" / "thing.onnx") in message
+
+
+def test_wrong_hash_is_refused(monkeypatch, tmp_path):
+    import facelens.models.catalog as catalog
+
+    original = resolve_file(catalog.YUNET.files[0], download=False)
+    bad = tmp_path / "yunet" / original.name
+    bad.parent.mkdir()
+    shutil.copy(original, bad)
+    with open(bad, "r+b") as handle:
+        handle.seek(100)
+        handle.write(b"\x00\x01\x02")
+    monkeypatch.setenv("FACELENS_MODEL_DIR", str(tmp_path))
+    monkeypatch.setenv("FACELENS_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(ModelIntegrityError):
+        resolve_file(catalog.YUNET.files[0], download=False)
+
+
+def test_download_failure_is_quick_and_clear(monkeypatch, tmp_path):
+    monkeypatch.setenv("FACELENS_MODEL_DIR", str(tmp_path))
+    monkeypatch.setenv("FACELENS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FACELENS_OFFLINE", "0")
+    spec = ModelFile(path="x/thing.onnx", sha256=("0" * 64,), urls=("http://127.0.0.1:9/thing.onnx",))
+    with pytest.raises(ModelUnavailableError) as info:
+        resolve_file(spec)
+    assert "127.0.0.1:9" in str(info.value)
+    assert not list((tmp_path / "cache").rglob("*.part-*"))
