@@ -41,3 +41,40 @@ def pipeline():
     from facelens.pipeline import get_pipeline
 
     return get_pipeline()
+
+
+@pytest.fixture(scope="session")
+def lfw_dir(data_dir):
+    path = data_dir / "identity" / "lfw"
+    if not (path / "pairsDevTest.txt").is_file():
+        pytest.skip(f"LFW DevTest pairs not found under {path} (set FACELENS_TEST_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def devtest(lfw_dir):
+    from facelens.evaluate.protocols import read_pairs
+
+    return read_pairs(lfw_dir / "pairsDevTest.txt", lfw_dir)
+
+
+@pytest.fixture(scope="session")
+def devtest_embeddings(devtest, pipeline):
+    from facelens.evaluate.embeddings import embed_images
+
+    return embed_images(devtest.images(), pipeline=pipeline)
+
+
+@pytest.fixture(scope="session")
+def devtest_scored(devtest, devtest_embeddings):
+    from facelens.evaluate.verification import score_pairs
+
+    return score_pairs(devtest, devtest_embeddings)
+
+
+@pytest.fixture(scope="session")
+def embedding_cache(devtest_embeddings, tmp_path_factory):
+    """The session's embeddings as an .npz, so CLI tests reuse them through --cache."""
+    path = tmp_path_factory.mktemp("evalcache") / "devtest.npz"
+    devtest_embeddings.save(path)
+    return path

@@ -19,8 +19,8 @@ app = typer.Typer(help="Face recognition and analysis: detect, embed, verify, en
 gallery_app = typer.Typer(help="Inspect and edit a gallery.", no_args_is_help=True)
 app.add_typer(gallery_app, name="gallery")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, soft_wrap=True)
 _STATE = {"debug": False}
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}

@@ -1,0 +1,49 @@
+"""1:1 verification: LFW DevTest accuracy with the default pipeline and threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import facelens
+from conftest import need_data
+from facelens.decide import profile, threshold_for_fpir, verify_threshold
+from facelens.errors import NoFaceError
+
+
+def test_lfw_devtest_accuracy(devtest_scored):
+    """Failures to enrol count against us: a genuine pair without a face is a miss."""
+    threshold = verify_threshold("dlib_resnet_v1")
+    scores, labels = devtest_scored.scores, devtest_scored.labels
+    accuracy = float(((scores >= threshold) == labels.astype(bool)).mean())
+    print(f"LFW DevTest accuracy {accuracy:.4f} at threshold {threshold:.4f} ({int(devtest_scored.fte.sum())} FTE pairs)")
+    assert len(scores) == 1000
+    assert accuracy >= 0.985
+
+
+def test_verify_api_reports_face_used():
+    root = need_data("identity", "face_recognition", "examples")
+    same = facelens.verify(root / "obama.jpg", root / "obama2.jpg")
+    other = facelens.verify(root / "obama.jpg", root / "biden.jpg")
+    assert same.is_match and not other.is_match
+    assert same.similarity > other.similarity
+    assert abs(same.distance - np.sqrt(2 - 2 * same.similarity)) < 1e-6
+    group = facelens.verify(root / "two_people.jpg", root / "biden.jpg", select="largest")
+    assert group.faces_in_a == 2 and group.face_a["index"] == 0
+    with pytest.raises(NoFaceError):
+        facelens.verify(root / "two_people.jpg", root / "biden.jpg", select="only")
+    d = same.to_dict()
+    assert set(d) >= {"similarity", "distance", "threshold", "is_match", "face_a", "face_b"}
+
+
+def test_no_face_is_a_typed_error():
+    with pytest.raises(NoFaceError):
+        facelens.verify(np.full((200, 200, 3), 90, np.uint8), np.full((200, 200, 3), 90, np.uint8))
+
+
+def test_open_set_threshold_grows_with_gallery_size():
+    values = [threshold_for_fpir("dlib_resnet_v1", 0.01, n) for n in (1, 50, 5_000, 50_000)]
+    assert values == sorted(values) and values[-1] > values[0]
+    prof = profile("dlib_resnet_v1")
+    # the FMR→threshold map inverts: FMR at the threshold for 1e-3 is 1e-3
+    assert abs(np.log10(prof.fmr_at(prof.threshold_for_fmr(1e-3))) + 3) < 0.05
