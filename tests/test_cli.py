@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import need_data
+from helpers import need_data
 
 EXE = shutil.which("facelens") or str(Path(sys.executable).parent / "facelens")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import facelens
-from conftest import need_data
+from helpers import need_data
 from facelens.decide import profile, threshold_for_fpir, verify_threshold
 from facelens.errors import NoFaceError
 

@@ -7,7 +7,7 @@ import csv
 import numpy as np
 import pytest
 
-from conftest import need_data
+from helpers import need_data
 from facelens.detect import get_detector
 from facelens.io.image import decode_image
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import need_data
+from helpers import need_data
 from facelens.errors import GalleryError, ModelMismatchError, NotFoundError
 from facelens.gallery import open_gallery
 
