@@ -144,6 +144,7 @@ def enroll(
     images: Optional[list[Path]] = typer.Argument(None, help="Images of that person."),
     from_folders: Optional[Path] = typer.Option(None, help="Root folder with one sub-folder of images per person."),
     json_out: bool = typer.Option(False, "--json"),
+    min_quality: Optional[float] = typer.Option(None, help="Refuse faces whose quality score (0-1) is below this."),
 ) -> None:
     """Add people to a gallery, one face (the largest) per image."""
     from facelens.gallery import open_gallery
@@ -164,7 +165,7 @@ def enroll(
         task = progress.add_task("enrolling", total=total)
         results = []
         for person, paths in jobs:
-            result = store.enroll(person, paths, on_progress=lambda: progress.advance(task))
+            result = store.enroll(person, paths, on_progress=lambda: progress.advance(task), min_quality=min_quality)
             skipped += len(result.skipped)
             results.append(result)
             if json_out:

@@ -207,3 +207,17 @@ def test_search_api_for_external_embeddings(tmp_path):
     assert all(len(h) == 3 and h[0].score >= h[1].score for h in hits)
     with pytest.raises(GalleryError):
         gallery.add_embeddings(["x"], np.full((1, 128), np.nan, np.float32))
+
+
+def test_enroll_refuses_poor_quality_faces(tmp_path, pipeline):
+    import cv2
+
+    from facelens.io.image import decode_image
+
+    root = need_data("identity", "face_recognition", "examples")
+    sharp = decode_image(root / "obama.jpg")
+    blurred = cv2.GaussianBlur(sharp, (0, 0), 6)
+    gallery = open_gallery(tmp_path / "q")
+    result = gallery.enroll("obama", [blurred, sharp], pipeline=pipeline, min_quality=0.5)
+    assert len(result.added) == 1
+    assert len(result.skipped) == 1 and result.skipped[0]["reason"].startswith("quality")

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from facelens.errors import FacelensError, GalleryError, ModelMismatchError, NoFaceError
+from facelens.errors import FacelensError, GalleryError, ModelMismatchError
 from facelens.io.image import ImageInput, describe_source
 
 #: Default open-set false-positive identification rate (share of strangers given some enrolled name).
@@ -212,11 +212,13 @@ class Gallery(ABC):
         pipeline: Any = None,
         select: str = "largest",
         on_progress: Any = None,
+        min_quality: float | None = None,
     ) -> EnrollResult:
         """Embed one face per image (the largest by default) and add them to ``name``.
 
         Images with no face, unreadable images and images already enrolled for this person are skipped with a
-        reason; the faces that are added go in one transaction, so a crash leaves either all or none of them.
+        reason (also faces whose quality score is below ``min_quality``, with the quality's reasons); the faces that
+        are added go in one transaction, so a crash leaves either all or none of them.
         """
         from facelens.pipeline import get_pipeline
 
@@ -236,6 +238,14 @@ class Gallery(ABC):
             finally:
                 if on_progress:
                     on_progress()
+            if min_quality is not None:
+                from facelens.analyze.quality import assess_quality
+
+                quality = assess_quality(found.image, face.detection)
+                if quality.score < min_quality:
+                    why = ", ".join(quality.reasons) or "low overall quality"
+                    result.skipped.append({"source": label, "reason": f"quality {quality.score:.2f} < {min_quality}: {why}"})
+                    continue
             digest = content_hash(found.image)
             if digest in seen or self._hash_exists(name, digest):
                 result.skipped.append({"source": label, "reason": "already enrolled (same image)"})
