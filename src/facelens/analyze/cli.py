@@ -13,22 +13,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
-from typer.core import TyperGroup
 
+from facelens.cli_support import default_command_group
 from facelens.errors import FacelensError
 
 
-class _ImagesByDefault(TyperGroup):
-    """Send ``analyze IMG...`` to ``analyze images IMG...``."""
-
-    def parse_args(self, ctx, args: list[str]) -> list[str]:  # ctx: click Context
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
-            args = ["images", *args]
-        return super().parse_args(ctx, args)
-
-
 app = typer.Typer(
-    cls=_ImagesByDefault,
+    cls=default_command_group("images"),
     help="Facial analysis: expression, age/gender, quality (`facelens analyze IMG...`) and custom heads (`fit`).",
     no_args_is_help=True,
 )

@@ -13,22 +13,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
-from typer.core import TyperGroup
 
+from facelens.cli_support import default_command_group
 from facelens.errors import FacelensError
 
 
-class _ClipByDefault(TyperGroup):
-    """Send ``liveness PATH`` to ``liveness clip PATH``."""
-
-    def parse_args(self, ctx, args: list[str]) -> list[str]:  # ctx: typer's click Context
-        if args and not args[0].startswith("-") and args[0] not in self.commands:
-            args = ["clip", *args]
-        return super().parse_args(ctx, args)
-
-
 app = typer.Typer(
-    cls=_ClipByDefault,
+    cls=default_command_group("clip"),
     help="Presentation-attack detection: is the face live? (`facelens liveness CLIP.mp4`, `eval`, `fit`, `image`).",
     no_args_is_help=True,
 )
