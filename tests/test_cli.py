@@ -90,3 +90,12 @@ def test_models_listing():
     proc = run("models", "--json", check=True)
     rows = [json.loads(x) for x in proc.stdout.splitlines()]
     assert any(r["model"] == "dlib_resnet_v1" and r["path"] for r in rows)
+
+
+def test_identify_with_analysis_and_liveness(examples, tmp_path):
+    gallery = tmp_path / "g"
+    run("enroll", "--gallery", str(gallery), "obama", str(examples / "obama.jpg"), check=True)
+    proc = run("identify", "--gallery", str(gallery), "--json", "--analyze", "--liveness", str(examples / "obama2.jpg"), check=True)
+    face = json.loads(proc.stdout)["faces"][0]
+    assert "expression" in face and "liveness" in face and "quality" in face
+    assert face["name"] == ("obama" if face["liveness"]["is_live"] else None)

@@ -120,8 +120,12 @@ def identify(
     fpir: float = 0.01,
     detector: str = "hog",
     liveness: bool = False,
+    analyze: bool = False,
 ) -> list[Match]:
-    """Name every face in ``image`` against ``gallery`` (open set: ``name`` is None for strangers)."""
+    """Name every face in ``image`` against ``gallery`` (open set: ``name`` is None for strangers).
+
+    ``liveness=True`` adds a liveness score per face and never names a spoof; ``analyze=True`` adds expression,
+    age/gender and quality from the same detections."""
     owned = isinstance(gallery, str)
     store = open_gallery(gallery, create=False) if owned else gallery
     try:
@@ -129,13 +133,19 @@ def identify(
         store.check_model(pipe.model_id)
         found = pipe.process(image)
         matches = store.identify_faces([f.embedding for f in found.faces], [f.box for f in found.faces], k, threshold, fpir)
-        if liveness and found.faces:
-            from facelens.liveness.checker import attach_liveness
+        if analyze and found.faces:
+            from facelens.analyze.api import attach_analysis
 
-            results = attach_liveness(found.image, found.faces)
+            attach_analysis(found.image, found.faces)
+        if liveness and found.faces:
+            from facelens.liveness.checker import attach_liveness, is_live
+
+            attach_liveness(found.image, found.faces)
+        if analyze or liveness:
             matches = [
-                Match(m.box, m.name if r.is_live else None, m.score, m.threshold, m.candidates, {"liveness": r.to_dict()})
-                for m, r in zip(matches, results)
+                Match(m.box, m.name if (not liveness or is_live(f)) else None, m.score, m.threshold, m.candidates,
+                      dict(f.extras))
+                for m, f in zip(matches, found.faces)
             ]
         return matches
     finally:

@@ -189,6 +189,7 @@ def identify(
     fpir: float = typer.Option(0.01, help="Target rate of strangers given a name (sets the threshold by gallery size)."),
     annotate: Optional[Path] = typer.Option(None, help="Write images with boxes and names drawn to this folder."),
     liveness: bool = typer.Option(False, help="Spoofed faces are never named."),
+    analyze: bool = typer.Option(False, "--analyze", help="Add expression, age/gender and quality per face."),
 ) -> None:
     """Name the faces in images (open set: 'unknown' below the threshold)."""
     import facelens
@@ -203,7 +204,9 @@ def identify(
         for source in sources:
             progress.advance(task)
             try:
-                matches = facelens.identify(source, store, k=k, threshold=threshold, fpir=fpir, liveness=liveness)
+                matches = facelens.identify(
+                    source, store, k=k, threshold=threshold, fpir=fpir, liveness=liveness, analyze=analyze
+                )
             except FacelensError as exc:
                 failed += 1
                 if json_out:
