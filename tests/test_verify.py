@@ -47,3 +47,11 @@ def test_open_set_threshold_grows_with_gallery_size():
     prof = profile("dlib_resnet_v1")
     # the FMR→threshold map inverts: FMR at the threshold for 1e-3 is 1e-3
     assert abs(np.log10(prof.fmr_at(prof.threshold_for_fmr(1e-3))) + 3) < 0.05
+
+
+def test_threshold_as_target_fmr():
+    root = need_data("identity", "face_recognition", "examples")
+    loose = facelens.verify(root / "obama.jpg", root / "obama2.jpg", fmr=1e-2)
+    strict = facelens.verify(root / "obama.jpg", root / "obama2.jpg", fmr=1e-4)
+    assert strict.threshold > loose.threshold
+    assert abs(loose.threshold - profile("dlib_resnet_v1").threshold_for_fmr(1e-2)) < 1e-9

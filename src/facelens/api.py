@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from facelens.decide import similarity_to_distance, verify_threshold
+from facelens.decide import profile, similarity_to_distance, verify_threshold
 from facelens.errors import NoFaceError
 from facelens.gallery import Gallery, Match, open_gallery
 from facelens.io.image import ImageInput
@@ -70,11 +70,13 @@ def verify(
     select: str = "largest",
     detector: str = "hog",
     liveness: bool = False,
+    fmr: float | None = None,
 ) -> VerifyResult:
     """Are the faces in ``a`` and ``b`` the same person?
 
     When an image holds several faces the ``select`` rule picks one (``largest``, ``best`` score, or ``only``) and
-    the result says which (its index and box). The default threshold was chosen on LFW DevTest pairs (see README).
+    the result says which (its index and box). ``fmr`` sets the threshold as a target false-match rate (from the
+    model's measured impostor distribution) instead of a similarity. The default threshold was chosen on LFW DevTest pairs (see README).
     With ``liveness=True`` a face judged a presentation attack never matches. When a calibration is stored for the
     model (``facelens eval calibrate --save``), the calibrated probability and likelihood ratio are added.
     """
@@ -82,7 +84,12 @@ def verify(
     face_a, index_a, found_a = pipe.one_face(a, select=select)
     face_b, index_b, found_b = pipe.one_face(b, select=select)
     similarity = float(np.dot(face_a.embedding, face_b.embedding))
-    limit = verify_threshold(pipe.model_id) if threshold is None else float(threshold)
+    if threshold is not None:
+        limit = float(threshold)
+    elif fmr is not None:
+        limit = profile(pipe.model_id).threshold_for_fmr(fmr)
+    else:
+        limit = verify_threshold(pipe.model_id)
     is_match = similarity >= limit
     if liveness:
         live_a, live_b = _liveness(found_a, face_a), _liveness(found_b, face_b)

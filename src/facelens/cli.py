@@ -117,11 +117,14 @@ def verify(
     select: str = typer.Option("largest", help="Face to use when an image has several: largest, best, only."),
     detector: str = typer.Option("hog"),
     liveness: bool = typer.Option(False, help="Refuse presentation attacks (spoofs never match)."),
+    fmr: Optional[float] = typer.Option(None, help="Threshold as a target false-match rate, e.g. 1e-3."),
 ) -> None:
     """Are the faces in two images the same person? Exit 0 for a match, 1 for no match."""
     import facelens
 
-    result = facelens.verify(image_a, image_b, threshold=threshold, select=select, detector=detector, liveness=liveness)
+    result = facelens.verify(
+        image_a, image_b, threshold=threshold, select=select, detector=detector, liveness=liveness, fmr=fmr
+    )
     if json_out:
         _emit(result.to_dict())
     else:
