@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from facelens.decide import profile, similarity_to_distance, verify_threshold
-from facelens.errors import NoFaceError
+from facelens.errors import FacelensError, NoFaceError
 from facelens.gallery import Gallery, Match, open_gallery
 from facelens.io.image import ImageInput
 from facelens.pipeline import ImageFaces, get_pipeline
 from facelens.types import DetectedFace, Face
+
+log = logging.getLogger(__name__)
 
 
 def detect(image: ImageInput, detector: str = "hog", landmarks68: bool = False) -> list[DetectedFace]:
@@ -99,7 +102,8 @@ def verify(
         from facelens.evaluate.calibration import calibrated_fields
 
         calibrated = calibrated_fields(similarity, pipe.model_id)
-    except Exception:  # calibration is optional; a damaged file must not break verification
+    except FacelensError as exc:  # calibration is optional: a damaged file is reported, not fatal
+        log.warning("%s", exc)
         calibrated = {}
 
     def describe(face: Face, index: int) -> dict[str, Any]:

@@ -10,6 +10,14 @@ from facelens.errors import ModelIntegrityError, ModelUnavailableError
 from facelens.models.registry import ModelFile, resolve_file, sha256_of
 
 
+@pytest.fixture()
+def empty_dirs(monkeypatch, tmp_path):
+    """Model dir and cache pointed at an empty folder, so only what a test puts there (or a package) resolves."""
+    monkeypatch.setenv("FACELENS_MODEL_DIR", str(tmp_path))
+    monkeypatch.setenv("FACELENS_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path
+
+
 def test_resolves_from_model_dir(monkeypatch, tmp_path):
     import facelens.models.catalog as catalog
 
@@ -18,18 +26,15 @@ def test_resolves_from_model_dir(monkeypatch, tmp_path):
     assert sha256_of(path) in catalog.YUNET.files[0].sha256
 
 
-def test_installed_package_member_resolves(monkeypatch, tmp_path):
+def test_installed_package_member_resolves(empty_dirs):
     import facelens.models.catalog as catalog
 
-    monkeypatch.setenv("FACELENS_MODEL_DIR", str(tmp_path))
-    monkeypatch.setenv("FACELENS_CACHE_DIR", str(tmp_path / "cache"))
     path = resolve_file(catalog.DLIB_SHAPE5.files[0], download=False)
     assert "face_recognition_models" in str(path)
 
 
-def test_offline_missing_file_names_it_and_where_to_put_it(monkeypatch, tmp_path):
-    monkeypatch.setenv("FACELENS_MODEL_DIR", str(tmp_path))
-    monkeypatch.setenv("FACELENS_CACHE_DIR", str(tmp_path / "cache"))
+def test_offline_missing_file_names_it_and_where_to_put_it(monkeypatch, empty_dirs):
+    tmp_path = empty_dirs
     monkeypatch.setenv("FACELENS_OFFLINE", "1")
     spec = ModelFile(path="x/thing.onnx", sha256=("0" * 64,), urls=("https://example.invalid/thing.onnx",))
     with pytest.raises(ModelUnavailableError) as info:
@@ -43,6 +48,7 @@ def test_wrong_hash_is_refused(monkeypatch, tmp_path):
     import facelens.models.catalog as catalog
 
     original = resolve_file(catalog.YUNET.files[0], download=False)
+    monkeypatch.setenv("FACELENS_CACHE_DIR", str(tmp_path / "cache"))
     bad = tmp_path / "yunet" / original.name
     bad.parent.mkdir()
     shutil.copy(original, bad)
@@ -50,14 +56,12 @@ def test_wrong_hash_is_refused(monkeypatch, tmp_path):
         handle.seek(100)
         handle.write(b"\x00\x01\x02")
     monkeypatch.setenv("FACELENS_MODEL_DIR", str(tmp_path))
-    monkeypatch.setenv("FACELENS_CACHE_DIR", str(tmp_path / "cache"))
     with pytest.raises(ModelIntegrityError):
         resolve_file(catalog.YUNET.files[0], download=False)
 
 
-def test_download_failure_is_quick_and_clear(monkeypatch, tmp_path):
-    monkeypatch.setenv("FACELENS_MODEL_DIR", str(tmp_path))
-    monkeypatch.setenv("FACELENS_CACHE_DIR", str(tmp_path / "cache"))
+def test_download_failure_is_quick_and_clear(monkeypatch, empty_dirs):
+    tmp_path = empty_dirs
     monkeypatch.setenv("FACELENS_OFFLINE", "0")
     spec = ModelFile(path="x/thing.onnx", sha256=("0" * 64,), urls=("http://127.0.0.1:9/thing.onnx",))
     with pytest.raises(ModelUnavailableError) as info:

@@ -14,6 +14,8 @@ Models load lazily, once per process, under a lock; sessions are shared by every
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import logging
 import threading
 from dataclasses import dataclass
@@ -185,7 +187,7 @@ class ModelScores:
     raw: dict[str, np.ndarray]
 
 
-class PassiveModel:
+class PassiveModel(ABC):
     """A passive PAD model on RGB uint8 images and (x1, y1, x2, y2) boxes. ``threshold`` is upstream's default."""
 
     name = "base"
@@ -194,8 +196,9 @@ class PassiveModel:
     def __init__(self) -> None:
         self._lock = threading.Lock()
 
-    def score(self, image: np.ndarray, boxes: list[np.ndarray]) -> ModelScores:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def score(self, image: np.ndarray, boxes: list[np.ndarray]) -> ModelScores:
+        """Live probability for the face at each box."""
 
 
 class MiniFASNetEnsemble(PassiveModel):
