@@ -5,6 +5,7 @@ primitives; enrolment, identification and open-set decisions live here once, so 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
@@ -13,9 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from facelens.errors import FacelensError, GalleryError, ModelMismatchError
+from facelens.errors import FacelensError, GalleryError, ModelMismatchError, NotFoundError
 from facelens.io.image import ImageInput, describe_source
 
+#: People written per transaction by bulk imports (each person whole inside one transaction).
+BULK_PEOPLE = 2000
 #: Default open-set false-positive identification rate (share of strangers given some enrolled name).
 DEFAULT_FPIR = 0.01
 
@@ -90,6 +93,16 @@ class Match:
         return out
 
 
+@dataclass(frozen=True)
+class NewFaces:
+    """One person's faces to add in one transaction: vectors [n, dim] and per-face fields (source, box...)."""
+
+    name: str
+    vectors: np.ndarray
+    faces: Sequence[dict[str, Any]]
+    metadata: dict[str, Any] | None = None
+
+
 @dataclass
 class EnrollResult:
     name: str
@@ -115,24 +128,32 @@ class Gallery(ABC):
     """
 
     location: str
+    collection: str = "default"
     model_id: str
     identity_score: str = "max"  # "max" (best face) or "mean_top_m"
     top_m: int = 3
 
     # -- storage primitives -------------------------------------------------------------------------
     @abstractmethod
-    def _insert(self, name: str, vectors: np.ndarray, faces: Sequence[dict[str, Any]], metadata: dict | None) -> list[int]:
-        """Add faces (and the person if new) in one transaction; return the new face ids."""
+    def _insert_people(self, batch: Sequence[NewFaces]) -> list[list[int]]:
+        """Add each person's faces (creating the person if new) in one transaction; return the new face ids."""
 
     @abstractmethod
-    def _search_faces(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Face-level nearest neighbours by cosine similarity: (scores [n, k], face ids [n, k]; -1 where fewer)."""
+    def _search_faces(self, vectors: np.ndarray, k: int, where: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Face-level nearest neighbours by cosine similarity among people matching ``where`` (metadata equality;
+        a list value means "any of"): (scores [n, k], face ids [n, k]; -1 where fewer)."""
 
     @abstractmethod
     def _names_of(self, face_ids: Iterable[int]) -> dict[int, str]: ...
 
     @abstractmethod
     def _hash_exists(self, name: str, digest: str) -> bool: ...
+
+    @abstractmethod
+    def _add_person(self, name: str, metadata: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def _update_person(self, name: str, metadata: dict[str, Any]) -> None: ...
 
     @abstractmethod
     def _delete_person(self, name: str) -> int: ...
@@ -144,16 +165,23 @@ class Gallery(ABC):
     def _rename(self, old: str, new: str) -> None: ...
 
     @abstractmethod
-    def people(self) -> list[Person]: ...
+    def people(self, where: dict[str, Any] | None = None) -> list[Person]: ...
 
     @abstractmethod
-    def faces(self, name: str | None = None, with_embeddings: bool = False) -> list[FaceRecord]: ...
+    def faces(
+        self, name: str | None = None, with_embeddings: bool = False, after_id: int = 0, limit: int | None = None
+    ) -> list[FaceRecord]:
+        """Faces in id order (``after_id``/``limit`` page through large galleries)."""
 
     @abstractmethod
     def face_count(self) -> int: ...
 
     @abstractmethod
     def close(self) -> None: ...
+
+    def reindex(self) -> dict[str, Any]:
+        """Rebuild the vector index from the store of record (backends with a separate index override this)."""
+        return {"faces": self.face_count(), "index": "exact"}
 
     # -- shared behaviour ---------------------------------------------------------------------------
     def __enter__(self) -> "Gallery":
@@ -178,8 +206,13 @@ class Gallery(ABC):
         vectors: np.ndarray,
         metadata: Sequence[dict[str, Any] | None] | None = None,
         model_id: str | None = None,
+        on_progress: Any = None,
     ) -> list[int]:
-        """Add faces embedded elsewhere (one row per face). Each person's faces go in one transaction."""
+        """Add faces embedded elsewhere (one row per face; a person's metadata is the union of its rows').
+
+        Each person's faces go in one transaction (people are written in batches), so an interrupted import
+        leaves whole people or none. Returns the new face ids in input order.
+        """
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or len(names) != len(vectors):
             raise GalleryError(f"expected one {self.dim}-D vector per name, got {vectors.shape} for {len(names)} names")
@@ -190,15 +223,25 @@ class Gallery(ABC):
         if not np.isfinite(vectors).all():
             raise GalleryError("embeddings contain NaN or infinity")
         vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        ids: list[int] = []
         groups: dict[str, list[int]] = {}
         for index, name in enumerate(names):
             groups.setdefault(_check_name(name), []).append(index)
-        for name, rows in groups.items():
-            meta = (metadata[rows[0]] if metadata is not None else None) or None
-            faces = [{"source": "", "content_hash": "", "box": [], "score": 0.0} for _ in rows]
-            ids += self._insert(name, vectors[rows], faces, meta)
-        return ids
+        items = list(groups.items())
+        ids = np.zeros(len(names), np.int64)
+        for start in range(0, len(items), BULK_PEOPLE):
+            chunk = items[start : start + BULK_PEOPLE]
+            batch = []
+            for name, rows in chunk:
+                meta: dict[str, Any] = {}
+                for row in rows:
+                    meta.update((metadata[row] if metadata is not None else None) or {})
+                faces = [{"source": "", "content_hash": "", "box": [], "score": 0.0} for _ in rows]
+                batch.append(NewFaces(name, vectors[rows], faces, meta or None))
+            for (_, rows), new_ids in zip(chunk, self._insert_people(batch)):
+                ids[rows] = new_ids
+            if on_progress:
+                on_progress(sum(len(rows) for _, rows in chunk))
+        return ids.tolist()
 
     @property
     def dim(self) -> int:
@@ -261,11 +304,12 @@ class Gallery(ABC):
                 }
             )
         if vectors:
-            result.added = self._insert(name, np.stack(vectors), faces, metadata)
+            result.added = self._insert_people([NewFaces(name, np.stack(vectors), faces, metadata)])[0]
         return result
 
-    def search(self, vectors: np.ndarray, k: int = 5) -> list[list[Candidate]]:
-        """Top-k identities per query vector, scored at identity level (see ``identity_score``)."""
+    def search(self, vectors: np.ndarray, k: int = 5, where: dict[str, Any] | None = None) -> list[list[Candidate]]:
+        """Top-k identities per query vector, scored at identity level (see ``identity_score``), among people
+        whose metadata matches ``where`` (e.g. ``{"site": "paris"}``; a list value means any of its values)."""
         vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
         if vectors.shape[1] != self.dim:
             raise ModelMismatchError(f"gallery vectors are {self.dim}-D; got {vectors.shape[1]}-D queries")
@@ -273,7 +317,7 @@ class Gallery(ABC):
         if self.face_count() == 0:
             return [[] for _ in vectors]
         depth = max(k * max(self.top_m, 4), 32)
-        scores, ids = self._search_faces(vectors, depth)
+        scores, ids = self._search_faces(vectors, depth, where or None)
         names = self._names_of(int(i) for i in np.unique(ids) if i >= 0)
         out = []
         for row_scores, row_ids in zip(scores, ids):
@@ -307,6 +351,7 @@ class Gallery(ABC):
         threshold: float | None = None,
         fpir: float = DEFAULT_FPIR,
         pipeline: Any = None,
+        where: dict[str, Any] | None = None,
     ) -> list[Match]:
         """Name every face in the image (largest first). ``threshold`` (cosine similarity) overrides ``fpir``."""
         from facelens.pipeline import get_pipeline
@@ -314,7 +359,9 @@ class Gallery(ABC):
         pipe = pipeline or get_pipeline()
         self.check_model(pipe.model_id)
         found = pipe.process(source)
-        return self.identify_faces([f.embedding for f in found.faces], [f.box for f in found.faces], k, threshold, fpir)
+        return self.identify_faces(
+            [f.embedding for f in found.faces], [f.box for f in found.faces], k, threshold, fpir, where=where
+        )
 
     def identify_faces(
         self,
@@ -323,12 +370,13 @@ class Gallery(ABC):
         k: int = 3,
         threshold: float | None = None,
         fpir: float = DEFAULT_FPIR,
+        where: dict[str, Any] | None = None,
     ) -> list[Match]:
         if not len(embeddings):
             return []
         limit = self.open_set_threshold(fpir) if threshold is None else float(threshold)
         results = []
-        for box, candidates in zip(boxes, self.search(np.stack(embeddings), k)):
+        for box, candidates in zip(boxes, self.search(np.stack(embeddings), k, where=where)):
             best = candidates[0] if candidates else None
             accepted = best is not None and best.score >= limit
             results.append(
@@ -341,6 +389,21 @@ class Gallery(ABC):
                 )
             )
         return results
+
+    def add_person(self, name: str, metadata: dict[str, Any] | None = None) -> Person:
+        """Create a person with no faces yet (enrolment also creates people implicitly)."""
+        name = _check_name(name)
+        self._add_person(name, _check_metadata(metadata))
+        return self.person(name)
+
+    @abstractmethod
+    def person(self, name: str) -> Person:
+        """One person (``NotFoundError`` if absent)."""
+
+    def update_person(self, name: str, metadata: dict[str, Any]) -> Person:
+        """Replace a person's metadata."""
+        self._update_person(name, _check_metadata(metadata))
+        return self.person(name)
 
     def remove(self, name: str) -> int:
         """Remove a person and all their faces; returns how many faces went."""
@@ -356,6 +419,7 @@ class Gallery(ABC):
         people = self.people()
         return {
             "location": self.location,
+            "collection": self.collection,
             "model_id": self.model_id,
             "people": len(people),
             "faces": self.face_count(),
@@ -369,6 +433,30 @@ def _check_name(name: str) -> str:
     if not name or len(name) > 256 or any(ch in name for ch in "\0\n\r"):
         raise GalleryError(f"invalid person name {name!r}")
     return name
+
+
+def _check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise GalleryError(f"metadata must be a JSON object, got {type(metadata).__name__}")
+    try:
+        json.dumps(metadata)
+    except (TypeError, ValueError) as exc:
+        raise GalleryError(f"metadata is not JSON-serialisable ({exc})") from exc
+    return metadata
+
+
+def matches(metadata: dict[str, Any], where: dict[str, Any] | None) -> bool:
+    """Whether person metadata satisfies a filter: equality per key, a list value meaning any of its values."""
+    for key, wanted in (where or {}).items():
+        value = metadata.get(key)
+        if isinstance(wanted, list) and not isinstance(value, list):
+            if value not in wanted:
+                return False
+        elif value != wanted:
+            return False
+    return True
 
 
 def now() -> float:

@@ -1,38 +1,56 @@
-"""The embedded default gallery: a folder holding one SQLite database (WAL mode), the store of record.
+"""The embedded default gallery: a folder holding one SQLite database (WAL mode), the store of record, and one
+vector index per collection.
 
-Every write is one ``BEGIN IMMEDIATE`` transaction, so concurrent writers queue instead of losing rows and a
-process killed mid-write leaves nothing half-written. Search is exact (numpy) over a matrix cached in memory and
-reloaded when another connection changes the store (SQLite's ``data_version``).
+Every write is one ``BEGIN IMMEDIATE`` transaction that also appends to a change log, so concurrent writers queue
+instead of losing rows, a process killed mid-write leaves nothing half-written, and every open gallery object
+(in any process) brings its index up to date by replaying the log after another writer commits. Small collections
+are searched exactly; large ones through a faiss HNSW index persisted under ``index/`` and memory-mapped on open.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from facelens.errors import GalleryError, NotFoundError
-from facelens.gallery.base import FaceRecord, Gallery, Person, now
+from facelens.gallery.base import FaceRecord, Gallery, NewFaces, Person, now
+from facelens.gallery.index import EXACT_LIMIT, TOMBSTONE_LIMIT, ExactIndex, FaceIndex, HnswIndex, IndexFiles, build_index
+
+log = logging.getLogger(__name__)
 
 DB_NAME = "gallery.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+DEFAULT_MODEL = "dlib_resnet_v1"
+#: Unsaved changes after which an HNSW index is written back to disk (so other processes open it current).
+SAVE_EVERY = 50_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS people (
+CREATE TABLE IF NOT EXISTS collections (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
-    metadata TEXT NOT NULL DEFAULT '{}',
+    model_id TEXT NOT NULL,
+    dim INTEGER NOT NULL,
     created_at REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS faces (
+CREATE TABLE IF NOT EXISTS people (
     id INTEGER PRIMARY KEY,
+    collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL,
+    UNIQUE (collection_id, name)
+);
+CREATE TABLE IF NOT EXISTS faces (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
     embedding BLOB NOT NULL,
     source TEXT NOT NULL DEFAULT '',
@@ -43,69 +61,169 @@ CREATE TABLE IF NOT EXISTS faces (
 );
 CREATE INDEX IF NOT EXISTS faces_person ON faces(person_id);
 CREATE INDEX IF NOT EXISTS faces_hash ON faces(content_hash);
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    collection_id INTEGER NOT NULL,
+    face_id INTEGER NOT NULL,
+    op INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS changes_collection ON changes(collection_id, seq);
 """
 
 
-class ExactIndex:
-    """Brute-force cosine search over a float32 matrix: exact, and fastest for small galleries."""
+def _connect(db_path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(db_path, timeout=60.0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=60000")
+    return conn
 
-    def __init__(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        self.ids = ids
-        self.vectors = vectors
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        n = len(self.ids)
-        k_eff = min(k, n)
-        scores = np.full((len(queries), k), -np.inf, np.float32)
-        ids = np.full((len(queries), k), -1, np.int64)
-        if n == 0:
-            return scores, ids
-        sims = queries @ self.vectors.T
-        if k_eff < n:
-            part = np.argpartition(-sims, k_eff - 1, axis=1)[:, :k_eff]
-        else:
-            part = np.tile(np.arange(n), (len(queries), 1))
-        part_scores = np.take_along_axis(sims, part, axis=1)
-        order = np.argsort(-part_scores, axis=1)
-        top = np.take_along_axis(part, order, axis=1)
-        scores[:, :k_eff] = np.take_along_axis(sims, top, axis=1)
-        ids[:, :k_eff] = self.ids[top]
-        return scores, ids
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")
+
+
+def _migrate(conn: sqlite3.Connection, model_id: str | None, dim: int) -> None:
+    """Create the schema, or upgrade a version-1 gallery (one collection, people unique by name) in place."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    version = 0
+    if "meta" in tables:
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = int(row[0]) if row else 1
+    if version > SCHEMA_VERSION:
+        raise GalleryError(f"gallery schema {version} is newer than this facelens ({SCHEMA_VERSION}); upgrade facelens")
+    if version == SCHEMA_VERSION:
+        return
+    conn.execute("PRAGMA foreign_keys=OFF")  # table rebuild (SQLite's documented procedure); no effect inside a tx
+    try:
+        with _transaction(conn):
+            if version == 1:
+                old_meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+                conn.execute("ALTER TABLE people RENAME TO people_v1")
+                conn.execute("ALTER TABLE faces RENAME TO faces_v1")
+            for statement in _SCHEMA.strip().split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            if version == 1:
+                conn.execute(
+                    "INSERT INTO collections (id, name, model_id, dim, created_at) VALUES (1, 'default', ?, ?, ?)",
+                    (old_meta.get("model_id", DEFAULT_MODEL), int(old_meta.get("dim", dim)), now()),
+                )
+                conn.execute("INSERT INTO people SELECT id, 1, name, metadata, created_at FROM people_v1")
+                conn.execute(
+                    "INSERT INTO faces SELECT id, person_id, embedding, source, content_hash, box, score, added_at "
+                    "FROM faces_v1"
+                )
+                conn.execute("DROP TABLE faces_v1")
+                conn.execute("DROP TABLE people_v1")
+                conn.execute("DELETE FROM meta WHERE key IN ('model_id', 'dim')")
+                log.info("upgraded gallery schema 1 -> %d", SCHEMA_VERSION)
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            problems = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if problems:
+                raise GalleryError(f"gallery upgrade found dangling rows {problems[:3]}; nothing was changed")
+    finally:
+        conn.execute("PRAGMA foreign_keys=ON")
+
+
+def _open_store(folder: Path, create: bool) -> Path:
+    if folder.exists() and not folder.is_dir():
+        raise GalleryError(f"{folder} is a file, not a gallery folder")
+    db_path = folder / DB_NAME
+    if not db_path.exists():
+        if folder.exists() and any(folder.iterdir()):
+            raise GalleryError(f"{folder} is not a facelens gallery (no {DB_NAME}) and is not empty")
+        if not create:
+            raise GalleryError(f"{folder} is not a facelens gallery (no {DB_NAME})")
+        folder.mkdir(parents=True, exist_ok=True)
+    return db_path
+
+
+def list_collections(folder: str | Path) -> list[str]:
+    db_path = _open_store(Path(folder).expanduser(), create=False)
+    conn = _connect(db_path)
+    try:
+        _migrate(conn, None, 128)
+        return [r[0] for r in conn.execute("SELECT name FROM collections ORDER BY name")]
+    finally:
+        conn.close()
+
+
+def drop_collection(folder: str | Path, collection: str) -> int:
+    """Delete a collection, its people, faces and index; returns how many faces went."""
+    folder = Path(folder).expanduser()
+    conn = _connect(_open_store(folder, create=False))
+    try:
+        _migrate(conn, None, 128)
+        with _transaction(conn):
+            row = conn.execute("SELECT id FROM collections WHERE name = ?", (collection,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no collection {collection!r} in {folder}")
+            count = conn.execute(
+                "SELECT COUNT(*) FROM faces JOIN people ON people.id = faces.person_id WHERE people.collection_id = ?",
+                (row[0],),
+            ).fetchone()[0]
+            conn.execute(
+                "DELETE FROM faces WHERE person_id IN (SELECT id FROM people WHERE collection_id = ?)", (row[0],)
+            )
+            conn.execute("DELETE FROM people WHERE collection_id = ?", (row[0],))
+            conn.execute("DELETE FROM changes WHERE collection_id = ?", (row[0],))
+            conn.execute("DELETE FROM collections WHERE id = ?", (row[0],))
+        IndexFiles(folder, row[0]).remove()
+        return int(count)
+    finally:
+        conn.close()
 
 
 class LocalGallery(Gallery):
-    def __init__(self, folder: str | Path, model_id: str | None = None, create: bool = True, dim: int = 128) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        model_id: str | None = None,
+        create: bool = True,
+        dim: int = 128,
+        collection: str = "default",
+        exact_limit: int = EXACT_LIMIT,
+    ) -> None:
         self.folder = Path(folder).expanduser()
         self.location = str(self.folder)
-        db_path = self.folder / DB_NAME
-        if self.folder.exists() and not self.folder.is_dir():
-            raise GalleryError(f"{self.folder} is a file, not a gallery folder")
-        if not db_path.exists():
-            if self.folder.exists() and any(self.folder.iterdir()):
-                raise GalleryError(f"{self.folder} is not a facelens gallery (no {DB_NAME}) and is not empty")
-            if not create:
-                raise GalleryError(f"{self.folder} is not a facelens gallery (no {DB_NAME})")
-            self.folder.mkdir(parents=True, exist_ok=True)
-        self._db_path = db_path
+        self.collection = collection
+        self._db_path = _open_store(self.folder, create)
         self._local = threading.local()
-        self._index: ExactIndex | None = None
+        self._index: FaceIndex | None = None
+        self._index_seq = 0
         self._index_version: tuple[int, int] | None = None
-        self._index_lock = threading.Lock()
+        self._unsaved = 0
+        self._index_lock = threading.RLock()
+        self._exact_limit = exact_limit
         try:
-            with self._write() as conn:
-                for statement in _SCHEMA.strip().split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                stored = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-                if "model_id" not in stored:
-                    conn.execute("INSERT INTO meta VALUES ('model_id', ?)", (model_id or "dlib_resnet_v1",))
-                    conn.execute("INSERT INTO meta VALUES ('dim', ?)", (str(dim),))
-                    conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                    stored = {"model_id": model_id or "dlib_resnet_v1", "dim": str(dim)}
+            conn = self._conn()
+            _migrate(conn, model_id, dim)
+            row = conn.execute("SELECT id, model_id, dim FROM collections WHERE name = ?", (collection,)).fetchone()
+            if row is None:
+                if not create:
+                    raise NotFoundError(f"no collection {collection!r} in gallery {self.folder}")
+                with _transaction(conn):
+                    row = conn.execute("SELECT id, model_id, dim FROM collections WHERE name = ?", (collection,)).fetchone()
+                    if row is None:
+                        cid = conn.execute(
+                            "INSERT INTO collections (name, model_id, dim, created_at) VALUES (?, ?, ?, ?)",
+                            (collection, model_id or DEFAULT_MODEL, dim, now()),
+                        ).lastrowid
+                        row = (cid, model_id or DEFAULT_MODEL, dim)
         except sqlite3.DatabaseError as exc:
-            raise GalleryError(f"{db_path} is not a readable facelens gallery database ({exc})") from exc
-        self.model_id = stored["model_id"]
-        self._dim = int(stored.get("dim", dim))
+            raise GalleryError(f"{self._db_path} is not a readable facelens gallery database ({exc})") from exc
+        self._cid, self.model_id, self._dim = int(row[0]), str(row[1]), int(row[2])
+        self._files = IndexFiles(self.folder, self._cid)
         if model_id is not None:
             self.check_model(model_id)
 
@@ -113,164 +231,332 @@ class LocalGallery(Gallery):
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self._db_path, timeout=60.0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=60000")
-            self._local.conn = conn
+            conn = self._local.conn = _connect(self._db_path)
         return conn
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            conn.execute("COMMIT")
+    def _write(self):  # noqa: ANN202 - a context manager
+        return _transaction(self._conn())
 
     @property
     def dim(self) -> int:
         return self._dim
 
     def close(self) -> None:
+        with self._index_lock:
+            if isinstance(self._index, HnswIndex) and self._unsaved:
+                self._save_index()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
 
-    # -- primitives ----------------------------------------------------------------------------------
-    def _insert(self, name: str, vectors: np.ndarray, faces: Sequence[dict[str, Any]], metadata: dict | None) -> list[int]:
-        stamp = now()
-        ids = []
-        with self._write() as conn:
-            row = conn.execute("SELECT id, metadata FROM people WHERE name = ?", (name,)).fetchone()
-            if row is None:
-                person_id = conn.execute(
-                    "INSERT INTO people (name, metadata, created_at) VALUES (?, ?, ?)",
-                    (name, json.dumps(metadata or {}), stamp),
-                ).lastrowid
-            else:
-                person_id = row[0]
-                if metadata:
-                    merged = {**json.loads(row[1]), **metadata}
-                    conn.execute("UPDATE people SET metadata = ? WHERE id = ?", (json.dumps(merged), person_id))
-            for vector, face in zip(vectors, faces):
-                ids.append(
-                    conn.execute(
-                        "INSERT INTO faces (person_id, embedding, source, content_hash, box, score, added_at) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            person_id,
-                            np.asarray(vector, np.float32).tobytes(),
-                            face.get("source", ""),
-                            face.get("content_hash", ""),
-                            json.dumps(face.get("box", [])),
-                            float(face.get("score", 0.0)),
-                            stamp,
-                        ),
-                    ).lastrowid
-                )
-        return ids
+    def _person_id(self, conn: sqlite3.Connection, name: str) -> int:
+        row = conn.execute("SELECT id FROM people WHERE collection_id = ? AND name = ?", (self._cid, name)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no person named {name!r} in {self.location} ({self.collection})")
+        return int(row[0])
 
+    def _log(self, conn: sqlite3.Connection, face_ids: Iterable[int], op: int) -> None:
+        conn.executemany(
+            "INSERT INTO changes (collection_id, face_id, op) VALUES (?, ?, ?)", [(self._cid, int(i), op) for i in face_ids]
+        )
+
+    # -- primitives ----------------------------------------------------------------------------------
+    def _insert_people(self, batch: Sequence[NewFaces]) -> list[list[int]]:
+        stamp = now()
+        out = []
+        with self._write() as conn:
+            for item in batch:
+                row = conn.execute(
+                    "SELECT id, metadata FROM people WHERE collection_id = ? AND name = ?", (self._cid, item.name)
+                ).fetchone()
+                if row is None:
+                    person_id = conn.execute(
+                        "INSERT INTO people (collection_id, name, metadata, created_at) VALUES (?, ?, ?, ?)",
+                        (self._cid, item.name, json.dumps(item.metadata or {}), stamp),
+                    ).lastrowid
+                else:
+                    person_id = row[0]
+                    if item.metadata:
+                        merged = {**json.loads(row[1]), **item.metadata}
+                        conn.execute("UPDATE people SET metadata = ? WHERE id = ?", (json.dumps(merged), person_id))
+                ids = []
+                for vector, face in zip(item.vectors, item.faces):
+                    ids.append(
+                        conn.execute(
+                            "INSERT INTO faces (person_id, embedding, source, content_hash, box, score, added_at) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (
+                                person_id,
+                                np.asarray(vector, np.float32).tobytes(),
+                                face.get("source", ""),
+                                face.get("content_hash", ""),
+                                json.dumps(face.get("box", [])),
+                                float(face.get("score", 0.0)),
+                                face.get("added_at", stamp),
+                            ),
+                        ).lastrowid
+                    )
+                self._log(conn, ids, 1)
+                out.append(ids)
+        return out
+
+    def _add_person(self, name: str, metadata: dict[str, Any]) -> None:
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM people WHERE collection_id = ? AND name = ?", (self._cid, name)).fetchone():
+                raise GalleryError(f"{name!r} already exists in {self.location} ({self.collection})")
+            conn.execute(
+                "INSERT INTO people (collection_id, name, metadata, created_at) VALUES (?, ?, ?, ?)",
+                (self._cid, name, json.dumps(metadata), now()),
+            )
+
+    def _update_person(self, name: str, metadata: dict[str, Any]) -> None:
+        with self._write() as conn:
+            conn.execute("UPDATE people SET metadata = ? WHERE id = ?", (json.dumps(metadata), self._person_id(conn, name)))
+
+    # -- the index -----------------------------------------------------------------------------------
     def _version(self) -> tuple[int, int]:
         conn = self._conn()
-        data_version = conn.execute("PRAGMA data_version").fetchone()[0]
-        changes = conn.total_changes
-        return (data_version, changes)
+        return (conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes)
 
-    def _load_index(self) -> ExactIndex:
+    def _read_vectors(self, conn: sqlite3.Connection, face_ids: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        base = (
+            "SELECT faces.id, faces.embedding FROM faces JOIN people ON people.id = faces.person_id "
+            "WHERE people.collection_id = ?"
+        )
+        if face_ids is None:
+            rows = conn.execute(base + " ORDER BY faces.id", (self._cid,)).fetchall()
+        else:
+            rows = []
+            ids = list(face_ids)
+            for start in range(0, len(ids), 900):
+                chunk = ids[start : start + 900]
+                rows += conn.execute(base + f" AND faces.id IN ({','.join('?' * len(chunk))})", (self._cid, *chunk)).fetchall()
+        ids_out = np.array([r[0] for r in rows], np.int64)
+        vectors = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), self._dim)
+        return ids_out, vectors
+
+    def _rebuild(self) -> None:
+        conn = self._conn()
+        conn.execute("BEGIN")  # one read snapshot: the faces and the log position agree
+        try:
+            seq = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
+            ids, vectors = self._read_vectors(conn)
+        finally:
+            conn.execute("COMMIT")
+        self._index = build_index(self._dim, ids, vectors, self._exact_limit)
+        self._index_seq = int(seq)
+        if isinstance(self._index, HnswIndex):
+            self._save_index()
+        else:
+            self._files.remove()
+
+    def _save_index(self) -> None:
+        assert isinstance(self._index, HnswIndex)
+        self._files.write(self._index, self._index_seq)
+        self._unsaved = 0
+
+    def _open_index(self) -> None:
+        """Load the persisted index (memory-mapped) or build one; either way then replay the change log."""
+        loaded = self._files.read(self._dim)
+        if loaded is None:
+            self._rebuild()
+        else:
+            self._index, self._index_seq, _ = loaded
+        self._catch_up()
+        if len(self._index) != self.face_count():
+            log.warning("gallery index of %s disagrees with the store (%d vs %d faces); rebuilding",
+                        self.location, len(self._index), self.face_count())
+            self._rebuild()
+            self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Apply the change log after the index's position: adds, then removes, in order."""
+        conn = self._conn()
+        pruned = conn.execute("SELECT value FROM meta WHERE key = ?", (f"pruned_seq_{self._cid}",)).fetchone()
+        if pruned and self._index_seq < int(pruned[0]):  # the log was compacted past us by a reindex elsewhere
+            loaded = self._files.read(self._dim)
+            if loaded is None or loaded[1] < int(pruned[0]):
+                self._rebuild()
+            else:
+                self._index, self._index_seq, _ = loaded
+        rows = conn.execute(
+            "SELECT seq, face_id, op FROM changes WHERE collection_id = ? AND seq > ? ORDER BY seq",
+            (self._cid, self._index_seq),
+        ).fetchall()
+        if not rows:
+            return
+        index = self._index
+        net: dict[int, int] = {}
+        for _, face_id, op in rows:
+            net[face_id] = net.get(face_id, 0) + op
+        added = [f for f, v in net.items() if v > 0]
+        removed = np.array([f for f, v in net.items() if v < 0], np.int64)
+        if isinstance(index, HnswIndex) and index.mapped and added:
+            index = self._index = self._writable(index)
+        if added:
+            ids, vectors = self._read_vectors(conn, added)
+            index.add(ids, vectors)
+        if len(removed):
+            index.remove(removed)
+        self._index_seq = int(rows[-1][0])
+        self._unsaved += len(rows)
+        if isinstance(index, ExactIndex) and len(index) >= self._exact_limit:
+            self._index = build_index(self._dim, index.ids, index.vectors, self._exact_limit)
+            self._save_index()
+        elif isinstance(index, HnswIndex) and (index.dead_share > TOMBSTONE_LIMIT or self._unsaved >= SAVE_EVERY):
+            if index.dead_share > TOMBSTONE_LIMIT:
+                self._index = build_index(self._dim, *index.live_vectors(), self._exact_limit)
+            if isinstance(self._index, HnswIndex):
+                self._save_index()
+
+    def _writable(self, index: HnswIndex) -> HnswIndex:
+        """A memory-mapped index is read-only: copy it into memory before adding to it."""
+        import faiss
+
+        copy = HnswIndex(self._dim, index=faiss.deserialize_index(faiss.serialize_index(index.index)),
+                         tombstones=np.fromiter(index.tombstones, np.int64))
+        return copy
+
+    def _current_index(self) -> FaceIndex:
         with self._index_lock:
             version = self._version()
-            if self._index is None or version != self._index_version:
-                rows = self._conn().execute("SELECT id, embedding FROM faces ORDER BY id").fetchall()
-                ids = np.array([r[0] for r in rows], np.int64)
-                vectors = (
-                    np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), self._dim)
-                    if rows
-                    else np.zeros((0, self._dim), np.float32)
-                )
-                self._index = ExactIndex(ids, vectors)
-                self._index_version = version
+            if self._index is None:
+                self._open_index()
+            elif version != self._index_version:
+                self._catch_up()
+            self._index_version = self._version()
             return self._index
 
-    def _search_faces(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        return self._load_index().search(vectors, k)
+    def reindex(self) -> dict[str, Any]:
+        """Rebuild this collection's index from the store and compact its change log."""
+        with self._index_lock:
+            self._rebuild()
+            if isinstance(self._index, ExactIndex) or self._files.manifest.exists():
+                with self._write() as conn:
+                    conn.execute("DELETE FROM changes WHERE collection_id = ? AND seq <= ?", (self._cid, self._index_seq))
+                    conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"pruned_seq_{self._cid}", str(self._index_seq)))
+            self._index_version = self._version()
+            return {"collection": self.collection, "faces": len(self._index), "index": self._index.kind}
 
+    def index_kind(self) -> str:
+        return self._current_index().kind
+
+    def _allowed(self, where: dict[str, Any]) -> np.ndarray:
+        clauses, params = [], [self._cid]
+        for key, wanted in where.items():
+            values = wanted if isinstance(wanted, list) else [wanted]
+            path = "$." + json.dumps(str(key))
+            clauses.append(
+                f"(json_extract(people.metadata, ?) IN ({','.join('?' * len(values))}))"
+            )
+            params += [path, *[v if not isinstance(v, bool) else int(v) for v in values]]
+        rows = self._conn().execute(
+            "SELECT faces.id FROM faces JOIN people ON people.id = faces.person_id WHERE people.collection_id = ? AND "
+            + " AND ".join(clauses),
+            params,
+        ).fetchall()
+        return np.array([r[0] for r in rows], np.int64)
+
+    def _search_faces(self, vectors: np.ndarray, k: int, where: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        with self._index_lock:
+            index = self._current_index()
+            if not where:
+                return index.search(vectors, k)
+            allowed = self._allowed(where)
+            if isinstance(index, HnswIndex) and len(allowed) < self._exact_limit:
+                # a selective filter: exact search over the few allowed faces beats walking the graph around them
+                ids, subset = self._read_vectors(self._conn(), allowed.tolist())
+                return ExactIndex(self._dim, ids, subset).search(vectors, k)
+            return index.search(vectors, k, allowed)
+
+    # -- reads and other writes ----------------------------------------------------------------------
     def _names_of(self, face_ids: Iterable[int]) -> dict[int, str]:
         ids = list(face_ids)
         out: dict[int, str] = {}
         conn = self._conn()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
             marks = ",".join("?" * len(chunk))
             out.update(
                 conn.execute(
                     f"SELECT faces.id, people.name FROM faces JOIN people ON people.id = faces.person_id "
-                    f"WHERE faces.id IN ({marks})",
-                    chunk,
+                    f"WHERE people.collection_id = ? AND faces.id IN ({marks})",
+                    (self._cid, *chunk),
                 ).fetchall()
             )
         return out
 
     def _hash_exists(self, name: str, digest: str) -> bool:
         row = self._conn().execute(
-            "SELECT 1 FROM faces JOIN people ON people.id = faces.person_id WHERE people.name = ? AND content_hash = ?",
-            (name, digest),
+            "SELECT 1 FROM faces JOIN people ON people.id = faces.person_id "
+            "WHERE people.collection_id = ? AND people.name = ? AND content_hash = ?",
+            (self._cid, name, digest),
         ).fetchone()
         return row is not None
 
     def _delete_person(self, name: str) -> int:
         with self._write() as conn:
-            row = conn.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
-            if row is None:
-                raise NotFoundError(f"no person named {name!r} in {self.location}")
-            count = conn.execute("SELECT COUNT(*) FROM faces WHERE person_id = ?", (row[0],)).fetchone()[0]
-            conn.execute("DELETE FROM faces WHERE person_id = ?", (row[0],))
-            conn.execute("DELETE FROM people WHERE id = ?", (row[0],))
-        return int(count)
+            person_id = self._person_id(conn, name)
+            face_ids = [r[0] for r in conn.execute("SELECT id FROM faces WHERE person_id = ?", (person_id,))]
+            conn.execute("DELETE FROM faces WHERE person_id = ?", (person_id,))
+            conn.execute("DELETE FROM people WHERE id = ?", (person_id,))
+            self._log(conn, face_ids, -1)
+        return len(face_ids)
 
     def _delete_face(self, face_id: int) -> None:
         with self._write() as conn:
-            row = conn.execute("SELECT person_id FROM faces WHERE id = ?", (int(face_id),)).fetchone()
+            row = conn.execute(
+                "SELECT faces.id FROM faces JOIN people ON people.id = faces.person_id "
+                "WHERE faces.id = ? AND people.collection_id = ?",
+                (int(face_id), self._cid),
+            ).fetchone()
             if row is None:
-                raise NotFoundError(f"no face with id {face_id} in {self.location}")
+                raise NotFoundError(f"no face with id {face_id} in {self.location} ({self.collection})")
             conn.execute("DELETE FROM faces WHERE id = ?", (int(face_id),))
-            left = conn.execute("SELECT COUNT(*) FROM faces WHERE person_id = ?", (row[0],)).fetchone()[0]
-            if left == 0:
-                conn.execute("DELETE FROM people WHERE id = ?", (row[0],))
+            self._log(conn, [int(face_id)], -1)
 
     def _rename(self, old: str, new: str) -> None:
         with self._write() as conn:
-            if conn.execute("SELECT 1 FROM people WHERE name = ?", (old,)).fetchone() is None:
-                raise NotFoundError(f"no person named {old!r} in {self.location}")
-            if conn.execute("SELECT 1 FROM people WHERE name = ?", (new,)).fetchone() is not None:
+            person_id = self._person_id(conn, old)
+            if conn.execute("SELECT 1 FROM people WHERE collection_id = ? AND name = ?", (self._cid, new)).fetchone():
                 raise GalleryError(f"{new!r} already exists in {self.location}; remove or rename it first")
-            conn.execute("UPDATE people SET name = ? WHERE name = ?", (new, old))
+            conn.execute("UPDATE people SET name = ? WHERE id = ?", (new, person_id))
 
-    def people(self) -> list[Person]:
+    def _people_query(self, extra: str = "", params: Sequence[Any] = ()) -> list[Person]:
         rows = self._conn().execute(
             "SELECT people.name, COUNT(faces.id), people.metadata, people.created_at FROM people "
-            "LEFT JOIN faces ON faces.person_id = people.id GROUP BY people.id ORDER BY people.name"
+            "LEFT JOIN faces ON faces.person_id = people.id WHERE people.collection_id = ? "
+            + extra + " GROUP BY people.id ORDER BY people.name",
+            (self._cid, *params),
         ).fetchall()
         return [Person(name=r[0], face_count=int(r[1]), metadata=json.loads(r[2]), created_at=r[3]) for r in rows]
 
-    def faces(self, name: str | None = None, with_embeddings: bool = False) -> list[FaceRecord]:
+    def people(self, where: dict[str, Any] | None = None) -> list[Person]:
+        from facelens.gallery.base import matches
+
+        return [p for p in self._people_query() if matches(p.metadata, where)]
+
+    def person(self, name: str) -> Person:
+        found = self._people_query("AND people.name = ?", (name,))
+        if not found:
+            raise NotFoundError(f"no person named {name!r} in {self.location} ({self.collection})")
+        return found[0]
+
+    def faces(
+        self, name: str | None = None, with_embeddings: bool = False, after_id: int = 0, limit: int | None = None
+    ) -> list[FaceRecord]:
+        conn = self._conn()
         query = (
-            "SELECT faces.id, people.name, faces.source, faces.content_hash, faces.box, faces.score, faces.added_at, "
-            "faces.embedding FROM faces JOIN people ON people.id = faces.person_id"
+            "SELECT faces.id, people.name, faces.source, faces.content_hash, faces.box, faces.score, faces.added_at"
+            + (", faces.embedding" if with_embeddings else "")
+            + " FROM faces JOIN people ON people.id = faces.person_id WHERE people.collection_id = ? AND faces.id > ?"
         )
-        params: tuple = ()
+        params: list[Any] = [self._cid, int(after_id)]
         if name is not None:
-            query += " WHERE people.name = ?"
-            params = (name,)
-            if self._conn().execute("SELECT 1 FROM people WHERE name = ?", params).fetchone() is None:
-                raise NotFoundError(f"no person named {name!r} in {self.location}")
-        rows = self._conn().execute(query + " ORDER BY faces.id", params).fetchall()
+            query += " AND faces.person_id = ?"
+            params.append(self._person_id(conn, name))
+        query += " ORDER BY faces.id" + (f" LIMIT {int(limit)}" if limit is not None else "")
         return [
             FaceRecord(
                 face_id=r[0],
@@ -282,8 +568,15 @@ class LocalGallery(Gallery):
                 added_at=r[6],
                 embedding=np.frombuffer(r[7], np.float32).copy() if with_embeddings else None,
             )
-            for r in rows
+            for r in conn.execute(query, params).fetchall()
         ]
 
     def face_count(self) -> int:
-        return int(self._conn().execute("SELECT COUNT(*) FROM faces").fetchone()[0])
+        return int(
+            self._conn()
+            .execute(
+                "SELECT COUNT(*) FROM faces JOIN people ON people.id = faces.person_id WHERE people.collection_id = ?",
+                (self._cid,),
+            )
+            .fetchone()[0]
+        )
