@@ -91,3 +91,26 @@ def gallery_at(request, tmp_path):
     url = request.getfixturevalue("postgres_url")
     suffix = uuid.uuid4().hex[:8]
     return lambda name: {"location": url, "collection": f"{name}-{suffix}"}
+
+
+@pytest.fixture(scope="session")
+def lfw_split(pipeline):
+    """LFW identification subset: images per person and their embeddings (computed once per session)."""
+    import csv
+
+    import numpy as np
+
+    root = need_data("identity", "lfw")
+    with open(root / "identification_subset.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    by_person: dict[str, list[str]] = {}
+    for row in rows:
+        by_person.setdefault(row["person"], []).append(str(root / row["image"]))
+    from facelens.batch import run_batch
+
+    paths = [p for images in by_person.values() for p in images]
+    vectors = {}
+    for item in run_batch(paths, largest_only=True):
+        if item.faces:
+            vectors[item.source] = np.array(item.faces[0]["embedding"], np.float32)
+    return by_person, vectors

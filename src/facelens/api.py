@@ -132,18 +132,21 @@ def identify(
     detector: str = "hog",
     liveness: bool = False,
     analyze: bool = False,
+    where: dict | None = None,
 ) -> list[Match]:
     """Name every face in ``image`` against ``gallery`` (open set: ``name`` is None for strangers).
 
     ``liveness=True`` adds a liveness score per face and never names a spoof; ``analyze=True`` adds expression,
-    age/gender and quality from the same detections."""
+    age/gender and quality from the same detections; ``where`` limits candidates by person metadata."""
     owned = isinstance(gallery, str)
     store = open_gallery(gallery, create=False) if owned else gallery
     try:
         pipe = get_pipeline(detector=detector)
         store.check_model(pipe.model_id)
         found = pipe.process(image)
-        matches = store.identify_faces([f.embedding for f in found.faces], [f.box for f in found.faces], k, threshold, fpir)
+        matches = store.identify_faces(
+            [f.embedding for f in found.faces], [f.box for f in found.faces], k, threshold, fpir, where=where
+        )
         if analyze and found.faces:
             from facelens.analyze.api import attach_analysis
 

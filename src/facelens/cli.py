@@ -13,14 +13,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from facelens.cli_support import emit, err, out, progress_bar
 from facelens.errors import FacelensError
 
 app = typer.Typer(help="Face recognition and analysis: detect, embed, verify, enroll, identify.", no_args_is_help=True)
-gallery_app = typer.Typer(help="Inspect and edit a gallery.", no_args_is_help=True)
-app.add_typer(gallery_app, name="gallery")
 
-out = Console(width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, soft_wrap=True)
 _STATE = {"debug": False}
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
@@ -31,21 +28,8 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on 
     _STATE["debug"] = debug
 
 
-def _emit(obj: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
-
-
-def _progress(total: int) -> Progress:
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        disable=total < 2,
-        transient=True,
-    )
+_emit = emit
+_progress = progress_bar
 
 
 def _expand(inputs: list[Path]) -> list[str]:
@@ -142,7 +126,8 @@ def verify(
 
 @app.command()
 def enroll(
-    gallery: Path = typer.Option(..., "--gallery", "-g", help="Gallery folder (created if missing)."),
+    gallery: str = typer.Option(..., "--gallery", "-g", help="Gallery folder (created if missing) or postgresql:// URL."),
+    collection: str = typer.Option("default", "--collection", "-c", help="Collection (tenant) in the gallery."),
     name: Optional[str] = typer.Argument(None, help="Person's name (with images)."),
     images: Optional[list[Path]] = typer.Argument(None, help="Images of that person."),
     from_folders: Optional[Path] = typer.Option(None, help="Root folder with one sub-folder of images per person."),
@@ -164,7 +149,7 @@ def enroll(
         raise FacelensError("give a NAME and IMAGES, or --from-folders ROOT")
     total = sum(len(j[1]) for j in jobs)
     skipped = 0
-    with open_gallery(gallery) as store, _progress(total) as progress:
+    with open_gallery(gallery, collection=collection) as store, _progress(total) as progress:
         task = progress.add_task("enrolling", total=total)
         results = []
         for person, paths in jobs:
@@ -185,7 +170,9 @@ def enroll(
 @app.command()
 def identify(
     images: list[Path] = typer.Argument(..., help="Images or folders of images."),
-    gallery: Path = typer.Option(..., "--gallery", "-g"),
+    gallery: str = typer.Option(..., "--gallery", "-g", help="Gallery folder or postgresql:// URL."),
+    collection: str = typer.Option("default", "--collection", "-c", help="Collection (tenant) in the gallery."),
+    where: Optional[list[str]] = typer.Option(None, "--where", help="Only people whose metadata has KEY=VALUE."),
     json_out: bool = typer.Option(False, "--json"),
     k: int = typer.Option(3, "--top-k", help="Candidates per face."),
     threshold: Optional[float] = typer.Option(None, help="Fixed similarity threshold instead of --fpir."),
@@ -202,13 +189,17 @@ def identify(
     sources = _expand(list(images))
     failed = 0
     table = Table("path", "box", "name", "score", "threshold")
-    with open_gallery(gallery, create=False) as store, _progress(len(sources)) as progress:
+    from facelens.gallery.cli import parse_where
+
+    filters = parse_where(where)
+    with open_gallery(gallery, create=False, collection=collection) as store, _progress(len(sources)) as progress:
         task = progress.add_task("identifying", total=len(sources))
         for source in sources:
             progress.advance(task)
             try:
                 matches = facelens.identify(
-                    source, store, k=k, threshold=threshold, fpir=fpir, liveness=liveness, analyze=analyze
+                    source, store, k=k, threshold=threshold, fpir=fpir, liveness=liveness, analyze=analyze,
+                    where=filters,
                 )
             except FacelensError as exc:
                 failed += 1
@@ -233,57 +224,6 @@ def identify(
         raise typer.Exit(1)
 
 
-def _open_existing(gallery: Path):
-    from facelens.gallery import open_gallery
-
-    return open_gallery(gallery, create=False)
-
-
-@gallery_app.command("list")
-def gallery_list(gallery: Path = typer.Argument(...), json_out: bool = typer.Option(False, "--json")) -> None:
-    """People in the gallery and their face counts."""
-    with _open_existing(gallery) as store:
-        people = store.people()
-    if json_out:
-        for p in people:
-            _emit(p.to_dict())
-        return
-    table = Table("name", "faces", "metadata")
-    for p in people:
-        table.add_row(p.name, str(p.face_count), json.dumps(p.metadata) if p.metadata else "")
-    out.print(table)
-
-
-@gallery_app.command("remove")
-def gallery_remove(gallery: Path, name: str) -> None:
-    """Remove a person and all their faces."""
-    with _open_existing(gallery) as store:
-        count = store.remove(name)
-    err.print(f"removed {name} ({count} faces)")
-
-
-@gallery_app.command("rename")
-def gallery_rename(gallery: Path, old: str, new: str) -> None:
-    """Rename a person."""
-    with _open_existing(gallery) as store:
-        store.rename(old, new)
-    err.print(f"renamed {old} to {new}")
-
-
-@gallery_app.command("stats")
-def gallery_stats(gallery: Path, json_out: bool = typer.Option(False, "--json")) -> None:
-    """Size, model and the current open-set threshold."""
-    with _open_existing(gallery) as store:
-        stats = store.stats()
-    if json_out:
-        _emit(stats)
-        return
-    table = Table("key", "value")
-    for key, value in stats.items():
-        table.add_row(key, str(value))
-    out.print(table)
-
-
 @app.command()
 def models(json_out: bool = typer.Option(False, "--json")) -> None:
     """Registered model files and where each resolves locally (nothing is downloaded)."""
@@ -306,8 +246,10 @@ def models(json_out: bool = typer.Option(False, "--json")) -> None:
 def _mount() -> None:
     from facelens.analyze.cli import app as analyze_app
     from facelens.evaluate.cli import app as eval_app
+    from facelens.gallery.cli import app as gallery_app
     from facelens.liveness.cli import app as liveness_app
 
+    app.add_typer(gallery_app, name="gallery")
     app.add_typer(analyze_app, name="analyze")
     app.add_typer(liveness_app, name="liveness")
     app.add_typer(eval_app, name="eval")

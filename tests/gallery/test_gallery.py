@@ -46,24 +46,6 @@ def test_knn_examples_identified(knn_gallery):
         assert found == people, name
 
 
-@pytest.fixture(scope="session")
-def lfw_split(pipeline):
-    root = need_data("identity", "lfw")
-    with open(root / "identification_subset.csv") as handle:
-        rows = list(csv.DictReader(handle))
-    by_person: dict[str, list[str]] = {}
-    for row in rows:
-        by_person.setdefault(row["person"], []).append(str(root / row["image"]))
-    from facelens.batch import run_batch
-
-    paths = [p for images in by_person.values() for p in images]
-    vectors = {}
-    for item in run_batch(paths, largest_only=True):
-        if item.faces:
-            vectors[item.source] = np.array(item.faces[0]["embedding"], np.float32)
-    return by_person, vectors
-
-
 def test_lfw_identification_rank1_and_impostors(lfw_split, gallery_at):
     """Enrol 5 images each of 37 people, probe with the other 5; the 10 people left out are impostors."""
     by_person, vectors = lfw_split
