@@ -227,3 +227,19 @@ def test_enroll_refuses_poor_quality_faces(gallery_at, pipeline):
     result = gallery.enroll("obama", [blurred, sharp], pipeline=pipeline, min_quality=0.5)
     assert len(result.added) == 1
     assert len(result.skipped) == 1 and result.skipped[0]["reason"].startswith("quality")
+
+
+def test_metadata_filters(gallery_at):
+    gallery = open_gallery(**gallery_at("filters"))
+    rng = np.random.default_rng(5)
+    vectors = rng.normal(size=(4, 128)).astype(np.float32)
+    gallery.add_embeddings(["a", "b", "c", "d"], vectors,
+                           metadata=[{"site": "n"}, {"site": "s"}, {"site": "s", "vip": True}, {"group": 2}])
+    assert gallery.search(vectors[:1], k=4, where={"site": "s"})[0][0].name in {"b", "c"}
+    assert {c.name for c in gallery.search(vectors[:1], k=4, where={"site": ["n", "s"]})[0]} == {"a", "b", "c"}
+    assert [c.name for c in gallery.search(vectors[:1], k=4, where={"vip": True})[0]] == ["c"]
+    assert [c.name for c in gallery.search(vectors[:1], k=4, where={"group": 2})[0]] == ["d"]
+    assert gallery.search(vectors[:1], k=4, where={"site": "nowhere"}) == [[]]
+    assert [p.name for p in gallery.people(where={"site": "s"})] == ["b", "c"]
+    matches = gallery.identify_faces([vectors[0]], [[0, 0, 1, 1]], threshold=0.5, where={"site": "s"})
+    assert matches[0].name is None  # "a" is not among the allowed people

@@ -222,7 +222,11 @@ class Gallery(ABC):
             raise ModelMismatchError(f"gallery vectors are {self.dim}-D; got {vectors.shape[1]}-D")
         if not np.isfinite(vectors).all():
             raise GalleryError("embeddings contain NaN or infinity")
-        vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        if np.any(norms < 1e-12):
+            raise GalleryError("embeddings contain an all-zero vector")
+        # normalise only rows that are not unit length already, so stored vectors round-trip bit-identical
+        vectors = np.where(np.abs(norms - 1) > 1e-6, vectors / norms, vectors).astype(np.float32)
         groups: dict[str, list[int]] = {}
         for index, name in enumerate(names):
             groups.setdefault(_check_name(name), []).append(index)
