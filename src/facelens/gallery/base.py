@@ -318,8 +318,6 @@ class Gallery(ABC):
         if vectors.shape[1] != self.dim:
             raise ModelMismatchError(f"gallery vectors are {self.dim}-D; got {vectors.shape[1]}-D queries")
         vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        if self.face_count() == 0:
-            return [[] for _ in vectors]
         depth = max(k * max(self.top_m, 4), 32)
         scores, ids = self._search_faces(vectors, depth, where or None)
         names = self._names_of(int(i) for i in np.unique(ids) if i >= 0)

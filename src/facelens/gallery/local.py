@@ -364,9 +364,9 @@ class LocalGallery(Gallery):
         else:
             self._index, self._index_seq, _ = loaded
         self._catch_up()
-        if len(self._index) != self.face_count():
+        if len(self._index) != self._store_face_count():
             log.warning("gallery index of %s disagrees with the store (%d vs %d faces); rebuilding",
-                        self.location, len(self._index), self.face_count())
+                        self.location, len(self._index), self._store_face_count())
             self._rebuild()
             self._catch_up()
 
@@ -479,10 +479,10 @@ class LocalGallery(Gallery):
             chunk = ids[start : start + 900]
             marks = ",".join("?" * len(chunk))
             out.update(
-                conn.execute(
-                    f"SELECT faces.id, people.name FROM faces JOIN people ON people.id = faces.person_id "
-                    f"WHERE people.collection_id = ? AND faces.id IN ({marks})",
-                    (self._cid, *chunk),
+                conn.execute(  # CROSS JOIN: faces by primary key first (the planner otherwise scans people)
+                    f"SELECT faces.id, people.name FROM faces CROSS JOIN people ON people.id = faces.person_id "
+                    f"WHERE faces.id IN ({marks}) AND people.collection_id = ?",
+                    (*chunk, self._cid),
                 ).fetchall()
             )
         return out
@@ -572,6 +572,10 @@ class LocalGallery(Gallery):
         ]
 
     def face_count(self) -> int:
+        """Faces in the collection, from the caught-up index (a COUNT over a million rows costs ~50 ms)."""
+        return len(self._current_index())
+
+    def _store_face_count(self) -> int:
         return int(
             self._conn()
             .execute(

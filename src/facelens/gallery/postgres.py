@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -28,6 +29,7 @@ DEFAULT_MODEL = "dlib_resnet_v1"
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 EF_SEARCH = 100
+COUNT_TTL_S = 1.0
 #: Advisory lock key (any constant) taken while creating or migrating the schema.
 _SCHEMA_LOCK = 0x66616365
 
@@ -165,6 +167,7 @@ class PostgresGallery(Gallery):
                 )
         self._cid, self.model_id, self._dim = int(row[0]), str(row[1]), int(row[2])
         self.ef_search = EF_SEARCH
+        self._count_cache: tuple[int, float] | None = None
         if model_id is not None:
             self.check_model(model_id)
 
@@ -186,6 +189,7 @@ class PostgresGallery(Gallery):
 
     # -- primitives ----------------------------------------------------------------------------------
     def _insert_people(self, batch: Sequence[NewFaces]) -> list[list[int]]:
+        self._count_cache = None
         stamp = now()
         out = []
         with self._pool.connection() as conn, conn.transaction():
@@ -283,6 +287,7 @@ class PostgresGallery(Gallery):
         return row is not None
 
     def _delete_person(self, name: str) -> int:
+        self._count_cache = None
         with self._pool.connection() as conn, conn.transaction():
             person_id = self._person_id(conn, name, lock=True)
             count = conn.execute("DELETE FROM facelens_faces WHERE person_id = %s", (person_id,)).rowcount
@@ -290,6 +295,7 @@ class PostgresGallery(Gallery):
         return int(count)
 
     def _delete_face(self, face_id: int) -> None:
+        self._count_cache = None
         with self._pool.connection() as conn, conn.transaction():
             gone = conn.execute(
                 "DELETE FROM facelens_faces WHERE id = %s AND collection_id = %s", (int(face_id), self._cid)
@@ -357,10 +363,17 @@ class PostgresGallery(Gallery):
         ]
 
     def face_count(self) -> int:
+        """Faces in the collection; cached for a second (open-set thresholds need it per query, and other
+        replicas' writes shift it only slowly)."""
+        cached = self._count_cache
+        if cached is not None and time.monotonic() - cached[1] < COUNT_TTL_S:
+            return cached[0]
         with self._pool.connection() as conn:
-            return int(
+            count = int(
                 conn.execute("SELECT COUNT(*) FROM facelens_faces WHERE collection_id = %s", (self._cid,)).fetchone()[0]
             )
+        self._count_cache = (count, time.monotonic())
+        return count
 
     def reindex(self) -> dict[str, Any]:
         """Rebuild the collection's HNSW index (``REINDEX``), e.g. after very many deletions."""
