@@ -9,6 +9,7 @@ The public API is a few verbs::
     gallery.enroll("ada", ["ada1.jpg", "ada2.jpg"])
     gallery.identify("door.jpg")                      # [Match(name="ada", score=..., ...)]
     facelens.analyze("face.jpg")                      # expression, age/gender, quality
+    facelens.process_video("clip.mp4", gallery).run() # tracks, names over time, timeline
 """
 
 from facelens.api import VerifyResult, detect, embed, identify, open_gallery, verify
@@ -16,6 +17,7 @@ from facelens.errors import FacelensError
 from facelens.types import DetectedFace, Face
 
 import facelens.analyze  # noqa: E402,F401  (the subpackage is callable: facelens.analyze(image))
+from facelens.video import process_video  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -30,5 +32,6 @@ __all__ = [
     "embed",
     "identify",
     "open_gallery",
+    "process_video",
     "verify",
 ]

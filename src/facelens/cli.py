@@ -248,11 +248,13 @@ def _mount() -> None:
     from facelens.evaluate.cli import app as eval_app
     from facelens.gallery.cli import app as gallery_app
     from facelens.liveness.cli import app as liveness_app
+    from facelens.video.cli import app as video_app
 
     app.add_typer(gallery_app, name="gallery")
     app.add_typer(analyze_app, name="analyze")
     app.add_typer(liveness_app, name="liveness")
     app.add_typer(eval_app, name="eval")
+    app.add_typer(video_app, name="video")
 
 
 _mount()

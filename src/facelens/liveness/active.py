@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from facelens.errors import NoFaceError, VideoError
@@ -43,30 +42,25 @@ _LEFT_EYE = slice(42, 48)
 def read_frames(
     path: str | Path, max_fps: float = 30.0, max_seconds: float = 30.0
 ) -> Iterator[tuple[float, np.ndarray]]:
-    """(timestamp s, RGB frame) from a video file, sampled to at most ``max_fps``.
+    """(timestamp s, RGB frame) from a video file, sampled to at most ``max_fps`` (read through
+    ``facelens.io.video``, so every source it accepts works here too)."""
+    from facelens.io.video import open_source
 
-    Kept small and local until ``facelens.io.video`` lands."""
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise VideoError(f"cannot open video {path}: missing file or unsupported format (try an .mp4 with H.264)")
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    step = max(1, round(fps / max_fps))
-    index = 0
     try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
+        source = open_source(path)
+    except VideoError as exc:
+        raise VideoError(f"cannot open video: {exc}") from exc
+    step = max(1, round(source.fps / max_fps)) if source.fps and not source.live else 1
+    count = 0
+    with source:
+        for frame in source:
+            if frame.time > max_seconds:
                 break
-            t = index / fps
-            if t > max_seconds:
-                break
-            if index % step == 0:
-                yield t, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            index += 1
-    finally:
-        cap.release()
-    if index == 0:
-        raise VideoError(f"video {path} has no readable frames")
+            if frame.index % step == 0:
+                count += 1
+                yield frame.time, frame.image
+    if count == 0:
+        raise VideoError(source.error or f"video {path} has no readable frames")
 
 
 def eye_aspect_ratio(points68: np.ndarray) -> float:

@@ -1,0 +1,195 @@
+"""``facelens video INPUT --gallery G [--out annotated.mp4] [--timeline t.json] [--every K] [--json]`` and
+``facelens video enroll TIMELINE unknown-N --name NAME --gallery G``.
+
+An argument that is not a subcommand name goes to ``run``, so ``facelens video CLIP`` works once the lead mounts
+this app with ``app.add_typer(video_app, name="video")``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from facelens.cli_support import default_command_group
+from facelens.errors import FacelensError
+
+app = typer.Typer(
+    cls=default_command_group("run"),
+    help="Faces in videos and streams: who appears when (`facelens video CLIP`), enrol an unknown (`enroll`).",
+    no_args_is_help=True,
+)
+_out = Console()
+_err = Console(stderr=True)
+
+
+def _fail(exc: Exception) -> None:
+    _err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _emit(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+@app.command("run")
+def run_cmd(
+    source: Annotated[
+        str, typer.Argument(metavar="INPUT", help="Video file, image folder/pattern, stream URL or webcam index.")
+    ],
+    gallery: Annotated[str | None, typer.Option("--gallery", "-g", help="Gallery (folder or postgresql:// URL) to name people from.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write an annotated video (.mp4 or .avi).")] = None,
+    timeline: Annotated[
+        Path | None, typer.Option("--timeline", "-t", help="Write the timeline (.json, or .csv for the rows only).")
+    ] = None,
+    every: Annotated[
+        int | None, typer.Option("--every", min=1, help="Detect every K frames (default: adapt to load).")
+    ] = None,
+    thumbnails: Annotated[
+        Path | None, typer.Option(help="Folder for face thumbnails (default: TIMELINE_faces/ next to --timeline).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the timeline as one JSON document.")] = False,
+    events: Annotated[
+        bool | None,
+        typer.Option("--events/--no-events", help="Appear/disappear events as JSON lines (default: live sources)."),
+    ] = None,
+    fpir: Annotated[float | None, typer.Option(help="Target rate of strangers given a name.")] = None,
+    threshold: Annotated[float | None, typer.Option(help="Fixed similarity threshold instead of --fpir.")] = None,
+    detector: Annotated[str, typer.Option(help="Face detector: hog, cnn or yunet.")] = "hog",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for a stream to answer.")] = 10.0,
+    fps: Annotated[float | None, typer.Option(help="Frame rate of an image sequence.")] = None,
+) -> None:
+    """Track and name the faces in a video or stream; print who appeared when."""
+    from facelens.video.process import process_video
+
+    if thumbnails is None and timeline is not None:
+        thumbnails = timeline.parent / f"{timeline.stem}_faces"
+    try:
+        run = process_video(
+            source,
+            str(gallery) if gallery is not None else None,
+            every,
+            out=out,
+            timeline=timeline,
+            thumbnails=thumbnails,
+            fpir=fpir,
+            threshold=threshold,
+            detector=detector,
+            timeout=timeout,
+            fps=fps,
+        )
+    except (FacelensError, ValueError) as exc:
+        _fail(exc)
+    show_events = run.source.live if events is None else events
+    total = run.source.frame_count
+    columns = [
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[fps]:.1f} fps · every {task.fields[every]} · {task.fields[people]}"),
+        TimeElapsedColumn(),
+    ]
+    seen: set[str] = set()
+    emitted = 0
+    try:
+        with Progress(*columns, console=_err, transient=False) as progress:
+            task = progress.add_task(Path(str(source)).name or str(source), total=total, fps=0.0, every="-", people="")
+            started = None
+            for count, frame in enumerate(run, 1):
+                started = started or time.perf_counter()
+                seen.update(f.person for f in frame.faces if f.person)
+                elapsed = time.perf_counter() - started
+                if show_events:
+                    for event in frame.events:
+                        _emit(event)
+                emitted += len(frame.events)
+                progress.update(
+                    task,
+                    advance=1,
+                    fps=count / elapsed if elapsed > 0 else 0.0,
+                    every=frame.every,
+                    people=", ".join(sorted(seen))[:60],
+                )
+    except FacelensError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        where = f"; timeline up to here in {timeline}" if timeline is not None else ""
+        _err.print(f"interrupted after {run.timeline.frames if run.timeline else 0} frames{where}", markup=False)
+        raise typer.Exit(130) from None
+    result = run.timeline
+    assert result is not None
+    if show_events:  # tracks still open when the source ended
+        for event in run.events[emitted:]:
+            _emit(event)
+    if as_json:
+        _out.print_json(json.dumps(result.to_dict()))
+    else:
+        table = Table(title=f"{result.source}: {result.frames} frames, {result.duration:.1f} s")
+        for col in ("person", "track", "first seen (s)", "last seen (s)", "frames", "confidence", "thumbnail"):
+            table.add_column(col)
+        for row in result.tracks:
+            table.add_row(
+                row.person,
+                str(row.track),
+                f"{row.first_seen:.2f}",
+                f"{row.last_seen:.2f}",
+                str(row.frames),
+                f"{row.confidence:.2f}",
+                row.thumbnail,
+            )
+        _out.print(table)
+        stats = result.stats
+        _err.print(
+            f"{stats.get('fps', 0):.1f} frames/s, {stats.get('detections')} detections, {stats.get('embeddings')} embeddings"
+        )
+    if out is not None:
+        _err.print(f"annotated video: {out}", markup=False, highlight=False)
+    if timeline is not None:
+        _err.print(f"timeline: {timeline}", markup=False, highlight=False)
+    if not result.complete:
+        _err.print(f"error: {result.error} (timeline covers the video up to there)", markup=False, highlight=False)
+        raise typer.Exit(1)
+
+
+@app.command("enroll")
+def enroll_cmd(
+    timeline: Annotated[Path, typer.Argument(help="Timeline JSON written by `facelens video --timeline`.")],
+    label: Annotated[str, typer.Argument(help="Anonymous person in it, e.g. unknown-2.")],
+    name: Annotated[str, typer.Option("--name", "-n", help="Name to enrol them under.")],
+    gallery: Annotated[str, typer.Option("--gallery", "-g", help="Gallery (folder or postgresql:// URL) to add them to (created if absent).")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Add an anonymous person from a video's timeline to a gallery under a name (their best faces' embeddings)."""
+    from facelens.gallery import open_gallery
+    from facelens.video.timeline import Timeline
+
+    try:
+        record = Timeline.load(timeline)
+        try:
+            person = record.person(label)
+        except KeyError as exc:
+            raise FacelensError(str(exc.args[0])) from None
+        if not person.embeddings:
+            raise FacelensError(
+                f"{label} in {timeline} carries no embeddings (only anonymous people in a JSON timeline do)"
+            )
+        with open_gallery(gallery, model_id=record.model_id or None) as store:
+            ids = store.add_embeddings(
+                [name] * len(person.embeddings), person.embeddings, model_id=record.model_id or None
+            )
+    except FacelensError as exc:
+        _fail(exc)
+    result = {"name": name, "from": label, "faces_added": len(ids), "face_ids": ids, "gallery": str(gallery)}
+    if as_json:
+        _emit(result)
+    else:
+        _err.print(f"enrolled {label} as {name}: {len(ids)} faces added to {gallery}", markup=False, highlight=False)

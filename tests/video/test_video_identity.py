@@ -1,0 +1,69 @@
+"""Tracking and identity building blocks: association geometry, temporal voting, anonymous clustering."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facelens.types import DetectedFace, Face
+from facelens.video.identity import BEST_FACES, UnknownPeople, keep_best, tally
+from facelens.video.tracking import Sample, Track, assign, iou_matrix
+
+
+def _sample(name, quality, similarity=0.95, embedding=None):
+    det = DetectedFace(box=np.zeros(4, np.float32), score=1.0, landmarks=np.zeros((5, 2), np.float32))
+    vec = np.ones(128, np.float32) / np.sqrt(128) if embedding is None else np.asarray(embedding, np.float32)
+    face = Face(detection=det, embedding=vec, model_id="dlib_resnet_v1")
+    return Sample(face, quality, 0.0, 0, np.zeros((2, 2, 3), np.uint8), name, similarity)
+
+
+def test_video_iou_and_assignment():
+    a = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], np.float32)
+    b = np.array([[21, 21, 31, 31], [0, 0, 10, 5], [100, 100, 110, 110]], np.float32)
+    iou = iou_matrix(a, b)
+    assert iou.shape == (2, 3)
+    assert iou[0, 1] == pytest.approx(0.5) and iou[1, 0] == pytest.approx(81 / 119)
+    assert iou[:, 2].max() == 0.0
+    assert sorted(assign(iou, 0.3)) == [(0, 1), (1, 0)]
+    assert assign(iou, 0.6) == [(1, 0)]
+
+
+def test_video_vote_grows_with_agreeing_evidence_and_weighs_quality():
+    one = tally([_sample("ada", 0.8)])
+    more = tally([_sample("ada", 0.8) for _ in range(4)])
+    assert one.name == more.name == "ada"
+    assert 0.5 < one.confidence < more.confidence < 1.0
+    # a sharp frontal face outweighs two poor ones that disagree
+    mixed = tally([_sample("ada", 0.9), _sample(None, 0.2, 0.5), _sample(None, 0.2, 0.5)])
+    assert mixed.name == "ada" and mixed.confidence < one.confidence  # disagreement pulls confidence down
+    assert tally([_sample(None, 0.5), _sample(None, 0.5)]).name is None
+    assert tally([]).confidence == 0.0
+
+
+def test_video_keep_best_holds_the_highest_quality_faces():
+    samples = []
+    for q in (0.1, 0.5, 0.3, 0.9, 0.2, 0.7, 0.05):
+        keep_best(samples, _sample("x", q))
+    assert sorted(s.quality for s in samples) == [0.2, 0.3, 0.5, 0.7, 0.9][-BEST_FACES:]
+
+
+def _track(track_id, vectors):
+    track = Track(track_id, np.zeros(4, np.float32), 0, 0.0, 0, 0.0)
+    track.samples = [_sample(None, 0.5, embedding=v) for v in vectors]
+    return track
+
+
+def test_video_unknown_tracks_of_one_person_share_a_label(facenet):
+    """Real embeddings: the walker's faces split over two tracks get one label; another person gets the next."""
+    timeline = facenet.timeline
+    people = sorted((p for p in timeline.people if p.embeddings), key=lambda p: -len(p.embeddings))
+    walker, other = people[0], people[1]
+    assert len(walker.embeddings) >= 2
+    from facelens.decide import profile
+
+    clusters = UnknownPeople(threshold=profile(timeline.model_id).verify_threshold)
+    half = len(walker.embeddings) // 2
+    first = clusters.label_for(_track(1, walker.embeddings[:half]))
+    second = clusters.label_for(_track(2, walker.embeddings[half:]))
+    third = clusters.label_for(_track(3, other.embeddings))
+    assert first == second == "unknown-1" and third == "unknown-2"

@@ -1,0 +1,183 @@
+"""process_video on the two real clips (each processed once per session), outputs, and early ends."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from helpers import need_data
+
+from facelens.io.video import IterableSource, probe
+from facelens.video import FrameResult, Timeline, process_video
+
+HAMILTON = ("video", "face_recognition", "short_hamilton_clip.mp4")
+
+# Checked by eye on frames written to /tmp: Lin-Manuel Miranda sings on stage from the first frame until the cut
+# at frame 20 (0.667 s), the clip cuts back to him at frame 82 (2.736 s) and away to the audience at frame 211
+# (7.040 s). Between the cuts the camera shows a man in close-up and the audience (other people).
+LIN = "lin-manuel-miranda"
+LIN_SPANS = [(0.0, 0.634), (2.736, 7.007)]
+TOLERANCE = 0.25  # s: cuts trigger a detection at once; a face found a few frames late stays within this
+
+
+def test_video_hamilton_finds_lin_manuel_miranda(hamilton):
+    timeline = hamilton.timeline
+    assert timeline.complete and timeline.error is None
+    assert timeline.frames == 275
+    lin = timeline.person(LIN)
+    assert lin.named
+    assert lin.first_seen == pytest.approx(LIN_SPANS[0][0], abs=TOLERANCE)
+    assert lin.last_seen == pytest.approx(LIN_SPANS[1][1], abs=TOLERANCE)
+    spans = sorted((t.first_seen, t.last_seen) for t in timeline.tracks if t.person == LIN)
+    # he is found in both shots, and never across the cut to the audience
+    assert any(abs(a - LIN_SPANS[1][0]) <= TOLERANCE and abs(b - LIN_SPANS[1][1]) <= TOLERANCE for a, b in spans)
+    assert all(b <= LIN_SPANS[1][1] + TOLERANCE for _, b in spans)
+    assert not any(LIN_SPANS[0][1] + TOLERANCE < a < LIN_SPANS[1][0] - TOLERANCE for a, _ in spans)
+    assert 0.5 < lin.confidence <= 1.0
+    assert timeline.names == [LIN]
+
+
+def test_video_hamilton_nobody_else_is_named_lin(hamilton):
+    lin_cut = LIN_SPANS[1][1] + TOLERANCE
+    for result in hamilton.results:
+        for face in result.faces:
+            if result.time > lin_cut or LIN_SPANS[0][1] + TOLERANCE < result.time < LIN_SPANS[1][0]:
+                assert face.name != LIN, (result.index, face)
+    others = [t for t in hamilton.timeline.tracks if t.person != LIN]
+    assert others and all(not t.named and t.person.startswith("unknown-") for t in others)
+
+
+def test_video_facenet_main_person_is_one_track(facenet):
+    """The boy walking towards the camera (centre, largest face) is one track over the whole clip."""
+    timeline = facenet.timeline
+    assert timeline.complete and timeline.frames == 105
+    first = next(r for r in facenet.results if r.faces).faces
+    last = [r for r in facenet.results if r.faces][-1].faces
+    start = max(first, key=lambda f: f.box[2] - f.box[0])
+    end = max(last, key=lambda f: f.box[2] - f.box[0])
+    assert start.track == end.track
+    row = next(t for t in timeline.tracks if t.track == start.track)
+    assert row.first_seen == 0.0 and row.last_seen >= 4.0
+    assert row.frames >= 0.9 * timeline.frames
+    assert not row.named and row.person.startswith("unknown-")
+    assert LIN not in {t.person for t in timeline.tracks}
+
+
+def test_video_annotated_output_is_playable_with_every_frame(hamilton, facenet):
+    for processed in (hamilton, facenet):
+        info = probe(processed.out)
+        assert info["frames"] == processed.timeline.frames == probe(processed.clip)["frames"]
+        cap = cv2.VideoCapture(str(processed.clip))
+        assert (info["width"], info["height"]) == (
+            cap.get(cv2.CAP_PROP_FRAME_WIDTH),
+            cap.get(cv2.CAP_PROP_FRAME_HEIGHT),
+        )
+        cap.release()
+
+
+def test_video_annotated_frames_carry_the_boxes(hamilton):
+    """A frame where Lin is tracked differs from the source inside his box (the drawn label and box)."""
+    result = next(r for r in hamilton.results if any(f.name == LIN for f in r.faces) and r.time > 4)
+    src, out = cv2.VideoCapture(str(hamilton.clip)), cv2.VideoCapture(str(hamilton.out))
+    src.set(cv2.CAP_PROP_POS_FRAMES, result.index)
+    out.set(cv2.CAP_PROP_POS_FRAMES, result.index)
+    a, b = src.read()[1], out.read()[1]
+    x1, y1, x2, _ = (int(v) for v in next(f.box for f in result.faces if f.name == LIN))
+    edge = np.abs(a[y1 - 2 : y1 + 3, x1:x2].astype(int) - b[y1 - 2 : y1 + 3, x1:x2].astype(int)).mean()
+    assert edge > 20
+
+
+def test_video_timeline_round_trips(hamilton, tmp_path):
+    timeline = hamilton.timeline
+    assert Timeline.load(hamilton.timeline_path) == timeline
+    csv_path = timeline.save(tmp_path / "t.csv")
+    back = Timeline.load(csv_path)
+    assert back.tracks == timeline.tracks
+    assert [p.person for p in back.people] == [p.person for p in timeline.people]
+    header = csv_path.read_text().splitlines()[0].split(",")
+    assert header[:6] == ["person", "track", "first_seen", "last_seen", "frames", "confidence"]
+
+
+def test_video_thumbnails_written(hamilton):
+    for row in hamilton.timeline.tracks:
+        image = cv2.imread(row.thumbnail)
+        assert image is not None and min(image.shape[:2]) >= 20
+    lin = hamilton.timeline.person(LIN)
+    assert cv2.imread(lin.thumbnail) is not None
+    assert lin.embeddings == []  # named people are in the gallery already
+    unknown = next(p for p in hamilton.timeline.people if not p.named)
+    assert unknown.embeddings and len(unknown.embeddings[0]) == 128
+
+
+def test_video_events_pair_up(hamilton):
+    events = [e for r in hamilton.results for e in r.events]
+    appeared = {e["track"] for e in events if e["event"] == "appear"}
+    assert appeared == {t.track for t in hamilton.timeline.tracks}
+    assert all(e["person"] for e in events)
+
+
+def test_video_frame_results_are_plain_data(hamilton):
+    result = hamilton.results[100]
+    assert isinstance(result, FrameResult)
+    data = result.to_dict()
+    assert data["frame"] == 100 and isinstance(data["faces"], list)
+    assert result.image is None  # not kept unless asked (keep_images=True)
+
+
+def test_video_stream_dying_midway_keeps_the_timeline(lin_gallery, tmp_path):
+    """Frames from a source that fails after 150 frames: no exception, the timeline up to there, marked incomplete."""
+    clip = need_data(*HAMILTON)
+
+    def frames():
+        cap = cv2.VideoCapture(str(clip))
+        for _ in range(150):
+            _, frame = cap.read()
+            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        cap.release()
+        raise ConnectionResetError("stream closed by peer")
+
+    run = process_video(IterableSource(frames(), fps=29.97, live=True), lin_gallery, timeline=tmp_path / "t.json")
+    generator = iter(run)
+    seen = 0
+    try:
+        while True:
+            next(generator)
+            seen += 1
+    except StopIteration as stop:
+        timeline = stop.value
+    assert seen == 150 and timeline is run.timeline
+    assert not timeline.complete and "stream closed by peer" in timeline.error
+    assert timeline.frames == 150
+    assert LIN in timeline.names
+    assert max(t.last_seen for t in timeline.tracks) <= 150 / 29.97
+    assert Timeline.load(tmp_path / "t.json").error == timeline.error
+
+
+def test_video_run_returns_the_timeline_and_every_is_respected(lin_gallery):
+    clip = need_data(*HAMILTON)
+
+    def first(n):
+        cap = cv2.VideoCapture(str(clip))
+        for _ in range(n):
+            yield cv2.cvtColor(cap.read()[1], cv2.COLOR_BGR2RGB)
+        cap.release()
+
+    detected = []
+    timeline = process_video(first(20), lin_gallery, every=4, fps=29.97).run(
+        on_frame=lambda r: detected.append(r.detected)
+    )
+    assert timeline.complete and timeline.frames == 20
+    assert [i for i, d in enumerate(detected) if d][:3] == [0, 4, 8]
+    assert timeline.names == [LIN]
+
+
+def test_video_stopping_early_keeps_the_timeline_so_far(lin_gallery):
+    run = process_video(need_data(*HAMILTON), lin_gallery, every=5)
+    for result in run:
+        if result.index == 15:
+            break
+    run.close()
+    timeline = run.timeline
+    assert timeline is not None and timeline.frames == 16
+    assert not timeline.complete and "stopped after 16 frames" in timeline.error
+    assert timeline.names == [LIN]
