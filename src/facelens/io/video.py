@@ -17,6 +17,7 @@ Every failure is a :class:`facelens.errors.VideoError` with a message that says 
 from __future__ import annotations
 
 import glob
+from abc import ABC, abstractmethod
 import logging
 import os
 import queue
@@ -60,7 +61,7 @@ class Frame:
     image: np.ndarray = field(repr=False)
 
 
-class FrameSource:
+class FrameSource(ABC):
     """Iterate to get frames. ``fps`` (0 when unknown), ``size`` (w, h), ``frame_count`` (None when unknown),
     ``live`` (frames may be dropped), ``name``. After iteration ``error`` says why a source ended early (None when it
     ran to its end) and ``dropped`` how many live frames were skipped."""
@@ -76,8 +77,9 @@ class FrameSource:
         self.dropped = 0
         self.frames_read = 0
 
+    @abstractmethod
     def __iter__(self) -> Iterator[Frame]:
-        raise NotImplementedError
+        """Frames in order until the source ends (``error`` says why when it ended early)."""
 
     def close(self) -> None:
         """Stop background reading and release the device or file."""
