@@ -248,6 +248,7 @@ def _mount() -> None:
     from facelens.evaluate.cli import app as eval_app
     from facelens.gallery.cli import app as gallery_app
     from facelens.liveness.cli import app as liveness_app
+    from facelens.service.cli import keys_app, serve
     from facelens.video.cli import app as video_app
 
     app.add_typer(gallery_app, name="gallery")
@@ -255,6 +256,8 @@ def _mount() -> None:
     app.add_typer(liveness_app, name="liveness")
     app.add_typer(eval_app, name="eval")
     app.add_typer(video_app, name="video")
+    app.command("serve")(serve)
+    app.add_typer(keys_app, name="keys")
 
 
 _mount()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class FacelensError(Exception):
     """Base of every error facelens raises on purpose."""
@@ -37,3 +39,8 @@ class ModelMismatchError(GalleryError):
 
 class NotFoundError(GalleryError):
     """A person, face or collection named in a request does not exist."""
+
+
+def redact_url(url: str) -> str:
+    """A URL without its password, for messages and logs (database and stream URLs carry credentials)."""
+    return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", url)

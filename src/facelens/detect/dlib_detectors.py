@@ -33,7 +33,8 @@ class HogDetector(Detector):
         return True
 
     def _run(self, image: np.ndarray, upsample: int) -> list[DetectedFace]:
-        rects, scores, _ = self._detector.run(image, upsample, 0.0)
+        with self._lock:  # dlib's detector keeps scratch buffers: two threads in it at once corrupt the heap
+            rects, scores, _ = self._detector.run(image, upsample, 0.0)
         return [
             DetectedFace(box=_box(r, image.shape), score=float(s), landmarks=_PLACEHOLDER, detector=self.name)
             for r, s in zip(rects, scores)

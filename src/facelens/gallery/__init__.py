@@ -12,8 +12,9 @@ from facelens.gallery.base import Candidate, EnrollResult, FaceRecord, Gallery, 
 DEFAULT_COLLECTION = "default"
 
 
-def _is_postgres(location: str) -> bool:
-    return location.startswith(("postgresql://", "postgres://"))
+def is_postgres(location: str | Path) -> bool:
+    """Whether a store location is a PostgreSQL URL (else it is a folder)."""
+    return str(location).startswith(("postgresql://", "postgres://"))
 
 
 def open_gallery(
@@ -25,7 +26,7 @@ def open_gallery(
     refuses it. A gallery object is safe to share between threads.
     """
     location = str(location)
-    if _is_postgres(location):
+    if is_postgres(location):
         from facelens.gallery.postgres import PostgresGallery
 
         return PostgresGallery(location, model_id=model_id, create=create, collection=collection)
@@ -36,7 +37,7 @@ def open_gallery(
 
 def list_collections(location: str | Path) -> list[str]:
     location = str(location)
-    if _is_postgres(location):
+    if is_postgres(location):
         from facelens.gallery.postgres import list_collections as pg_list
 
         return pg_list(location)
@@ -48,7 +49,7 @@ def list_collections(location: str | Path) -> list[str]:
 def drop_collection(location: str | Path, collection: str) -> int:
     """Delete a collection with its people and faces; returns how many faces went."""
     location = str(location)
-    if _is_postgres(location):
+    if is_postgres(location):
         from facelens.gallery.postgres import drop_collection as pg_drop
 
         return pg_drop(location, collection)

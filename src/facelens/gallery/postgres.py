@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from facelens.errors import GalleryError, NotFoundError
+from facelens.errors import GalleryError, NotFoundError, redact_url
 from facelens.gallery.base import FaceRecord, Gallery, NewFaces, Person, now
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ _pools: dict[str, Any] = {}
 _pools_lock = threading.Lock()
 
 
-def _pool(url: str):  # noqa: ANN202 - psycopg_pool.ConnectionPool
+def connection_pool(url: str):  # noqa: ANN202 - psycopg_pool.ConnectionPool
     """One connection pool per URL per process, with the schema in place."""
     with _pools_lock:
         pool = _pools.get(url)
@@ -78,20 +78,10 @@ def _pool(url: str):  # noqa: ANN202 - psycopg_pool.ConnectionPool
                 with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
                     _migrate(conn)
             except psycopg.OperationalError as exc:
-                raise GalleryError(f"cannot connect to {_redact(url)}: {str(exc).strip()}") from exc
+                raise GalleryError(f"cannot connect to {redact_url(url)}: {str(exc).strip()}") from exc
             pool = ConnectionPool(url, min_size=1, max_size=8, configure=register_vector, open=True, timeout=30)
             _pools[url] = pool
         return pool
-
-
-def _redact(url: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
 
 
 def _migrate(conn: Any) -> None:
@@ -107,15 +97,15 @@ def _migrate(conn: Any) -> None:
 
 
 def list_collections(url: str) -> list[str]:
-    with _pool(url).connection() as conn:
+    with connection_pool(url).connection() as conn:
         return [r[0] for r in conn.execute("SELECT name FROM facelens_collections ORDER BY name")]
 
 
 def drop_collection(url: str, collection: str) -> int:
-    with _pool(url).connection() as conn, conn.transaction():
+    with connection_pool(url).connection() as conn, conn.transaction():
         row = conn.execute("SELECT id FROM facelens_collections WHERE name = %s", (collection,)).fetchone()
         if row is None:
-            raise NotFoundError(f"no collection {collection!r} in {_redact(url)}")
+            raise NotFoundError(f"no collection {collection!r} in {redact_url(url)}")
         count = conn.execute("SELECT COUNT(*) FROM facelens_faces WHERE collection_id = %s", (row[0],)).fetchone()[0]
         conn.execute("DELETE FROM facelens_faces WHERE collection_id = %s", (row[0],))
         conn.execute(f"DROP INDEX IF EXISTS facelens_faces_hnsw_{int(row[0])}")
@@ -144,9 +134,9 @@ class PostgresGallery(Gallery):
         self, url: str, model_id: str | None = None, create: bool = True, dim: int = 128, collection: str = "default"
     ) -> None:
         self.url = url
-        self.location = _redact(url)
+        self.location = redact_url(url)
         self.collection = collection
-        self._pool = _pool(url)
+        self._pool = connection_pool(url)
         with self._pool.connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             row = conn.execute(

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from facelens.errors import FacelensError, VideoError
+from facelens.errors import FacelensError, VideoError, redact_url
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -330,7 +330,7 @@ class LiveSource(FrameSource):
     ) -> None:
         super().__init__()
         self.target = target
-        self.name = f"camera {target}" if isinstance(target, int) else _redact(str(target))
+        self.name = f"camera {target}" if isinstance(target, int) else redact_url(str(target))
         self.timeout = float(timeout)
         self.reconnect = reconnect
         self.backoff = backoff
@@ -412,11 +412,6 @@ class LiveSource(FrameSource):
             self._thread.join(timeout=self.timeout + 1.0)
         elif self._thread is None and self._cap is not None:
             self._cap.release()
-
-
-def _redact(url: str) -> str:
-    """A URL without its password, for messages and logs."""
-    return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", url)
 
 
 def is_stream(source: object) -> bool:

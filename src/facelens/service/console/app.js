@@ -1,0 +1,257 @@
+// facelens console: plain JS against the /v1 API (no build step). The key stays in this tab (sessionStorage).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { key: sessionStorage.getItem("facelens-key") || "", scope: "", captures: [] };
+
+function status(message, isError = false) {
+  $("status").textContent = message;
+  $("status").className = isError ? "error" : "";
+}
+
+async function api(method, path, body) {
+  const headers = { Authorization: "Bearer " + state.key };
+  let payload = body;
+  if (body && !(body instanceof FormData)) {
+    headers["Content-Type"] = "application/json";
+    payload = JSON.stringify(body);
+  }
+  const response = await fetch(path, { method, headers, body: payload });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const message = (data.error && data.error.message) || response.statusText;
+    throw new Error(`${response.status}: ${message}`);
+  }
+  return data;
+}
+
+const gallery = () => $("gallery").value || "default";
+const enc = encodeURIComponent;
+
+// -- sign in -----------------------------------------------------------------------------------------
+async function signIn(key) {
+  state.key = key.trim();
+  try {
+    const me = await api("GET", "/v1/whoami");
+    state.scope = me.scope;
+    sessionStorage.setItem("facelens-key", state.key);
+    $("whoami").textContent = `key ${me.key_id}${me.name ? " (" + me.name + ")" : ""} · ${me.scope}`;
+    document.body.classList.toggle("reader", me.scope !== "admin");
+    $("app").hidden = false;
+    $("signout").hidden = false;
+    $("key").value = "";
+    status("Signed in.");
+    await loadGalleries();
+  } catch (err) {
+    state.key = "";
+    sessionStorage.removeItem("facelens-key");
+    $("app").hidden = true;
+    status("Sign-in failed: " + err.message, true);
+  }
+}
+
+function signOut() {
+  state.key = "";
+  sessionStorage.removeItem("facelens-key");
+  $("app").hidden = true;
+  $("signout").hidden = true;
+  $("whoami").textContent = "";
+  status("Signed out.");
+}
+
+// -- galleries and people ----------------------------------------------------------------------------
+async function loadGalleries(select) {
+  const data = await api("GET", "/v1/galleries");
+  const current = select || gallery();
+  $("gallery").replaceChildren(...data.galleries.map((g) => new Option(g.name, g.name)));
+  if (data.galleries.some((g) => g.name === current)) $("gallery").value = current;
+  await loadPeople();
+}
+
+async function loadPeople() {
+  try {
+    const [stats, data] = await Promise.all([
+      api("GET", `/v1/galleries/${enc(gallery())}`),
+      api("GET", `/v1/galleries/${enc(gallery())}/people`),
+    ]);
+    $("gallery-stats").textContent =
+      `${stats.people} people, ${stats.faces} faces · model ${stats.model_id}` +
+      (stats.open_set_threshold !== null ? ` · open-set threshold ${stats.open_set_threshold}` : "");
+    const rows = data.people.map((person) => {
+      const tr = document.createElement("tr");
+      tr.dataset.name = person.name;
+      for (const text of [person.name, String(person.face_count), JSON.stringify(person.metadata)]) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        tr.append(td);
+      }
+      const td = document.createElement("td");
+      if (state.scope === "admin") {
+        const button = document.createElement("button");
+        button.textContent = "Delete";
+        button.className = "danger delete-person";
+        button.addEventListener("click", () => deletePerson(person.name));
+        td.append(button);
+      }
+      tr.append(td);
+      return tr;
+    });
+    $("people").replaceChildren(...rows);
+  } catch (err) {
+    status(err.message, true);
+  }
+}
+
+async function deletePerson(name) {
+  if (!confirm(`Delete ${name} and all their faces?`)) return;
+  try {
+    const result = await api("DELETE", `/v1/galleries/${enc(gallery())}/people/${enc(name)}`);
+    status(`Deleted ${name} (${result.faces_removed} faces).`);
+    await loadPeople();
+  } catch (err) {
+    status(err.message, true);
+  }
+}
+
+async function createGallery() {
+  const name = $("new-gallery").value.trim();
+  if (!name) return status("Type a gallery name first.", true);
+  try {
+    await api("POST", "/v1/galleries", { name });
+    $("new-gallery").value = "";
+    status(`Created gallery ${name}.`);
+    await loadGalleries(name);
+  } catch (err) {
+    status(err.message, true);
+  }
+}
+
+async function deleteGallery() {
+  const name = gallery();
+  if (!confirm(`Delete gallery ${name} with everyone in it?`)) return;
+  try {
+    const result = await api("DELETE", `/v1/galleries/${enc(name)}`);
+    status(`Deleted gallery ${name} (${result.faces_removed} faces).`);
+    await loadGalleries("default");
+  } catch (err) {
+    status(err.message, true);
+  }
+}
+
+// -- camera --------------------------------------------------------------------------------------------
+async function startCamera(box, video) {
+  try {
+    video.srcObject = await navigator.mediaDevices.getUserMedia({ video: true, audio: false });
+    $(box).hidden = false;
+  } catch (err) {
+    status("Camera unavailable: " + err.message, true);
+  }
+}
+
+function capture(video) {
+  const canvas = document.createElement("canvas");
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  canvas.getContext("2d").drawImage(video, 0, 0);
+  return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
+}
+
+// -- enroll ---------------------------------------------------------------------------------------------
+async function enroll() {
+  const name = $("person-name").value.trim();
+  if (!name) return status("Type the person's name first.", true);
+  const form = new FormData();
+  for (const file of $("enroll-files").files) form.append("image", file, file.name);
+  state.captures.forEach((blob, i) => form.append("image", blob, `camera-${i + 1}.jpg`));
+  if (!form.has("image")) return status("Choose photos or capture some with the camera.", true);
+  const metadata = $("person-metadata").value.trim();
+  if (metadata) form.append("metadata", metadata);
+  status(`Enrolling ${name}…`);
+  try {
+    const result = await api("POST", `/v1/galleries/${enc(gallery())}/people/${enc(name)}/faces`, form);
+    const skipped = result.skipped.map((s) => `${s.source}: ${s.reason}`).join("; ");
+    $("enroll-result").textContent =
+      `Enrolled ${result.added.length} face(s) for ${result.name}` + (skipped ? ` · skipped ${skipped}` : "");
+    status("");
+    state.captures = [];
+    $("enroll-captures").textContent = "";
+    $("enroll-files").value = "";
+    await loadPeople();
+  } catch (err) {
+    status(err.message, true);
+  }
+}
+
+// -- identify -------------------------------------------------------------------------------------------
+async function identify(blob) {
+  const file = blob || $("identify-file").files[0];
+  if (!file) return status("Choose a photo to identify.", true);
+  const form = new FormData();
+  form.append("image", file, file.name || "camera.jpg");
+  status("Identifying…");
+  try {
+    const [result, bitmap] = await Promise.all([
+      api("POST", `/v1/identify?gallery=${enc(gallery())}`, form),
+      createImageBitmap(file),
+    ]);
+    draw(bitmap, result);
+    status(`${result.faces.length} face(s) found.`);
+  } catch (err) {
+    status(err.message, true);
+  }
+}
+
+function draw(bitmap, result) {
+  const canvas = $("identify-canvas");
+  canvas.width = bitmap.width;
+  canvas.height = bitmap.height;
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(bitmap, 0, 0);
+  // the server saw the image after EXIF rotation, as the browser does; scale in case the sizes still differ
+  const sx = bitmap.width / result.width, sy = bitmap.height / result.height;
+  const line = Math.max(2, Math.round(bitmap.width / 200));
+  const items = [];
+  for (const face of result.faces) {
+    const [x1, y1, x2, y2] = face.box.map((v, i) => v * (i % 2 ? sy : sx));
+    const known = face.name !== null;
+    const color = known ? "#00c853" : "#ff9100";
+    const text = known ? `${face.name} ${face.score.toFixed(2)}` : "unknown";
+    ctx.lineWidth = line;
+    ctx.strokeStyle = color;
+    ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+    ctx.font = `${Math.max(14, line * 7)}px sans-serif`;
+    const width = ctx.measureText(text).width + 8, height = Math.max(14, line * 7) + 6;
+    ctx.fillStyle = color;
+    ctx.fillRect(x1 - line / 2, Math.max(0, y1 - height), width, height);
+    ctx.fillStyle = "#000";
+    ctx.fillText(text, x1 + 4 - line / 2, Math.max(0, y1 - height) + height - 6);
+    const li = document.createElement("li");
+    li.className = known ? "known" : "unknown";
+    li.textContent = `${text} · box ${face.box.map((v) => Math.round(v)).join(",")}`;
+    items.push(li);
+  }
+  canvas.dataset.labels = result.faces.map((f) => f.label).join(",");
+  $("identify-results").replaceChildren(...items);
+}
+
+// -- wiring ---------------------------------------------------------------------------------------------
+$("signin-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  signIn($("key").value);
+});
+$("signout").addEventListener("click", signOut);
+$("gallery").addEventListener("change", loadPeople);
+$("refresh-people").addEventListener("click", loadPeople);
+$("create-gallery").addEventListener("click", createGallery);
+$("delete-gallery").addEventListener("click", deleteGallery);
+$("enroll-btn").addEventListener("click", enroll);
+$("identify-btn").addEventListener("click", () => identify());
+$("enroll-camera").addEventListener("click", () => startCamera("enroll-cam", $("enroll-video")));
+$("identify-camera").addEventListener("click", () => startCamera("identify-cam", $("identify-video")));
+$("enroll-snap").addEventListener("click", async () => {
+  state.captures.push(await capture($("enroll-video")));
+  $("enroll-captures").textContent = `${state.captures.length} photo(s) captured`;
+});
+$("identify-snap").addEventListener("click", async () => identify(await capture($("identify-video"))));
+
+if (state.key) signIn(state.key);
