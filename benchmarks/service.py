@@ -27,26 +27,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from gallery import face_space  # benchmarks/gallery.py: face-like synthetic people fitted on LFW
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("FACELENS_TEST_DATA", ROOT.parent / "shared" / "data"))
 os.environ.setdefault("FACELENS_MODEL_DIR", str(ROOT.parent / "shared" / "models"))
-
-
-def face_space(cache: Path):
-    from facelens.evaluate.synthetic import FaceSpace
-
-    if not cache.exists():
-        from facelens.evaluate.embeddings import embed_images
-        from facelens.evaluate.protocols import read_pairs
-
-        lfw = DATA / "identity" / "lfw"
-        print(f"embedding LFW DevTest once (cached in {cache}) ...", flush=True)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        embed_images(read_pairs(lfw / "pairsDevTest.txt", lfw).images()).save(cache)
-    stored = np.load(cache)
-    labels = np.array([Path(str(k)).parent.name for k in stored["keys"]])
-    return FaceSpace.fit(stored["vectors"], labels)
 
 
 def lfw_people() -> dict[str, list[Path]]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,3 +27,24 @@ def need_model(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"model file {path} not found (set FACELENS_MODEL_DIR to the shared models folder)")
     return path
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync",
+                 # a synthetic camera (test pattern) that needs no permission prompt, for the console's webcam
+                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+
+
+@contextmanager
+def chromium_page() -> Iterator:
+    """A page in the system's headless Chromium (Debian ``chromium``) driven by Playwright; skips without them."""
+    if not CHROMIUM.exists():
+        pytest.skip("headless Chromium not installed (apt-get install -y chromium chromium-driver)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright to drive Chromium")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+from helpers import chromium_page
 
 
 @pytest.fixture(scope="module")
@@ -35,20 +31,12 @@ def test_report_files_are_self_contained(report_dir):
 
 
 def test_report_renders_in_headless_chromium(report_dir):
-    if not CHROMIUM.exists():
-        pytest.skip("headless Chromium not installed (apt-get install -y chromium chromium-driver)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright to drive Chromium")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto((report_dir / "report.html").as_uri())
-            page.wait_for_load_state("load")
-            sizes = page.eval_on_selector_all(
-                "img", "els => els.map(e => [e.complete, e.naturalWidth, e.naturalHeight, e.alt])")
-            title = page.title()
-        finally:
-            browser.close()
+    with chromium_page() as page:
+        page.goto((report_dir / "report.html").as_uri())
+        page.wait_for_load_state("load")
+        sizes = page.eval_on_selector_all(
+            "img", "els => els.map(e => [e.complete, e.naturalWidth, e.naturalHeight, e.alt])")
+        title = page.title()
     assert title == "DevTest"
     assert len(sizes) == 4
     for complete, width, height, alt in sizes:

@@ -3,30 +3,15 @@ person from a photo, identify another photo of them and see their name drawn on 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync",
-                 # a synthetic camera (test pattern, no face) that needs no permission prompt
-                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+from helpers import chromium_page
 
 
 @pytest.fixture(scope="module")
 def browser_page():
-    if not CHROMIUM.exists():
-        pytest.skip("headless Chromium not installed (apt-get install -y chromium chromium-driver)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright to drive Chromium")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.on("dialog", lambda dialog: dialog.accept())
-            yield page
-        finally:
-            browser.close()
+    with chromium_page() as page:
+        page.on("dialog", lambda dialog: dialog.accept())
+        yield page
 
 
 def test_console_enrol_identify_delete(browser_page, live_server, service, people_photos):

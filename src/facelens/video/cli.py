@@ -8,17 +8,16 @@ this app with ``app.add_typer(video_app, name="video")``.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from facelens.cli_support import default_command_group
+from facelens.cli_support import default_command_group, emit, err
+from facelens.cli_support import out as stdout
 from facelens.errors import FacelensError
 
 app = typer.Typer(
@@ -26,18 +25,11 @@ app = typer.Typer(
     help="Faces in videos and streams: who appears when (`facelens video CLIP`), enrol an unknown (`enroll`).",
     no_args_is_help=True,
 )
-_out = Console()
-_err = Console(stderr=True)
 
 
 def _fail(exc: Exception) -> None:
-    _err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+    err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(1)
-
-
-def _emit(obj: dict) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
 
 
 @app.command("run")
@@ -101,7 +93,7 @@ def run_cmd(
     seen: set[str] = set()
     emitted = 0
     try:
-        with Progress(*columns, console=_err, transient=False) as progress:
+        with Progress(*columns, console=err, transient=False) as progress:
             task = progress.add_task(Path(str(source)).name or str(source), total=total, fps=0.0, every="-", people="")
             started = None
             for count, frame in enumerate(run, 1):
@@ -110,7 +102,7 @@ def run_cmd(
                 elapsed = time.perf_counter() - started
                 if show_events:
                     for event in frame.events:
-                        _emit(event)
+                        emit(event)
                 emitted += len(frame.events)
                 progress.update(
                     task,
@@ -123,15 +115,15 @@ def run_cmd(
         _fail(exc)
     except KeyboardInterrupt:
         where = f"; timeline up to here in {timeline}" if timeline is not None else ""
-        _err.print(f"interrupted after {run.timeline.frames if run.timeline else 0} frames{where}", markup=False)
+        err.print(f"interrupted after {run.timeline.frames if run.timeline else 0} frames{where}", markup=False)
         raise typer.Exit(130) from None
     result = run.timeline
     assert result is not None
     if show_events:  # tracks still open when the source ended
         for event in run.events[emitted:]:
-            _emit(event)
+            emit(event)
     if as_json:
-        _out.print_json(json.dumps(result.to_dict()))
+        stdout.print_json(json.dumps(result.to_dict()))
     else:
         table = Table(title=f"{result.source}: {result.frames} frames, {result.duration:.1f} s")
         for col in ("person", "track", "first seen (s)", "last seen (s)", "frames", "confidence", "thumbnail"):
@@ -146,17 +138,17 @@ def run_cmd(
                 f"{row.confidence:.2f}",
                 row.thumbnail,
             )
-        _out.print(table)
+        stdout.print(table)
         stats = result.stats
-        _err.print(
+        err.print(
             f"{stats.get('fps', 0):.1f} frames/s, {stats.get('detections')} detections, {stats.get('embeddings')} embeddings"
         )
     if out is not None:
-        _err.print(f"annotated video: {out}", markup=False, highlight=False)
+        err.print(f"annotated video: {out}", markup=False, highlight=False)
     if timeline is not None:
-        _err.print(f"timeline: {timeline}", markup=False, highlight=False)
+        err.print(f"timeline: {timeline}", markup=False, highlight=False)
     if not result.complete:
-        _err.print(f"error: {result.error} (timeline covers the video up to there)", markup=False, highlight=False)
+        err.print(f"error: {result.error} (timeline covers the video up to there)", markup=False, highlight=False)
         raise typer.Exit(1)
 
 
@@ -190,6 +182,6 @@ def enroll_cmd(
         _fail(exc)
     result = {"name": name, "from": label, "faces_added": len(ids), "face_ids": ids, "gallery": str(gallery)}
     if as_json:
-        _emit(result)
+        emit(result)
     else:
-        _err.print(f"enrolled {label} as {name}: {len(ids)} faces added to {gallery}", markup=False, highlight=False)
+        err.print(f"enrolled {label} as {name}: {len(ids)} faces added to {gallery}", markup=False, highlight=False)
