@@ -166,6 +166,21 @@ def test_remove_face_keeps_person(client, admin_headers, reader_headers, ada, pe
     _error(client.delete(f"/v1/galleries/faces/faces/{face_id}", headers=admin_headers), 404, "not_found")
 
 
+def test_names_with_a_slash_can_be_managed(client, admin_headers, reader_headers, ada, people_photos):
+    """A name the gallery accepts ("A/B Team") must be reachable by URL too, percent-encoded or not."""
+    client.post("/v1/galleries", json={"name": "slashes"}, headers=admin_headers)
+    photo = people_photos[ada[0]][2]
+    added = client.post("/v1/galleries/slashes/people/ops%2Fnight/faces", files=_files(photo), headers=admin_headers)
+    assert added.status_code == 200 and added.json()["name"] == "ops/night" and len(added.json()["added"]) == 1
+    person = client.get("/v1/galleries/slashes/people/ops/night", headers=reader_headers).json()
+    assert person["name"] == "ops/night" and person["face_count"] == 1
+    patched = client.patch("/v1/galleries/slashes/people/ops%2Fnight", json={"metadata": {"shift": "night"}},
+                           headers=admin_headers).json()
+    assert patched["metadata"] == {"shift": "night"}
+    assert client.delete("/v1/galleries/slashes/people/ops/night", headers=admin_headers).json()["faces_removed"] == 1
+    _error(client.get("/v1/galleries/slashes/people/ops/night", headers=reader_headers), 404, "not_found")
+
+
 def test_galleries_create_list_delete(client, admin_headers, reader_headers):
     assert client.post("/v1/galleries", json={"name": "temp"}, headers=admin_headers).status_code == 201
     _error(client.post("/v1/galleries", json={"name": "temp"}, headers=admin_headers), 409, "exists")
@@ -254,8 +269,9 @@ def test_pixel_limit_and_corrupt_image_are_422(client, reader_headers):
                                  headers=reader_headers), 422, "bad_image")
     assert "exceeds the limit" in message
     truncated = (np.arange(64) % 7).astype(np.uint8).tobytes()
-    _error(client.post("/v1/detect", files={"image": ("t.jpg", b"\xff\xd8\xff\xe0" + truncated, "image/jpeg")},
-                       headers=reader_headers), 422, "bad_image")
+    message = _error(client.post("/v1/detect", files={"image": ("t.jpg", b"\xff\xd8\xff\xe0" + truncated, "image/jpeg")},
+                                 headers=reader_headers), 422, "bad_image")
+    assert message.startswith("t.jpg: ")  # named as the client named it, not as "<68 bytes>"
 
 
 def test_bad_json_and_bad_base64(client, reader_headers):

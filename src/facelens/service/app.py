@@ -268,7 +268,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return await read_payload(request, names, settings.max_upload_bytes, max_files=max_files)
 
     def decode(upload: Upload) -> Any:
-        return decode_image(upload.data, max_pixels=settings.max_pixels)
+        """The decoded image; errors name the upload as the client knows it (file name or field)."""
+        try:
+            return decode_image(upload.data, max_pixels=settings.max_pixels)
+        except ImageDecodeError as exc:
+            reason = str(exc).removeprefix(describe_source(upload.data) + ": ")
+            raise ImageDecodeError(f"{upload.label}: {reason}") from None
 
     def keep(upload: Upload) -> str | None:
         return state.audit.keep_image(upload.data, upload.kind)
@@ -462,7 +467,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.audit.record(key.key_id, "create_person", gallery, result["name"])
         return result
 
-    @app.get("/v1/galleries/{gallery}/people/{name}", tags=["people"], response_model=S.PersonDetail,
+    @app.get("/v1/galleries/{gallery}/people/{name:path}", tags=["people"], response_model=S.PersonDetail,
              responses=S.ERRORS)
     async def get_person(gallery: str, name: str, key: Reader) -> dict[str, Any]:
         """One person and their enrolled faces."""
@@ -474,7 +479,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         return await work(run)
 
-    @app.patch("/v1/galleries/{gallery}/people/{name}", tags=["people"], response_model=S.PersonOut,
+    @app.patch("/v1/galleries/{gallery}/people/{name:path}", tags=["people"], response_model=S.PersonOut,
                responses=S.ERRORS)
     async def update_person(gallery: str, name: str, body: PersonUpdate, key: Admin) -> dict[str, Any]:
         """Replace a person's metadata and/or rename them."""
@@ -493,7 +498,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.audit.record(key.key_id, "update_person", gallery, name, renamed_to=body.name)
         return result
 
-    @app.delete("/v1/galleries/{gallery}/people/{name}", tags=["people"], response_model=S.PersonRemoved,
+    @app.delete("/v1/galleries/{gallery}/people/{name:path}", tags=["people"], response_model=S.PersonRemoved,
                 responses=S.ERRORS)
     async def delete_person(gallery: str, name: str, key: Admin) -> dict[str, Any]:
         """Remove a person and all their faces."""
@@ -502,7 +507,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"name": name, "faces_removed": removed}
 
     @app.post(
-        "/v1/galleries/{gallery}/people/{name}/faces",
+        "/v1/galleries/{gallery}/people/{name:path}/faces",
         tags=["people"],
         response_model=S.EnrollResponse,
         responses=S.ERRORS,
@@ -536,7 +541,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 try:
                     image = decode(upload)
                 except ImageDecodeError as exc:
-                    reason = str(exc).removeprefix(describe_source(upload.data) + ": ")
+                    reason = str(exc).removeprefix(f"{upload.label}: ")
                     total["skipped"].append({"source": upload.label, "reason": reason})
                     continue
                 result = store.enroll(name, [image], metadata=metadata, pipeline=state.pipeline)
