@@ -147,20 +147,18 @@ class ServiceState:
 
 
 # -- errors ----------------------------------------------------------------------------------------------
+_STATUS = [  # first match wins: subclasses before their bases
+    (NotFoundError, 404, "not_found"),
+    (ModelMismatchError, 409, "model_mismatch"),
+    (GalleryError, 400, "gallery_error"),
+    (ImageDecodeError, 422, "bad_image"),
+    (NoFaceError, 422, "no_face"),
+    (ModelUnavailableError, 503, "model_unavailable"),
+]
+
+
 def _status_of(exc: FacelensError) -> tuple[int, str]:
-    if isinstance(exc, NotFoundError):
-        return 404, "not_found"
-    if isinstance(exc, ModelMismatchError):
-        return 409, "model_mismatch"
-    if isinstance(exc, GalleryError):
-        return 400, "gallery_error"
-    if isinstance(exc, ImageDecodeError):
-        return 422, "bad_image"
-    if isinstance(exc, NoFaceError):
-        return 422, "no_face"
-    if isinstance(exc, ModelUnavailableError):
-        return 503, "model_unavailable"
-    return 400, "error"
+    return next(((status, code) for kind, status, code in _STATUS if isinstance(exc, kind)), (400, "error"))
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
