@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
+import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from typer.core import TyperGroup
@@ -18,6 +19,12 @@ def emit(obj: dict[str, Any]) -> None:
     """One JSON line on stdout."""
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
+
+
+def fail(exc: Exception) -> NoReturn:
+    """One line on stderr (``error: ...``) and exit code 1: for sub-commands whose failures are expected outcomes."""
+    err.print(f"error: {' '.join(str(exc).split())}", markup=False, highlight=False)
+    raise typer.Exit(1)
 
 
 def progress_bar(total: int) -> Progress:

@@ -11,25 +11,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from facelens.cli_support import default_command_group
+from facelens.cli_support import default_command_group, err, fail
+from facelens.cli_support import out as stdout
 from facelens.errors import FacelensError
-
 
 app = typer.Typer(
     cls=default_command_group("images"),
     help="Facial analysis: expression, age/gender, quality (`facelens analyze IMG...`) and custom heads (`fit`).",
     no_args_is_help=True,
 )
-_out = Console()
-_err = Console(stderr=True)
-
-
-def _fail(exc: Exception) -> None:
-    _err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
 
 
 @app.command("images")
@@ -58,7 +50,7 @@ def images_cmd(
             tuple(h for h in heads.split(",") if h), custom_head=head, pipeline=get_pipeline(detector=detector)
         )
     except (FacelensError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
     results, failed = [], 0
     for path in images:
         try:
@@ -67,7 +59,7 @@ def images_cmd(
             failed += 1
             results.append({"path": str(path), "faces": [], "error": str(exc)})
             if not as_json:
-                _err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+                err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
             continue
         if annotate_dir is not None and result.image is not None:
             import cv2
@@ -77,7 +69,7 @@ def images_cmd(
             cv2.imwrite(str(annotate_dir / f"{path.stem}.jpg"), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
         results.append(result.to_dict())
     if as_json:
-        _out.print_json(json.dumps(results if len(results) != 1 else results[0]))
+        stdout.print_json(json.dumps(results if len(results) != 1 else results[0]))
     else:
         columns = ("image", "face", "box", "expression", "age", "gender", "quality", "reasons", "head")
         rows = []
@@ -106,7 +98,7 @@ def images_cmd(
             table.add_column(columns[j], overflow="fold")
         for row in rows:
             table.add_row(*(row[j] for j in shown))
-        _out.print(table)
+        stdout.print(table)
     if failed == len(images):
         raise typer.Exit(1)
 
@@ -144,12 +136,12 @@ def fit_cmd(
         head.fit(X, labels, base_labels)
         head.save(output)
     except (FacelensError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
     info = {**head.to_dict(), "path": str(output), "samples": len(kept), "skipped": len(items) - len(kept)}
     if as_json:
-        _out.print_json(json.dumps(info))
+        stdout.print_json(json.dumps(info))
     else:
-        _out.print(
+        stdout.print(
             f"saved head [bold]{head.name}[/] to {output}: {len(kept)} faces, labels {', '.join(head.labels)}, "
             f"cross-validated accuracy {info['cv_accuracy']}, threshold {info['threshold']}"
         )

@@ -10,19 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from facelens.cli_support import fail
+from facelens.cli_support import out as stdout
 from facelens.errors import FacelensError
 
 app = typer.Typer(help="Evaluate recognition on your own data: accuracy, calibration, fairness, robustness.",
                   no_args_is_help=True)
-_out = Console()
-
-
-def _fail(exc: Exception) -> None:
-    typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
-    raise typer.Exit(1)
 
 
 def _table(title: str, rows: dict | list[dict]) -> None:
@@ -37,7 +32,7 @@ def _table(title: str, rows: dict | list[dict]) -> None:
             table.add_column(str(col), no_wrap=i == 0)
         for r in rows:
             table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in r.values()))
-    _out.print(table)
+    stdout.print(table)
 
 
 def _emit(data: dict, as_json: bool) -> None:
@@ -117,14 +112,14 @@ def verify(
             result["report"] = str(verification_report(scored, metrics, out, f"Verification: {pairs.name}",
                                                        pipe.model_id, cal, {"threshold_for_fmr": result["threshold_for_fmr"]}))
     except (FacelensError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
     if json_out:
         return _emit(result, True)
     from facelens.evaluate.report import flatten
 
     _table(f"Verification ({pipe.model_id}, {metrics.n_pairs} pairs)", {
         k: v for k, v in flatten(result).items() if k not in ("fte_policy",) and not k.startswith("failures")})
-    _out.print(f"{len(scored.failures)} image(s) without a usable face; {metrics.n_fte_pairs} pair(s) scored as: {metrics.fte_policy}")
+    stdout.print(f"{len(scored.failures)} image(s) without a usable face; {metrics.n_fte_pairs} pair(s) scored as: {metrics.fte_policy}")
 
 
 @app.command()
@@ -157,7 +152,7 @@ def identify(
                 out, f"Identification: {root.name}", result, {"cmc": report.plot_cmc(m.cmc_curve)},
                 {"Summary": report.flatten({k: v for k, v in result.items() if k != "failures_to_enrol"})}))
     except (FacelensError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
     if json_out:
         return _emit(result, True)
     from facelens.evaluate.report import flatten
@@ -212,7 +207,7 @@ def calibrate(
             result["report"] = str(report.write_report(out, f"Calibration: {pairs.name}", result, figures,
                                                        {"Summary": summary}))
     except (FacelensError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
     if json_out:
         return _emit(result, True)
     rows = {"pairs": result["n_pairs"], "Cllr": cal.cllr, "Cllr_min": cal.cllr_min}
@@ -295,7 +290,7 @@ def fairness(
                 tables[f"Dataset bias by {col} (Cramér's V {v['cramers_v']:.3f})"] = v["group_shares"]
             result["report"] = str(report.write_report(out, "Fairness audit", result, {}, tables))
     except (FacelensError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
     if json_out:
         return _emit(result, True)
     for col, v in result["verification"].items():
@@ -339,7 +334,7 @@ def robustness(
         if out:
             result["report"] = str(robustness_report(rows, out, f"Robustness: {pairs.name}", pipe.model_id))
     except (FacelensError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
     if json_out:
         return _emit(result, True)
     _table(f"Robustness ({pipe.model_id}, {len(pair_set.pairs)} pairs)",
@@ -361,7 +356,7 @@ def identity(
 
         res = identity_preservation(aligned_sets(originals, processed), threshold, _pipeline(detector))
     except (FacelensError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
     if json_out:
         return _emit(res.to_dict(), True)
     _table("Identity preservation", res.to_dict(per_pair=False))

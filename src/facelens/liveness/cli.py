@@ -11,25 +11,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from facelens.cli_support import default_command_group
+from facelens.cli_support import default_command_group, fail
+from facelens.cli_support import out as stdout
 from facelens.errors import FacelensError
-
 
 app = typer.Typer(
     cls=default_command_group("clip"),
     help="Presentation-attack detection: is the face live? (`facelens liveness CLIP.mp4`, `eval`, `fit`, `image`).",
     no_args_is_help=True,
 )
-_out = Console()
-_err = Console(stderr=True)
-
-
-def _fail(exc: Exception) -> None:
-    _err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
 
 
 def _metrics_table(title: str, rows: dict) -> Table:
@@ -57,22 +49,22 @@ def clip_cmd(
     try:
         result = check_clip(clip, detector=detector, max_seconds=max_seconds, min_blinks=min_blinks)
     except (FacelensError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
         return
     out = {"clip": str(clip), **result.to_dict()}
     if as_json:
         typer.echo(json.dumps(out))
         return
     verdict = "[green]LIVE[/green]" if result.is_live else "[red]SPOOF / not shown live[/red]"
-    _out.print(
+    stdout.print(
         f"{clip}: {verdict}  ({len(result.blinks)} blink(s), {result.frames_with_face}/{result.frames} frames with the face)"
     )
     table = Table("blink", "start s", "end s", "min EAR")
     for i, b in enumerate(result.blinks, 1):
         table.add_row(str(i), f"{b['start']:.2f}", f"{b['end']:.2f}", f"{b['min_ear']:.3f}")
     if result.blinks:
-        _out.print(table)
-    _out.print(
+        stdout.print(table)
+    stdout.print(
         f"open-eye EAR {result.open_ear:.3f} · head pose range {result.pose_range:.3f} · travel {result.translation:.2f} face sizes"
     )
 
@@ -95,19 +87,19 @@ def image_cmd(
         faces = get_pipeline(detector=detector).detector.detect(rgb)
         results = get_checker(model, fusion).check_many(rgb, faces)
     except (FacelensError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
         return
     rows = [{"box": f.to_dict()["box"], **r.to_dict(with_details=True)} for f, r in zip(faces, results)]
     if as_json:
         typer.echo(json.dumps({"path": str(image), "faces": rows}))
         return
     if not rows:
-        _out.print(f"{image}: no face found (nothing can be accepted as live)")
+        stdout.print(f"{image}: no face found (nothing can be accepted as live)")
         return
     table = Table("face", "box", "score", "live?", "model")
     for i, r in enumerate(rows):
         table.add_row(str(i), str(r["box"]), f"{r['score']:.4f}", "yes" if r["is_live"] else "no", r["model"])
-    _out.print(table)
+    stdout.print(table)
 
 
 @app.command("eval")
@@ -132,17 +124,17 @@ def eval_cmd(
             data_dir, model=model, detector=detector, fusion=fusion, threshold=threshold, target_bpcer=target_bpcer
         )
     except (FacelensError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
         return
     if as_json:
         typer.echo(json.dumps(report))
         return
-    _out.print(
+    stdout.print(
         f"{report['data']}: {report['images']} images, model {report['model']}, detector {report['detector']}, "
         f"AUC {report['auc']:.4f}, no face found in {report['no_face']} (counted as rejected)"
     )
-    _out.print(_metrics_table("operating threshold", {"op": report["metrics"]}))
-    _out.print(_metrics_table(f"threshold for BPCER ≤ {target_bpcer}", {"t": report["at_target_bpcer"]}))
+    stdout.print(_metrics_table("operating threshold", {"op": report["metrics"]}))
+    stdout.print(_metrics_table(f"threshold for BPCER ≤ {target_bpcer}", {"t": report["at_target_bpcer"]}))
 
 
 @app.command("fit")
@@ -171,16 +163,16 @@ def fit_cmd(
         )
         fusion.save(out)
     except (FacelensError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
         return
     summary = {"out": str(out), "threshold": fusion.threshold, **fusion.trained_on}
     if as_json:
         typer.echo(json.dumps(summary))
         return
-    _out.print(
+    stdout.print(
         f"wrote {out} (threshold {fusion.threshold:.4f}; {summary['n_live']} live, {summary['n_spoof']} spoof faces)"
     )
-    _out.print(
+    stdout.print(
         _metrics_table(
             "5-fold cross-validated (out-of-fold) figures",
             {"fused": summary["cv_fused"], "frequency": summary["cv_frequency"]},

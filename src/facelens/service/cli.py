@@ -8,7 +8,7 @@ import os
 import typer
 from rich.table import Table
 
-from facelens.cli_support import emit, err, out
+from facelens.cli_support import emit, err, fail, out
 from facelens.errors import FacelensError
 from facelens.service.keys import KeyStore
 
@@ -17,11 +17,6 @@ app = keys_app  # the lead mounts it as `facelens keys`
 
 _GALLERY_HELP = "Gallery store the service uses (its keys.db lives inside a folder gallery). Env FACELENS_GALLERY."
 _KEYS_HELP = "Key store file (default: <gallery>/keys.db). Env FACELENS_KEYS."
-
-
-def _fail(exc: FacelensError) -> None:
-    err.print(f"[red]error:[/red] {exc}", highlight=False)
-    raise typer.Exit(1)
 
 
 def _store(gallery: str | None, keys: str | None) -> KeyStore:
@@ -70,7 +65,7 @@ def serve(
         )
         application = create_app(settings) if settings.processes <= 1 else None
     except FacelensError as exc:
-        _fail(exc)
+        fail(exc)
         return
     from facelens.errors import redact_url
 
@@ -101,7 +96,7 @@ def create(
     try:
         key, token = _store(gallery, keys).create(scope, name)
     except FacelensError as exc:
-        _fail(exc)
+        fail(exc)
         return
     err.print(f"created key {key.key_id} (scope {key.scope})", highlight=False)
     typer.echo(token)
@@ -120,7 +115,7 @@ def list_keys(
     try:
         found = _store(gallery, keys).list(include_revoked=revoked)
     except FacelensError as exc:
-        _fail(exc)
+        fail(exc)
         return
     if json_out:
         for key in found:
@@ -145,7 +140,7 @@ def revoke(
     try:
         key = _store(gallery, keys).revoke(key_id)
     except FacelensError as exc:
-        _fail(exc)
+        fail(exc)
         return
     if json_out:
         emit(key.to_dict())

@@ -16,7 +16,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from facelens.cli_support import default_command_group, emit, err
+from facelens.cli_support import default_command_group, emit, err, fail
 from facelens.cli_support import out as stdout
 from facelens.errors import FacelensError
 
@@ -25,11 +25,6 @@ app = typer.Typer(
     help="Faces in videos and streams: who appears when (`facelens video CLIP`), enrol an unknown (`enroll`).",
     no_args_is_help=True,
 )
-
-
-def _fail(exc: Exception) -> None:
-    err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
 
 
 @app.command("run")
@@ -79,7 +74,7 @@ def run_cmd(
             fps=fps,
         )
     except (FacelensError, ValueError) as exc:
-        _fail(exc)
+        fail(exc)
     show_events = run.source.live if events is None else events
     total = run.source.frame_count
     columns = [
@@ -112,7 +107,7 @@ def run_cmd(
                     people=", ".join(sorted(seen))[:60],
                 )
     except FacelensError as exc:
-        _fail(exc)
+        fail(exc)
     except KeyboardInterrupt:
         where = f"; timeline up to here in {timeline}" if timeline is not None else ""
         err.print(f"interrupted after {run.timeline.frames if run.timeline else 0} frames{where}", markup=False)
@@ -179,7 +174,7 @@ def enroll_cmd(
                 [name] * len(person.embeddings), person.embeddings, model_id=record.model_id or None
             )
     except FacelensError as exc:
-        _fail(exc)
+        fail(exc)
     result = {"name": name, "from": label, "faces_added": len(ids), "face_ids": ids, "gallery": str(gallery)}
     if as_json:
         emit(result)
