@@ -169,6 +169,58 @@ def test_two_processes_writing_lose_nothing(gallery_at):
     assert len(gallery.search(np.ones((1, 128), np.float32), k=200)[0]) == 120  # this process's index caught up
 
 
+def test_openers_racing_to_create_one_gallery(gallery_at):
+    """Used to fail with "not empty" (another opener's database file) or "database is locked" (the WAL switch)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for attempt in range(5):
+        where = gallery_at(f"new-{attempt}")
+        with ThreadPoolExecutor(6) as pool:
+            opened = list(pool.map(lambda _: open_gallery(**where), range(6)))
+        assert {g.model_id for g in opened} == {"dlib_resnet_v1"}
+        opened[0].add_embeddings(["x"], np.ones((1, 128), np.float32))
+        assert [p.name for p in opened[-1].people()] == ["x"]
+        for gallery in opened:
+            gallery.close()
+
+
+def test_writers_naming_the_same_people_in_opposite_orders(gallery_at):
+    from concurrent.futures import ThreadPoolExecutor
+
+    where = gallery_at("crossed")
+    names = [f"p{i:02d}" for i in range(40)]
+    vectors = np.random.default_rng(1).normal(size=(len(names), 128)).astype(np.float32)
+
+    def write(order: list[int]) -> None:
+        gallery = open_gallery(**where)
+        for _ in range(5):
+            gallery.add_embeddings([names[i] for i in order], vectors[order])
+        gallery.close()
+
+    forward = list(range(len(names)))
+    with ThreadPoolExecutor(4) as pool:
+        for done in [pool.submit(write, order) for order in (forward, forward[::-1]) * 2]:
+            done.result()
+    gallery = open_gallery(**where)
+    assert gallery.person_count() == 40 and gallery.face_count() == 40 * 5 * 4
+
+
+def test_process_joining_does_not_lock_out_a_writer(postgres_url):
+    """A new process's schema check must not take table locks: against a writer mid-transaction it used to deadlock."""
+    import psycopg
+
+    from facelens.gallery.postgres import _migrate
+
+    gallery = open_gallery(postgres_url, collection="joining")
+    with psycopg.connect(postgres_url) as writer, psycopg.connect(postgres_url, autocommit=True) as joiner:
+        writer.execute(  # a writer that has upserted its person and is about to insert faces
+            "INSERT INTO facelens_people (collection_id, name, created_at) VALUES (%s, 'mid-write', 0)", (gallery._cid,)
+        )
+        joiner.execute("SET lock_timeout = '2s'")
+        _migrate(joiner)  # raised LockNotAvailable when it re-ran CREATE INDEX IF NOT EXISTS
+        writer.rollback()
+
+
 _KILL_SCRIPT = """
 import json, sys, numpy as np
 from facelens.gallery import open_gallery

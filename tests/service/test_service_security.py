@@ -61,6 +61,27 @@ def test_keys_in_postgres_are_hashed_shared_and_revocable(postgres_url):
     assert "postgresql://" in str(failure.value)
 
 
+def _open_together(location: str, count: int = 6) -> list[KeyStore]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(lambda _: KeyStore(location), range(count)))
+
+
+def test_replicas_starting_together_on_a_new_key_store(tmp_path, postgres_url):
+    """Used to fail with "database is locked" (SQLite's WAL switch) or a pg_type unique violation (CREATE TABLE)."""
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE fresh_keys")
+    fresh = re.sub(r"/postgres(\?|$)", r"/fresh_keys\1", postgres_url)
+    assert fresh != postgres_url
+    for location in (str(tmp_path / "keys.db"), fresh):
+        stores = _open_together(location)
+        token = stores[0].create("admin")[1]
+        assert all(store.check(token) for store in stores)
+
+
 def test_keys_cli_create_prints_the_key_alone(tmp_path):
     runner = CliRunner()
     gallery = str(tmp_path / "people")

@@ -13,6 +13,7 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,8 @@ from facelens.gallery.index import EXACT_LIMIT, TOMBSTONE_LIMIT, ExactIndex, Fac
 log = logging.getLogger(__name__)
 
 DB_NAME = "gallery.db"
+#: How long a writer waits for another process's transaction before giving up.
+LOCK_TIMEOUT_S = 60.0
 SCHEMA_VERSION = 2
 DEFAULT_MODEL = "dlib_resnet_v1"
 #: Unsaved changes after which an HNSW index is written back to disk (so other processes open it current).
@@ -72,12 +75,26 @@ CREATE INDEX IF NOT EXISTS changes_collection ON changes(collection_id, seq);
 
 
 def _connect(db_path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(db_path, timeout=60.0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
+    conn = sqlite3.connect(db_path, timeout=LOCK_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    use_wal(conn)
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=60000")
     return conn
+
+
+def use_wal(conn: sqlite3.Connection) -> None:
+    """Switch a new database to WAL, waiting out other openers: SQLite answers a concurrent switch with "database is
+    locked" at once instead of calling the busy handler."""
+    deadline = time.monotonic() + LOCK_TIMEOUT_S
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return
+            conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 @contextmanager
@@ -92,20 +109,27 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("COMMIT")
 
 
-def _migrate(conn: sqlite3.Connection, model_id: str | None, dim: int) -> None:
-    """Create the schema, or upgrade a version-1 gallery (one collection, people unique by name) in place."""
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    version = 0
-    if "meta" in tables:
-        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        version = int(row[0]) if row else 1
+def _schema_version(conn: sqlite3.Connection) -> int:
+    """0 for an empty database, 1 for the first layout (a meta table without a version row)."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone() is None:
+        return 0
+    row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    version = int(row[0]) if row else 1
     if version > SCHEMA_VERSION:
         raise GalleryError(f"gallery schema {version} is newer than this facelens ({SCHEMA_VERSION}); upgrade facelens")
-    if version == SCHEMA_VERSION:
+    return version
+
+
+def _migrate(conn: sqlite3.Connection, model_id: str | None, dim: int) -> None:
+    """Create the schema, or upgrade a version-1 gallery (one collection, people unique by name) in place."""
+    if _schema_version(conn) == SCHEMA_VERSION:
         return
     conn.execute("PRAGMA foreign_keys=OFF")  # table rebuild (SQLite's documented procedure); no effect inside a tx
     try:
         with _transaction(conn):
+            version = _schema_version(conn)  # again under the write lock: another process may have just migrated
+            if version == SCHEMA_VERSION:
+                return
             if version == 1:
                 old_meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
                 conn.execute("ALTER TABLE people RENAME TO people_v1")
@@ -140,7 +164,8 @@ def _open_store(folder: Path, create: bool) -> Path:
         raise GalleryError(f"{folder} is a file, not a gallery folder")
     db_path = folder / DB_NAME
     if not db_path.exists():
-        if folder.exists() and any(folder.iterdir()):
+        # another process may be creating this gallery right now: its database files do not make the folder foreign
+        if folder.exists() and any(not entry.name.startswith(DB_NAME) for entry in folder.iterdir()):
             raise GalleryError(f"{folder} is not a facelens gallery (no {DB_NAME}) and is not empty")
         if not create:
             raise GalleryError(f"{folder} is not a facelens gallery (no {DB_NAME})")

@@ -32,7 +32,7 @@ HNSW_EF_CONSTRUCTION = 64
 EF_SEARCH = 200
 COUNT_TTL_S = 1.0
 #: Advisory lock key (any constant) taken while creating or migrating the schema.
-_SCHEMA_LOCK = 0x66616365
+SCHEMA_LOCK = 0x66616365
 
 _SCHEMA = [
     "CREATE EXTENSION IF NOT EXISTS vector",
@@ -85,15 +85,28 @@ def connection_pool(url: str):  # noqa: ANN202 - psycopg_pool.ConnectionPool
 
 
 def _migrate(conn: Any) -> None:
+    """Create or upgrade the schema, and do nothing when it is current.
+
+    ``CREATE INDEX IF NOT EXISTS`` locks its table before it looks for the index, so running the DDL while another
+    process writes would take SHARE locks on faces then people against the writer's people-then-faces order and
+    deadlock; a current schema is therefore left untouched.
+    """
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        if conn.execute("SELECT to_regclass('facelens_meta') IS NOT NULL").fetchone()[0]:
+            row = conn.execute("SELECT value FROM facelens_meta WHERE key = 'schema_version'").fetchone()
+            if row is not None and int(row[0]) > SCHEMA_VERSION:
+                raise GalleryError(
+                    f"gallery schema {row[0]} is newer than this facelens ({SCHEMA_VERSION}); upgrade facelens"
+                )
+            if row is not None and int(row[0]) == SCHEMA_VERSION:
+                return
         for statement in _SCHEMA:
             conn.execute(statement)
-        row = conn.execute("SELECT value FROM facelens_meta WHERE key = 'schema_version'").fetchone()
-        if row is None:
-            conn.execute("INSERT INTO facelens_meta VALUES ('schema_version', %s)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) > SCHEMA_VERSION:
-            raise GalleryError(f"gallery schema {row[0]} is newer than this facelens ({SCHEMA_VERSION}); upgrade facelens")
+        conn.execute(
+            "INSERT INTO facelens_meta VALUES ('schema_version', %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            (str(SCHEMA_VERSION),),
+        )
 
 
 def list_collections(url: str) -> list[str]:
@@ -138,7 +151,7 @@ class PostgresGallery(Gallery):
         self.collection = collection
         self._pool = connection_pool(url)
         with self._pool.connection() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
             row = conn.execute(
                 "SELECT id, model_id, dim FROM facelens_collections WHERE name = %s", (collection,)
             ).fetchone()
@@ -182,9 +195,11 @@ class PostgresGallery(Gallery):
     def _insert_people(self, batch: Sequence[NewFaces]) -> list[list[int]]:
         self._count_cache = None
         stamp = now()
-        out = []
+        out: list[list[int]] = [[] for _ in batch]
         with self._pool.connection() as conn, conn.transaction():
-            for item in batch:
+            # people rows are locked in name order, so two batches naming the same people cannot deadlock
+            for position in sorted(range(len(batch)), key=lambda i: batch[i].name):
+                item = batch[position]
                 person_id = conn.execute(
                     "INSERT INTO facelens_people (collection_id, name, metadata, created_at) VALUES (%s, %s, %s, %s) "
                     "ON CONFLICT (collection_id, name) DO UPDATE SET metadata = facelens_people.metadata || "
@@ -216,7 +231,7 @@ class PostgresGallery(Gallery):
                         ids.append(int(cur.fetchone()[0]))
                         if not cur.nextset():
                             break
-                out.append(ids)
+                out[position] = ids
         return out
 
     def _add_person(self, name: str, metadata: dict[str, Any]) -> None:

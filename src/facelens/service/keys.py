@@ -20,6 +20,7 @@ from typing import Any
 
 from facelens.errors import FacelensError, NotFoundError
 from facelens.gallery import is_postgres
+from facelens.gallery.local import use_wal
 
 SCOPES = ("identify", "admin")
 PREFIX = "fl"
@@ -56,13 +57,16 @@ class KeyStore:
         self._pool = None
         if is_postgres(self.location):
             from facelens.errors import redact_url
-            from facelens.gallery.postgres import connection_pool
+            from facelens.gallery.postgres import SCHEMA_LOCK, connection_pool
 
             self._where = redact_url(self.location)
             self._pool = connection_pool(self.location)
-            self._write("CREATE TABLE IF NOT EXISTS facelens_api_keys (key_id TEXT PRIMARY KEY, "
-                        "secret_sha256 TEXT NOT NULL, scope TEXT NOT NULL, name TEXT NOT NULL, "
-                        "created_at DOUBLE PRECISION NOT NULL, revoked_at DOUBLE PRECISION)")
+            with self._pool.connection() as conn, conn.transaction():
+                # replicas starting together would otherwise race to create the table (a unique violation in pg_type)
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                conn.execute("CREATE TABLE IF NOT EXISTS facelens_api_keys (key_id TEXT PRIMARY KEY, "
+                             "secret_sha256 TEXT NOT NULL, scope TEXT NOT NULL, name TEXT NOT NULL, "
+                             "created_at DOUBLE PRECISION NOT NULL, revoked_at DOUBLE PRECISION)")
         else:
             path = Path(self.location).expanduser()
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,7 +80,7 @@ class KeyStore:
         if conn is None:
             try:
                 conn = sqlite3.connect(self.location, timeout=30.0, check_same_thread=False)
-                conn.execute("PRAGMA journal_mode=WAL")
+                use_wal(conn)
             except sqlite3.DatabaseError as exc:
                 raise FacelensError(f"{self.location} is not a readable key store ({exc})") from exc
             self._local.conn = conn
