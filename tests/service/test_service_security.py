@@ -156,6 +156,19 @@ def test_sniffing(data, kind):
     assert sniff(data) == kind
 
 
+def _wait_ready(url: str, process: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, process.stderr.read()
+        time.sleep(0.3)
+    pytest.fail("service never became ready")
+
+
 def test_serve_process_finishes_in_flight_requests_on_sigterm(tmp_path, people_photos):
     """`facelens serve` for real: ready, a request in flight when SIGTERM arrives is still answered, then it exits."""
     with socket_port() as port:
@@ -167,17 +180,7 @@ def test_serve_process_finishes_in_flight_requests_on_sigterm(tmp_path, people_p
                                env=env, stderr=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.stderr.read()
-            time.sleep(0.3)
-        else:
-            pytest.fail("service never became ready")
+        _wait_ready(url, process)
         token = KeyStore(gallery / "keys.db").create("identify")[1]
         photo = min(people_photos.values())[0]
         results = {}
@@ -206,19 +209,6 @@ def test_serve_process_finishes_in_flight_requests_on_sigterm(tmp_path, people_p
         if process.poll() is None:
             process.kill()
             process.wait()
-
-
-def _wait_ready(url: str, process: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None, process.stderr.read()
-        time.sleep(0.3)
-    pytest.fail("service never became ready")
 
 
 def test_serve_with_two_processes(tmp_path, people_photos):
