@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from facelens.decide import profile, similarity_to_distance, verify_threshold
+from facelens.detect import DEFAULT_DETECTOR
 from facelens.errors import FacelensError, NoFaceError
 from facelens.gallery import Gallery, Match, open_gallery
 from facelens.io.image import ImageInput
@@ -18,12 +19,12 @@ from facelens.types import DetectedFace, Face
 log = logging.getLogger(__name__)
 
 
-def detect(image: ImageInput, detector: str = "hog", landmarks68: bool = False) -> list[DetectedFace]:
+def detect(image: ImageInput, detector: str = DEFAULT_DETECTOR, landmarks68: bool = False) -> list[DetectedFace]:
     """Faces in the image, largest first: box (x1, y1, x2, y2), score and 5 landmarks (68 on request)."""
     return get_pipeline(detector=detector, landmarks68=landmarks68).detect(image)
 
 
-def embed(image: ImageInput, detector: str = "hog", largest_only: bool = False) -> list[Face]:
+def embed(image: ImageInput, detector: str = DEFAULT_DETECTOR, largest_only: bool = False) -> list[Face]:
     """Every face's L2-normalised embedding (dlib ResNet 128-D by default), largest face first."""
     return get_pipeline(detector=detector).process(image, largest_only=largest_only).faces
 
@@ -71,7 +72,7 @@ def verify(
     b: ImageInput,
     threshold: float | None = None,
     select: str = "largest",
-    detector: str = "hog",
+    detector: str = DEFAULT_DETECTOR,
     liveness: bool = False,
     fmr: float | None = None,
 ) -> VerifyResult:
@@ -129,7 +130,7 @@ def identify(
     k: int = 3,
     threshold: float | None = None,
     fpir: float = 0.01,
-    detector: str = "hog",
+    detector: str = DEFAULT_DETECTOR,
     liveness: bool = False,
     analyze: bool = False,
     where: dict | None = None,

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from facelens.cli_support import emit, err, out, progress_bar
+from facelens.detect import DEFAULT_DETECTOR, DETECTOR_HELP
 from facelens.errors import FacelensError
 
 app = typer.Typer(help="Face recognition and analysis: detect, embed, verify, enroll, identify.", no_args_is_help=True)
@@ -73,7 +71,7 @@ def _batch(inputs: list[Path], embed: bool, as_json: bool, detector: str, worker
 def detect(
     images: list[Path] = typer.Argument(..., help="Images or folders of images."),
     json_out: bool = typer.Option(False, "--json", help="JSON lines on stdout."),
-    detector: str = typer.Option("hog", help="hog, cnn or yunet."),
+    detector: str = typer.Option(DEFAULT_DETECTOR, help=DETECTOR_HELP),
     workers: int = typer.Option(0, help="Processes (0 = one per core)."),
 ) -> None:
     """Find faces: box, score and 5 landmarks per face."""
@@ -84,7 +82,7 @@ def detect(
 def embed(
     images: list[Path] = typer.Argument(..., help="Images or folders of images."),
     json_out: bool = typer.Option(False, "--json", help="JSON lines on stdout (schema in README)."),
-    detector: str = typer.Option("hog", help="hog, cnn or yunet."),
+    detector: str = typer.Option(DEFAULT_DETECTOR, help=DETECTOR_HELP),
     workers: int = typer.Option(0, help="Processes (0 = one per core)."),
     largest: bool = typer.Option(False, help="Only the largest face of each image."),
 ) -> None:
@@ -99,7 +97,7 @@ def verify(
     json_out: bool = typer.Option(False, "--json"),
     threshold: Optional[float] = typer.Option(None, help="Cosine similarity threshold (default: measured on LFW)."),
     select: str = typer.Option("largest", help="Face to use when an image has several: largest, best, only."),
-    detector: str = typer.Option("hog"),
+    detector: str = typer.Option(DEFAULT_DETECTOR),
     liveness: bool = typer.Option(False, help="Refuse presentation attacks (spoofs never match)."),
     fmr: Optional[float] = typer.Option(None, help="Threshold as a target false-match rate, e.g. 1e-3."),
 ) -> None:

@@ -13,8 +13,8 @@ from functools import cached_property
 import numpy as np
 
 import facelens.models.catalog  # noqa: F401  (registers the core model specs)
-from facelens.detect import Detector, get_detector
-from facelens.embed import Embedder, get_embedder
+from facelens.detect import DEFAULT_DETECTOR, Detector, get_detector
+from facelens.embed import DEFAULT_EMBEDDER, Embedder, get_embedder
 from facelens.errors import NoFaceError
 from facelens.io.image import ImageInput, decode_image, describe_source
 from facelens.types import DetectedFace, Face
@@ -35,8 +35,8 @@ class ImageFaces:
 class FacePipeline:
     def __init__(
         self,
-        detector: str = "hog",
-        embedder: str = "dlib",
+        detector: str = DEFAULT_DETECTOR,
+        embedder: str = DEFAULT_EMBEDDER,
         min_face_size: int = 20,
         upsample: int | None = None,
         max_pixels: int | None = None,
@@ -101,7 +101,7 @@ _PIPELINES: dict[tuple, FacePipeline] = {}
 _LOCK = threading.Lock()
 
 
-def get_pipeline(detector: str = "hog", embedder: str = "dlib", **options) -> FacePipeline:
+def get_pipeline(detector: str = DEFAULT_DETECTOR, embedder: str = DEFAULT_EMBEDDER, **options) -> FacePipeline:
     """A shared pipeline for this configuration (models load once per process)."""
     key = (detector, embedder, tuple(sorted(options.items())))
     with _LOCK:

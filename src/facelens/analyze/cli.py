@@ -15,6 +15,7 @@ from rich.table import Table
 
 from facelens.cli_support import default_command_group, err, fail
 from facelens.cli_support import out as stdout
+from facelens.detect import DEFAULT_DETECTOR, DETECTOR_HELP
 from facelens.errors import FacelensError
 
 app = typer.Typer(
@@ -39,7 +40,7 @@ def images_cmd(
     heads: Annotated[
         str, typer.Option(help="Comma-separated built-in heads: expression,age_gender,quality.")
     ] = "expression,age_gender,quality",
-    detector: Annotated[str, typer.Option(help="Face detector: hog, cnn or yunet.")] = "hog",
+    detector: Annotated[str, typer.Option(help=DETECTOR_HELP)] = DEFAULT_DETECTOR,
 ) -> None:
     """Analyse every face in each image."""
     from facelens.analyze.api import Analyzer, annotate

@@ -5,9 +5,12 @@ from __future__ import annotations
 from facelens.detect.base import Detector
 
 DETECTORS = ("hog", "cnn", "yunet")
+#: The detector every door uses unless told otherwise.
+DEFAULT_DETECTOR = "hog"
+DETECTOR_HELP = "Face detector: " + ", ".join(DETECTORS) + "."
 
 
-def get_detector(name: str = "hog", **options) -> Detector:
+def get_detector(name: str = DEFAULT_DETECTOR, **options) -> Detector:
     """Build a detector by name. Options: ``min_face_size``, ``max_side``, ``landmarks68``, ``upsample`` (dlib)."""
     if name == "hog":
         from facelens.detect.dlib_detectors import HogDetector
@@ -25,4 +28,4 @@ def get_detector(name: str = "hog", **options) -> Detector:
     raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
 
 
-__all__ = ["Detector", "DETECTORS", "get_detector"]
+__all__ = ["Detector", "DETECTORS", "DEFAULT_DETECTOR", "DETECTOR_HELP", "get_detector"]

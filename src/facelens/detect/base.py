@@ -54,6 +54,10 @@ class Detector(ABC):
         faces = [f for f in faces if min(f.width, f.height) >= self.min_face_size]
         return sorted(faces, key=lambda f: f.area, reverse=True)
 
+    def detect_many(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
+        """Faces of several images. Backends that can run a batch through their network override this."""
+        return [self.detect(image) for image in images]
+
     def _needs_68(self) -> bool:
         return False
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from facelens.embed.base import Embedder, l2_normalise
 
 EMBEDDERS = ("dlib",)
+#: The embedder every door uses unless told otherwise.
+DEFAULT_EMBEDDER = "dlib"
 
 
-def get_embedder(name: str = "dlib", **options) -> Embedder:
+def get_embedder(name: str = DEFAULT_EMBEDDER, **options) -> Embedder:
     if name in ("dlib", "dlib_resnet_v1"):
         from facelens.embed.dlib_resnet import DlibResnetEmbedder
 
@@ -15,4 +17,4 @@ def get_embedder(name: str = "dlib", **options) -> Embedder:
     raise ValueError(f"unknown embedder {name!r}; choose one of {', '.join(EMBEDDERS)}")
 
 
-__all__ = ["Embedder", "EMBEDDERS", "get_embedder", "l2_normalise"]
+__all__ = ["Embedder", "EMBEDDERS", "DEFAULT_EMBEDDER", "get_embedder", "l2_normalise"]

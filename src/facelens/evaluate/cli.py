@@ -14,6 +14,7 @@ from rich.table import Table
 
 from facelens.cli_support import fail
 from facelens.cli_support import out as stdout
+from facelens.detect import DEFAULT_DETECTOR, DETECTOR_HELP
 from facelens.errors import FacelensError
 
 app = typer.Typer(help="Evaluate recognition on your own data: accuracy, calibration, fairness, robustness.",
@@ -82,7 +83,7 @@ PairsOpt = typer.Option(..., "--pairs", help="LFW pairs.txt / pairsDevTest.txt, 
 RootOpt = typer.Option(None, "--root", help="folder the image paths are relative to (default: the pairs file's folder)")
 JsonOpt = typer.Option(False, "--json", help="print JSON instead of tables")
 OutOpt = typer.Option(None, "--out", help="write results.json, PNG plots and report.html here")
-DetOpt = typer.Option("hog", "--detector", help="face detector: hog, cnn or yunet")
+DetOpt = typer.Option(DEFAULT_DETECTOR, "--detector", help=DETECTOR_HELP)
 CacheOpt = typer.Option(None, "--cache", help=".npz file to reuse embeddings between runs")
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facelens.detect import DEFAULT_DETECTOR
 from facelens.errors import NoFaceError, VideoError
 from facelens.types import DetectedFace
 
@@ -183,7 +184,7 @@ class ActiveResult:
 
 
 def check_clip(
-    path: str | Path, detector: str = "hog", max_fps: float = 30.0, max_seconds: float = 30.0, min_blinks: int = 1
+    path: str | Path, detector: str = DEFAULT_DETECTOR, max_fps: float = 30.0, max_seconds: float = 30.0, min_blinks: int = 1
 ) -> ActiveResult:
     """Follow the largest face through the clip, measure EAR per frame, and count blinks and movement."""
     from facelens.align import landmarks_68

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from facelens.cli_support import default_command_group, fail
 from facelens.cli_support import out as stdout
+from facelens.detect import DEFAULT_DETECTOR, DETECTOR_HELP
 from facelens.errors import FacelensError
 
 app = typer.Typer(
@@ -38,7 +39,7 @@ def _metrics_table(title: str, rows: dict) -> Table:
 @app.command("clip")
 def clip_cmd(
     clip: Annotated[Path, typer.Argument(help="Video file (mp4, avi...) of one person facing the camera.")],
-    detector: Annotated[str, typer.Option(help="Face detector: hog, cnn or yunet.")] = "hog",
+    detector: Annotated[str, typer.Option(help=DETECTOR_HELP)] = DEFAULT_DETECTOR,
     max_seconds: Annotated[float, typer.Option(help="Read at most this many seconds.")] = 30.0,
     min_blinks: Annotated[int, typer.Option(help="Blinks needed to call the clip live.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
@@ -74,7 +75,7 @@ def image_cmd(
     image: Annotated[Path, typer.Argument(help="Image file.")],
     model: Annotated[str, typer.Option(help="minifasnet (default) or minifas_celeba128.")] = "minifasnet",
     fusion: Annotated[Path | None, typer.Option(help="Fusion file from `facelens liveness fit`.")] = None,
-    detector: Annotated[str, typer.Option(help="Face detector: hog, cnn or yunet.")] = "hog",
+    detector: Annotated[str, typer.Option(help=DETECTOR_HELP)] = DEFAULT_DETECTOR,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Passive liveness of every face in one image."""
@@ -109,7 +110,7 @@ def eval_cmd(
     fusion: Annotated[
         Path | None, typer.Option(help="Evaluate the fusion in this file instead of the model alone.")
     ] = None,
-    detector: Annotated[str, typer.Option(help="Face detector: hog, cnn or yunet.")] = "hog",
+    detector: Annotated[str, typer.Option(help=DETECTOR_HELP)] = DEFAULT_DETECTOR,
     threshold: Annotated[
         float | None, typer.Option(help="Operating threshold (default: the model's or the fusion's).")
     ] = None,
@@ -144,7 +145,7 @@ def fit_cmd(
         "liveness_fusion.json"
     ),
     model: Annotated[str, typer.Option(help="minifasnet (default) or minifas_celeba128.")] = "minifasnet",
-    detector: Annotated[str, typer.Option(help="Face detector: hog, cnn or yunet.")] = "hog",
+    detector: Annotated[str, typer.Option(help=DETECTOR_HELP)] = DEFAULT_DETECTOR,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Fit the fusion of the model score with the frequency/texture cues on labelled faces."""

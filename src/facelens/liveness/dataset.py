@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facelens.detect import DEFAULT_DETECTOR
 from facelens.errors import FacelensError, ImageDecodeError
 from facelens.io.image import decode_image
 from facelens.liveness.frequency import FEATURES, feature_matrix
@@ -71,7 +72,7 @@ def labelled_images(data_dir: str | Path) -> list[tuple[Path, bool]]:
     return out
 
 
-def score_folder(data_dir: str | Path, model: str = "minifasnet", detector: str = "hog") -> LabelledScores:
+def score_folder(data_dir: str | Path, model: str = "minifasnet", detector: str = DEFAULT_DETECTOR) -> LabelledScores:
     """Detect, score and measure every labelled image in ``data_dir`` (unreadable files are skipped with a warning)."""
     from facelens.pipeline import get_pipeline
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facelens.detect import DEFAULT_DETECTOR
 from facelens.liveness.checker import DEFAULT_MODEL
 from facelens.liveness.dataset import LabelledScores, score_folder
 from facelens.liveness.fusion import Fusion
@@ -25,7 +26,7 @@ def final_scores(data: LabelledScores, fusion: Fusion | None) -> np.ndarray:
 def evaluate(
     data_dir: str | Path,
     model: str = DEFAULT_MODEL,
-    detector: str = "hog",
+    detector: str = DEFAULT_DETECTOR,
     fusion: str | Path | Fusion | None = None,
     threshold: float | None = None,
     target_bpcer: float = 0.05,

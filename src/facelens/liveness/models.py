@@ -14,10 +14,9 @@ Models load lazily, once per process, under a lock; sessions are shared by every
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-
 import logging
 import threading
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import cv2

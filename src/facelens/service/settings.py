@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from facelens.detect import DEFAULT_DETECTOR
 from facelens.errors import FacelensError
 from facelens.gallery import is_postgres
 
@@ -43,7 +44,7 @@ class Settings:
     #: When set, probe images of identify/verify/detect/analyze requests are kept in this folder (off by default).
     audit_images: str | None = None
     #: Face detector used by every endpoint (hog, cnn or yunet).
-    detector: str = "hog"
+    detector: str = DEFAULT_DETECTOR
     #: Seconds an open gallery is trusted before checking that another replica has not deleted it.
     gallery_recheck_s: float = 2.0
     #: Seconds uvicorn waits for in-flight requests on shutdown.

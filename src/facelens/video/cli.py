@@ -18,6 +18,7 @@ from rich.table import Table
 
 from facelens.cli_support import default_command_group, emit, err, fail
 from facelens.cli_support import out as stdout
+from facelens.detect import DEFAULT_DETECTOR, DETECTOR_HELP
 from facelens.errors import FacelensError
 
 app = typer.Typer(
@@ -50,7 +51,7 @@ def run_cmd(
     ] = None,
     fpir: Annotated[float | None, typer.Option(help="Target rate of strangers given a name.")] = None,
     threshold: Annotated[float | None, typer.Option(help="Fixed similarity threshold instead of --fpir.")] = None,
-    detector: Annotated[str, typer.Option(help="Face detector: hog, cnn or yunet.")] = "hog",
+    detector: Annotated[str, typer.Option(help=DETECTOR_HELP)] = DEFAULT_DETECTOR,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for a stream to answer.")] = 10.0,
     fps: Annotated[float | None, typer.Option(help="Frame rate of an image sequence.")] = None,
 ) -> None:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from facelens.detect import DEFAULT_DETECTOR
 from facelens.errors import FacelensError
 from facelens.io.video import OPEN_TIMEOUT, FrameSource, VideoWriter, open_source
 from facelens.types import DetectedFace, Face
@@ -184,7 +185,7 @@ class VideoRun:
         fpir: float | None = None,
         threshold: float | None = None,
         speed: float | None = None,
-        detector: str = "hog",
+        detector: str = DEFAULT_DETECTOR,
         pipeline: Any = None,
         min_hits: int = MIN_HITS,
         max_gap: float = MAX_GAP,
