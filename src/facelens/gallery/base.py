@@ -211,11 +211,13 @@ class Gallery(ABC):
         metadata: Sequence[dict[str, Any] | None] | None = None,
         model_id: str | None = None,
         on_progress: Any = None,
+        content_hashes: Sequence[str] | None = None,
     ) -> list[int]:
         """Add faces embedded elsewhere (one row per face; a person's metadata is the union of its rows').
 
         Each person's faces go in one transaction (people are written in batches), so an interrupted import
-        leaves whole people or none. Returns the new face ids in input order.
+        leaves whole people or none. ``content_hashes`` (one per row) are stored for later duplicate checks.
+        Returns the new face ids in input order.
         """
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or len(names) != len(vectors):
@@ -243,7 +245,8 @@ class Gallery(ABC):
                 meta: dict[str, Any] = {}
                 for row in rows:
                     meta.update(_check_metadata(metadata[row] if metadata is not None else None))
-                faces = [{"source": "", "content_hash": "", "box": [], "score": 0.0} for _ in rows]
+                faces = [{"source": "", "content_hash": content_hashes[row] if content_hashes is not None else "",
+                          "box": [], "score": 0.0} for row in rows]
                 batch.append(NewFaces(name, vectors[rows], faces, meta or None))
             for (_, rows), new_ids in zip(chunk, self._insert_people(batch)):
                 ids[rows] = new_ids
