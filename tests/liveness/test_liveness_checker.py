@@ -127,3 +127,4 @@ def test_attach_liveness_to_pipeline_faces(pipeline, spoof_dir):
         assert "liveness" in face.to_dict(with_embedding=False)
     unchecked = pipeline.process(spoof_dir / "minivision_silent_face" / "live" / "image_T1.jpg").faces[0]
     assert not is_live(unchecked)
+
