@@ -1,15 +1,28 @@
-"""Embedders by name. Default ``dlib`` (dlib ResNet 128-D)."""
+"""Embedders by name. Default ``dlib_onnx``: dlib's ResNet 128-D run by onnxruntime in batches.
+
+- ``dlib_onnx``: dlib's network converted to ONNX (model id ``dlib_resnet_v1``);
+- ``dlib``: the same network through dlib itself (same model id and embeddings; the fallback when onnxruntime
+  cannot run);
+- ``dlib_onnx_flip``: ``dlib_onnx`` averaged with the mirror image (model id ``dlib_resnet_v1+flip``: its own
+  vectors, galleries and measured thresholds).
+"""
 
 from __future__ import annotations
 
 from facelens.embed.base import Embedder, l2_normalise
 
-EMBEDDERS = ("dlib",)
+EMBEDDERS = ("dlib_onnx", "dlib", "dlib_onnx_flip")
 #: The embedder every door uses unless told otherwise.
-DEFAULT_EMBEDDER = "dlib"
+DEFAULT_EMBEDDER = "dlib_onnx"
 
 
 def get_embedder(name: str = DEFAULT_EMBEDDER, **options) -> Embedder:
+    if name in ("dlib_onnx", "dlib_onnx_flip"):
+        from facelens.embed.dlib_onnx import DlibOnnxEmbedder
+
+        if name == "dlib_onnx_flip":
+            options.setdefault("flip", True)
+        return DlibOnnxEmbedder(**options)
     if name in ("dlib", "dlib_resnet_v1"):
         from facelens.embed.dlib_resnet import DlibResnetEmbedder
 

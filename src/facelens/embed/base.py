@@ -20,6 +20,8 @@ def l2_normalise(vectors: np.ndarray) -> np.ndarray:
 class Embedder(ABC):
     model_id: str = ""
     dim: int = 0
+    #: What runs the network ("onnx", "dlib"); one model id may have several runtimes giving the same vectors.
+    runtime: str = ""
 
     @abstractmethod
     def crops(self, image: np.ndarray, boxes: list[np.ndarray]) -> list[np.ndarray]:

