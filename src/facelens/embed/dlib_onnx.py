@@ -18,9 +18,10 @@ from facelens.embed.base import Embedder, l2_normalise
 from facelens.errors import FacelensError, ModelUnavailableError
 from facelens.models.registry import cache_dir, get_spec, model_path
 
-#: Chips per onnxruntime call. Measured with benchmarks/pipeline.py --batch-sizes (2 cores): images/s rises up to
-#: about 16–32 and is flat beyond; 32 keeps memory small (~60 MB of activations).
-DEFAULT_BATCH_SIZE = 32
+#: Chips per onnxruntime call. ``benchmarks/pipeline.py --batch-sizes 1,8,16,32,64`` on 2 shared cores: chips/s is
+#: flat from 4 to 64 within the noise (about 100–200 chips/s), so we keep a middle size with small buffers
+#: (~10 MB of activations at the widest layer).
+DEFAULT_BATCH_SIZE = 16
 FALLBACK_HINT = 'to use dlib\'s own runtime instead (same model, same galleries), pass embedder="dlib"'
 
 
