@@ -12,18 +12,24 @@ def devtest_pairs(devtest):
 
 
 @pytest.fixture(scope="session")
-def devtest_chips(devtest_pairs, pipeline):
-    """The 150×150 dlib chip of the largest face of each image of ``devtest_pairs``, by path."""
-    from facelens.align import dlib_chips
-
-    chips = {}
+def devtest_detections(devtest_pairs, pipeline):
+    """(image, largest detected face) of each image of ``devtest_pairs`` where the default detector finds one."""
+    found = {}
     for path in devtest_pairs.images():
         image = pipeline.decode(path)
         faces = pipeline.detector.detect(image)
         if faces:
-            chips[path] = dlib_chips(image, [faces[0].box])[0]
-    assert len(chips) > 0.95 * len(devtest_pairs.images()), "the detector should find nearly every LFW face"
-    return chips
+            found[path] = (image, faces[0])
+    assert len(found) > 0.95 * len(devtest_pairs.images()), "the detector should find nearly every LFW face"
+    return found
+
+
+@pytest.fixture(scope="session")
+def devtest_chips(devtest_detections):
+    """The 150×150 dlib chip of the largest face of each image of ``devtest_pairs``, by path."""
+    from facelens.align import dlib_chips
+
+    return {path: dlib_chips(image, [face.box])[0] for path, (image, face) in devtest_detections.items()}
 
 
 @pytest.fixture(scope="session")

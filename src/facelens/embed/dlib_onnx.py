@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from facelens.align import dlib_chips
-from facelens.embed.base import Embedder, l2_normalise
+from facelens.embed.base import Embedder, face_boxes, l2_normalise
 from facelens.errors import FacelensError, ModelUnavailableError
 from facelens.models.registry import cache_dir, get_spec, model_path
 
@@ -80,8 +80,8 @@ class DlibOnnxEmbedder(Embedder):
                 f"({exc.__class__.__name__}: {exc}); {FALLBACK_HINT}"
             ) from exc
 
-    def crops(self, image: np.ndarray, boxes: list[np.ndarray]) -> list[np.ndarray]:
-        return dlib_chips(image, boxes)
+    def crops(self, image: np.ndarray, boxes: list) -> list[np.ndarray]:
+        return dlib_chips(image, face_boxes(boxes))
 
     def embed_crops(self, chips: list[np.ndarray]) -> np.ndarray:
         if not len(chips):

@@ -10,7 +10,7 @@ import dlib
 import numpy as np
 
 from facelens.align import dlib_chips
-from facelens.embed.base import Embedder, l2_normalise
+from facelens.embed.base import Embedder, face_boxes, l2_normalise
 from facelens.models.registry import model_path
 
 
@@ -29,8 +29,8 @@ class DlibResnetEmbedder(Embedder):
         self._net = dlib.face_recognition_model_v1(str(model_path("dlib_resnet_v1")))
         self._lock = threading.Lock()  # dlib's net keeps per-call state: one caller at a time
 
-    def crops(self, image: np.ndarray, boxes: list[np.ndarray]) -> list[np.ndarray]:
-        return dlib_chips(image, boxes)
+    def crops(self, image: np.ndarray, boxes: list) -> list[np.ndarray]:
+        return dlib_chips(image, face_boxes(boxes))
 
     def embed_crops(self, chips: list[np.ndarray]) -> np.ndarray:
         if not len(chips):
