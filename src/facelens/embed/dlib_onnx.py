@@ -18,9 +18,9 @@ from facelens.embed.base import Embedder, face_boxes, l2_normalise
 from facelens.errors import FacelensError, ModelUnavailableError
 from facelens.models.registry import cache_dir, get_spec, model_path
 
-#: Chips per onnxruntime call. ``benchmarks/pipeline.py --batch-sizes 1,8,16,32,64`` on 2 shared cores: chips/s is
-#: flat from 4 to 64 within the noise (about 100–200 chips/s), so we keep a middle size with small buffers
-#: (~10 MB of activations at the widest layer).
+#: Chips per onnxruntime call. ``benchmarks/pipeline.py --batch-sizes 4,8,16,32,64`` on 2 shared cores, five runs:
+#: 4, 8 and 16 are equal within the noise (100–250 chips/s), 32 and 64 are never faster and often slower (the
+#: activations no longer fit in cache); 16 (~10 MB of activations at the widest layer).
 DEFAULT_BATCH_SIZE = 16
 FALLBACK_HINT = 'to use dlib\'s own runtime instead (same model, same galleries), pass embedder="dlib"'
 
