@@ -98,3 +98,28 @@ def test_flip_has_its_own_measured_profile():
     assert flip.model_id == "dlib_resnet_v1+flip" and plain.model_id == "dlib_resnet_v1"
     assert flip.verify_threshold != plain.verify_threshold
     assert profile("dlib_resnet_v1+jitter2").model_id == "dlib_resnet_v1"  # variants without a profile: the base one
+
+
+def test_session_is_created_once_across_threads(devtest_chips):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from facelens.embed.dlib_onnx import DlibOnnxEmbedder
+
+    embedder = DlibOnnxEmbedder(threads=1)
+    chips = list(devtest_chips.values())[:4]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda c: (embedder.session(), embedder.embed_crops([c])), chips))
+    assert len({id(session) for session, _ in results}) == 1
+    expected = embedder.embed_crops(chips)
+    assert float(np.abs(np.concatenate([v for _, v in results]) - expected).max()) <= 1e-5
+
+
+def test_unusable_cache_says_how_to_fall_back(monkeypatch, tmp_path, devtest_chips):
+    from facelens.embed.dlib_onnx import DlibOnnxEmbedder
+    from facelens.errors import FacelensError
+
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("FACELENS_CACHE_DIR", str(blocked))
+    with pytest.raises(FacelensError, match='embedder="dlib"'):
+        DlibOnnxEmbedder().embed_crops(list(devtest_chips.values())[:1])
