@@ -26,9 +26,12 @@ class BatchItem:
     embeddings: list[list[float]] | None = None
 
 
-def _init_worker(options: dict[str, Any]) -> None:
+def _init_worker(options: dict[str, Any], threads: int | None = None) -> None:
     global _WORKER_PIPELINE
     from facelens.pipeline import FacePipeline
+
+    if threads:  # each worker's onnxruntime sessions get its share of the cores, not all of them
+        os.environ.setdefault("FACELENS_EMBED_THREADS", str(threads))
 
     _WORKER_PIPELINE = FacePipeline(**options)
 
@@ -75,7 +78,8 @@ def run_batch(
                 on_item(item)
             yield item
         return
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), initializer=_init_worker, initargs=(pipeline_options,)) as pool:
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), initializer=_init_worker,
+                             initargs=(pipeline_options, max(1, (os.cpu_count() or 1) // workers))) as pool:
         for item in pool.map(_run_one, jobs, chunksize=max(1, min(16, len(jobs) // (workers * 4) or 1))):
             if on_item:
                 on_item(item)

@@ -69,7 +69,7 @@ class FacePipeline:
         return self.detector.detect(image)
 
     def embed_detections(self, image: np.ndarray, detections: list[DetectedFace]) -> list[Face]:
-        vectors = self.embedder.embed(image, [d.box for d in detections])
+        vectors = self.embedder.embed(image, detections)  # detections: embedders that align on landmarks use them
         return [Face(detection=d, embedding=v, model_id=self.model_id) for d, v in zip(detections, vectors)]
 
     def process(self, source: ImageInput, largest_only: bool = False) -> ImageFaces:
