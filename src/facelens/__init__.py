@@ -12,12 +12,36 @@ The public API is a few verbs::
     facelens.process_video("clip.mp4", gallery).run() # tracks, names over time, timeline
 """
 
-from facelens.api import VerifyResult, detect, embed, identify, open_gallery, verify
-from facelens.errors import FacelensError
-from facelens.types import DetectedFace, Face
+from __future__ import annotations
 
-import facelens.analyze  # noqa: E402,F401  (the subpackage is callable: facelens.analyze(image))
-from facelens.video import process_video  # noqa: E402
+import importlib
+from typing import Any
+
+from facelens.errors import FacelensError
+
+# Loaded on first use, so `import facelens` (and every CLI command) pays only for what it touches.
+_LAZY = {
+    "VerifyResult": "facelens.api",
+    "detect": "facelens.api",
+    "embed": "facelens.api",
+    "identify": "facelens.api",
+    "open_gallery": "facelens.api",
+    "verify": "facelens.api",
+    "DetectedFace": "facelens.types",
+    "Face": "facelens.types",
+    "process_video": "facelens.video",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "analyze":  # the subpackage is callable: facelens.analyze(image)
+        return importlib.import_module("facelens.analyze")
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'facelens' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 
