@@ -10,7 +10,7 @@ from typing import NoReturn
 
 import typer
 
-from facelens.cli.options import DEFAULT_DETECTOR, DETECTOR_HELP
+from facelens.cli.options import DEFAULT_DETECTOR, DETECTOR_HELP, JSON_HELP, known_detector
 from facelens.cli.output import USAGE, emit
 from facelens.cli.output import fail as _fail
 from facelens.cli.output import out as stdout
@@ -78,9 +78,9 @@ def _scored(pairs_file: Path, root: Path | None, detector: str, cache: Path | No
 
 PairsOpt = typer.Option(..., "--pairs", help="LFW pairs.txt / pairsDevTest.txt, or CSV a,b,same", exists=True, dir_okay=False)
 RootOpt = typer.Option(None, "--root", help="folder the image paths are relative to (default: the pairs file's folder)")
-JsonOpt = typer.Option(False, "--json", help="the report as one JSON line on stdout instead of tables")
+JsonOpt = typer.Option(False, "--json", help=JSON_HELP)
 OutOpt = typer.Option(None, "--out", help="write results.json, PNG plots and report.html here")
-DetOpt = typer.Option(DEFAULT_DETECTOR, "--detector", help=DETECTOR_HELP)
+DetOpt = typer.Option(DEFAULT_DETECTOR, "--detector", help=DETECTOR_HELP, callback=known_detector)
 CacheOpt = typer.Option(None, "--cache", help=".npz file to reuse embeddings between runs")
 
 

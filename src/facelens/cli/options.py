@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from facelens.detect import DEFAULT_DETECTOR, DETECTOR_HELP  # noqa: F401  (DEFAULT_DETECTOR: the commands' default)
+from facelens.detect import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS  # noqa: F401  (DEFAULT_DETECTOR: the default)
 from facelens.errors import FacelensError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
@@ -18,10 +18,17 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".g
 INPUTS_HELP = "Images, folders (searched recursively, sorted), @LIST.txt (one path per line) or - (paths on stdin)."
 
 Images = Annotated[list[str], typer.Argument(help=INPUTS_HELP, metavar="INPUTS...")]
-Json = Annotated[
-    bool, typer.Option("--json", help="JSON lines on stdout: one record per input, errors in the record.")
-]
-Detector = Annotated[str, typer.Option("--detector", help=DETECTOR_HELP)]
+JSON_HELP = "JSON lines on stdout: one record per input (or one for the command), errors in the record."
+Json = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+
+
+def known_detector(name: str | None) -> str | None:
+    if name is not None and name not in DETECTORS:
+        raise typer.BadParameter(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
+    return name
+
+
+Detector = Annotated[str, typer.Option("--detector", help=DETECTOR_HELP, callback=known_detector)]
 Gallery = Annotated[str, typer.Option("--gallery", "-g", help="Gallery folder or postgresql:// URL.")]
 OptionalGallery = Annotated[
     Optional[str], typer.Option("--gallery", "-g", help="Gallery folder or postgresql:// URL.")

@@ -17,7 +17,6 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from typer.core import TyperGroup
 
 from facelens.errors import ImageDecodeError, NoFaceError, VideoError
@@ -74,8 +73,10 @@ def fail(exc: BaseException, code: int | None = None) -> NoReturn:
     raise typer.Exit(exit_code(exc) if code is None else code)
 
 
-def progress_bar(total: int) -> Progress:
+def progress_bar(total: int) -> Any:
     """A progress bar on stderr that never captures stdout (rich's default does, and emptied ``--json > file``)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from facelens.cli.options import DETECTOR_HELP, Json
+from facelens.cli.options import DETECTOR_HELP, Json, known_detector
 from facelens.cli.output import USAGE, emit, err, fail, out
 from facelens.errors import FacelensError
 
@@ -46,7 +46,8 @@ def serve(
     cors: str | None = typer.Option(None, help="Comma-separated origins allowed by CORS ('*' for any)."),
     audit_log: str | None = typer.Option(None, help="Audit log file (default <gallery>/audit.jsonl; '-' = log only)."),
     audit_images: str | None = typer.Option(None, help="Keep probe images in this folder (off by default)."),
-    detector: Optional[str] = typer.Option(None, "--detector", help=DETECTOR_HELP + " Env FACELENS_DETECTOR."),
+    detector: Optional[str] = typer.Option(None, "--detector", help=DETECTOR_HELP + " Env FACELENS_DETECTOR.",
+                                           callback=known_detector),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Run the REST API and web console (http://HOST:PORT/). Ctrl-C / SIGTERM finish in-flight requests first."""
