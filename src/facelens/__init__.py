@@ -17,27 +17,19 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+# The verbs are bound here, after their subpackages of the same name (facelens.detect, facelens.embed) are loaded by
+# facelens.api, so the names stay the functions. They cost numpy and PIL; everything heavier loads on first use.
+from facelens.api import VerifyResult, detect, embed, identify, open_gallery, verify
 from facelens.errors import FacelensError
-
-# Loaded on first use, so `import facelens` (and every CLI command) pays only for what it touches.
-_LAZY = {
-    "VerifyResult": "facelens.api",
-    "detect": "facelens.api",
-    "embed": "facelens.api",
-    "identify": "facelens.api",
-    "open_gallery": "facelens.api",
-    "verify": "facelens.api",
-    "DetectedFace": "facelens.types",
-    "Face": "facelens.types",
-    "process_video": "facelens.video",
-}
+from facelens.types import DetectedFace, Face
 
 
 def __getattr__(name: str) -> Any:
-    if name == "analyze":  # the subpackage is callable: facelens.analyze(image)
+    """``facelens.analyze`` (the callable subpackage) and ``facelens.process_video``, imported on first use."""
+    if name == "analyze":
         return importlib.import_module("facelens.analyze")
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+    if name == "process_video":
+        value = importlib.import_module("facelens.video").process_video
         globals()[name] = value
         return value
     raise AttributeError(f"module 'facelens' has no attribute {name!r}")
