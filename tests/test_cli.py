@@ -288,7 +288,8 @@ def test_options_are_the_same_on_every_door():
 def test_importing_facelens_and_one_shot_verify_load_only_what_they_need(examples):
     code = (
         "import sys\n"
-        "import facelens, facelens.cli\n"
+        "import facelens, facelens.cli, facelens.detect, facelens.embed\n"
+        "assert callable(facelens.detect) and callable(facelens.embed)  # the verbs, not their subpackages\n"
         "first = sorted(m for m in ('scipy', 'sklearn', 'fastapi', 'uvicorn', 'cv2', 'onnxruntime', 'dlib',\n"
         "    'facelens.video', 'facelens.service', 'facelens.analyze', 'facelens.evaluate') if m in sys.modules)\n"
         f"sys.argv = ['facelens', 'verify', {str(examples / 'obama.jpg')!r}, {str(examples / 'obama2.jpg')!r}]\n"
