@@ -1,14 +1,18 @@
 """Throughput and accuracy of `facelens embed` against the PyPI face_recognition package, same images, one run.
 
     pip install --no-deps face_recognition==1.3.0   # benchmark only (same dlib models; its dlib dependency is dlib-bin)
-    python benchmarks/pipeline.py [--limit N] [--workers 2] [--stages 100] [--batch-sizes 1,8,16,32,64]
+    python benchmarks/pipeline.py [--limit N] [--workers 2] [--stages 100] [--batch-sizes 1,8,16,32,64] [--one-shot RUNS] [--no-throughput]
 
 First, per stage (one process): milliseconds per image of decode, detect, align (dlib chips) and embed, the
 embedding run by dlib itself (one image's faces per call, facelens' old default) and by onnxruntime (per image,
 and in batches across images), alternating which goes first, plus embedding images/s of both and their ratio.
 ``--batch-sizes`` also times the ONNX embedder at several batch sizes (how DEFAULT_BATCH_SIZE was chosen).
 
-Then both pipelines embed the images of the LFW View-1 DevTest pairs (or the first N of them); the script prints
+One-shot start-up: the whole process of `facelens verify A B` against a face_recognition script doing the same
+(load both images, encode, compare), run alternately RUNS times each (default 5); the median wall times and their
+ratio are printed (goal: facelens <= 0.8x).
+
+Throughput: both pipelines embed the images of the LFW View-1 DevTest pairs (or the first N of them); the script prints
 images/s for each, the ratio, images where one finds a face and the other does not, and each pipeline's
 accuracy on the DevTest pairs (pairs with a missing face count as errors; each at its own threshold:
 facelens' measured default, face_recognition's documented distance 0.6).
@@ -18,6 +22,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -114,6 +121,39 @@ def stage_timings(images: list[Path], batch_sizes: list[int]) -> None:
               + ", ".join(f"{size}: {rate:.1f}" for size, rate in best.items()))
 
 
+FACE_RECOGNITION_VERIFY = """
+import sys
+import face_recognition
+a = face_recognition.face_encodings(face_recognition.load_image_file(sys.argv[1]))
+b = face_recognition.face_encodings(face_recognition.load_image_file(sys.argv[2]))
+match = bool(a and b and face_recognition.compare_faces([a[0]], b[0])[0])
+print("match" if match else "no match")
+sys.exit(0 if match else 1)
+"""
+
+
+def one_shot(a: Path, b: Path, runs: int) -> None:
+    """Whole-process wall time of one verification, each tool started fresh, alternating which goes first."""
+    exe = shutil.which("facelens", path=str(Path(sys.executable).parent))
+    ours_cmd = [exe] if exe else [sys.executable, "-c", "from facelens.cli import main; main()"]
+    ours_cmd += ["verify", str(a), str(b)]
+    theirs_cmd = [sys.executable, "-c", FACE_RECOGNITION_VERIFY, str(a), str(b)]
+    times: dict[str, list[float]] = {"facelens": [], "face_recognition": []}
+    for i in range(runs):
+        order = [("facelens", ours_cmd), ("face_recognition", theirs_cmd)]
+        for name, cmd in order if i % 2 == 0 else order[::-1]:
+            start = time.perf_counter()
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            times[name].append(time.perf_counter() - start)
+            if done.returncode != 0:
+                sys.exit(f"{name} failed ({done.returncode}): {done.stderr.strip()[-300:]}")
+    ours, theirs = statistics.median(times["facelens"]), statistics.median(times["face_recognition"])
+    print(f"one-shot verify ({runs} alternating runs each, median wall time of the whole process):")
+    print(f"  facelens verify A B:      {ours:6.3f} s  (runs {', '.join(f'{t:.2f}' for t in times['facelens'])})")
+    print(f"  face_recognition script:  {theirs:6.3f} s  (runs {', '.join(f'{t:.2f}' for t in times['face_recognition'])})")
+    print(f"  ratio facelens / face_recognition: {ours / theirs:.2f}x (goal <= 0.80x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", default=os.environ.get("FACELENS_TEST_DATA", "../shared/data"))
@@ -122,6 +162,8 @@ def main() -> None:
     parser.add_argument("--stages", type=int, default=100, help="images for the per-stage timings (0 = skip them)")
     parser.add_argument("--batch-sizes", default="", help="comma-separated ONNX batch sizes to time, e.g. 1,8,16,32,64")
     parser.add_argument("--stages-only", action="store_true", help="stop after the per-stage timings")
+    parser.add_argument("--one-shot", type=int, default=5, help="runs of each one-shot verify (0 = skip)")
+    parser.add_argument("--no-throughput", action="store_true", help="only the one-shot comparison")
     args = parser.parse_args()
     lfw = Path(args.data) / "identity" / "lfw"
     pairs = devtest(lfw)
@@ -134,6 +176,10 @@ def main() -> None:
         import face_recognition
     except ImportError:
         sys.exit("install the reference first: pip install --no-deps face_recognition==1.3.0")
+    if args.one_shot:
+        one_shot(pairs[0][0], pairs[0][1], args.one_shot)
+    if args.no_throughput:
+        return
     if args.limit:
         images = images[: args.limit]
         keep = set(images)

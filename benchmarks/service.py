@@ -95,7 +95,7 @@ def free_port() -> int:
 def start_service(folder: Path, port: int, processes: int) -> subprocess.Popen:
     import httpx
 
-    code = "import typer; from facelens.service.cli import serve; typer.run(serve)"
+    code = "import typer; from facelens.cli.service import serve; typer.run(serve)"
     process = subprocess.Popen(
         [sys.executable, "-c", code, "--gallery", str(folder), "--port", str(port), "--rate-limit", "0",
          "--audit-log", "-", "--log-level", "warning", "--processes", str(processes)])

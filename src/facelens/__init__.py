@@ -12,12 +12,28 @@ The public API is a few verbs::
     facelens.process_video("clip.mp4", gallery).run() # tracks, names over time, timeline
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# The verbs are bound here, after their subpackages of the same name (facelens.detect, facelens.embed) are loaded by
+# facelens.api, so the names stay the functions. They cost numpy and PIL; everything heavier loads on first use.
 from facelens.api import VerifyResult, detect, embed, identify, open_gallery, verify
 from facelens.errors import FacelensError
 from facelens.types import DetectedFace, Face
 
-import facelens.analyze  # noqa: E402,F401  (the subpackage is callable: facelens.analyze(image))
-from facelens.video import process_video  # noqa: E402
+
+def __getattr__(name: str) -> Any:
+    """``facelens.analyze`` (the callable subpackage) and ``facelens.process_video``, imported on first use."""
+    if name == "analyze":
+        return importlib.import_module("facelens.analyze")
+    if name == "process_video":
+        value = importlib.import_module("facelens.video").process_video
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'facelens' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 

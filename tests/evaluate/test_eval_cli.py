@@ -10,7 +10,7 @@ import cv2
 import pytest
 from typer.testing import CliRunner
 
-from facelens.evaluate.cli import app
+from facelens.cli.evaluate import app
 
 runner = CliRunner()
 
@@ -123,6 +123,6 @@ def test_errors_are_one_line_and_nonzero(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("x,y\n1,2\n")
     r = run("verify", "--pairs", bad)
-    assert r.exit_code == 1 and r.output.strip().startswith("error:") and len(r.output.strip().splitlines()) == 1
+    assert r.exit_code == 2 and r.output.strip().startswith("error:") and len(r.output.strip().splitlines()) == 1
     r = run("fairness", "--attributes", bad)
-    assert r.exit_code == 1 and "--pairs" in r.output
+    assert r.exit_code == 2 and "--pairs" in r.output

@@ -3,7 +3,6 @@ photos, open-set decisions, and every bad input leaving the gallery consistent."
 
 from __future__ import annotations
 
-import csv
 import json
 import multiprocessing
 import os

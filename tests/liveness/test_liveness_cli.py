@@ -9,7 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from facelens.liveness.cli import app
+from facelens.cli.liveness import app
 
 runner = CliRunner()
 
@@ -82,7 +82,7 @@ def test_image_command(root, spoof_dir, data_dir):
 
 def test_errors_are_one_line_and_non_zero(root, tmp_path):
     res = runner.invoke(root, ["liveness", str(tmp_path / "missing.mp4")])
-    assert res.exit_code == 1
+    assert res.exit_code == 1  # the input failed
     assert res.output.strip().count("\n") == 0 and res.output.startswith("error: cannot open video")
     res = runner.invoke(root, ["liveness", "eval", str(tmp_path)])
-    assert res.exit_code == 1 and "live/ and spoof/" in res.output
+    assert res.exit_code == 2 and "live/ and spoof/" in res.output  # a bad data folder is a usage error

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from facelens.errors import FacelensError, NotFoundError
 from facelens.service import KeyStore, Settings, create_app
-from facelens.service.cli import keys_app
+from facelens.cli.service import keys_app
 from facelens.service.ratelimit import RateLimiter
 from facelens.service.uploads import sniff
 
@@ -97,9 +97,9 @@ def test_keys_cli_create_prints_the_key_alone(tmp_path):
     assert key.key_id in table.stdout and "admin" in table.stdout
     assert runner.invoke(keys_app, ["revoke", key.key_id, "--gallery", gallery]).exit_code == 0
     again = runner.invoke(keys_app, ["revoke", key.key_id, "--gallery", gallery])
-    assert again.exit_code == 1 and "no active API key" in again.output
+    assert again.exit_code == 2 and "no active API key" in again.output
     bad = runner.invoke(keys_app, ["create", "--scope", "root", "--gallery", gallery])
-    assert bad.exit_code == 1 and "unknown scope" in bad.output and bad.stdout == ""
+    assert bad.exit_code == 2 and "unknown scope" in bad.output and bad.stdout == ""
 
 
 def test_token_bucket():
@@ -175,7 +175,7 @@ def test_serve_process_finishes_in_flight_requests_on_sigterm(tmp_path, people_p
         pass
     gallery = tmp_path / "people"
     env = {**os.environ, "FACELENS_GALLERY": str(gallery), "FACELENS_RATE_LIMIT": "0"}
-    code = "import typer; from facelens.service.cli import serve; typer.run(serve)"
+    code = "import typer; from facelens.cli.service import serve; typer.run(serve)"
     process = subprocess.Popen([sys.executable, "-c", code, "--port", str(port), "--log-level", "warning"],
                                env=env, stderr=subprocess.PIPE, text=True)
     try:
@@ -216,7 +216,7 @@ def test_serve_with_two_processes(tmp_path, people_photos):
     with socket_port() as port:
         pass
     gallery = tmp_path / "people"
-    code = "import typer; from facelens.service.cli import serve; typer.run(serve)"
+    code = "import typer; from facelens.cli.service import serve; typer.run(serve)"
     process = subprocess.Popen([sys.executable, "-c", code, "--gallery", str(gallery), "--port", str(port),
                                 "--processes", "2", "--rate-limit", "0", "--max-upload-mb", "0.5",
                                 "--log-level", "warning"],

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from facelens.io.video import probe
 from facelens.video import Timeline
-from facelens.video.cli import app
+from facelens.cli.video import app
 
 HAMILTON = ("video", "face_recognition", "short_hamilton_clip.mp4")
 
@@ -80,7 +80,7 @@ def test_video_cli_errors_are_one_line(tmp_path, facenet):
     result = runner.invoke(
         app, ["enroll", str(facenet.timeline_path), "unknown-99", "--name", "x", "-g", str(tmp_path / "g")]
     )
-    assert result.exit_code == 1 and "no person 'unknown-99'" in result.output
+    assert result.exit_code == 2 and "no person 'unknown-99'" in result.output  # a bad argument, not an input
 
 
 def test_video_cli_truncated_input_exits_nonzero_with_timeline(tmp_path):

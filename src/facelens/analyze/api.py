@@ -20,6 +20,7 @@ from facelens.analyze.age_gender import AgeGender, get_age_gender_model
 from facelens.analyze.expression import Expression, face_crop, get_expression_model, whole_crop
 from facelens.analyze.heads import CustomHead, HeadResult, feature_matrix
 from facelens.analyze.quality import Quality, assess_quality
+from facelens.errors import ModelIntegrityError, ModelUnavailableError
 from facelens.types import DetectedFace
 
 log = logging.getLogger(__name__)
@@ -36,10 +37,12 @@ class FaceAnalysis:
     age_gender: AgeGender | None = None
     quality: Quality | None = None
     head: HeadResult | None = None
+    errors: dict[str, str] = field(default_factory=dict)  # head -> why it has no answer (e.g. its model is missing)
 
     def extras(self) -> dict[str, Any]:
-        """The analysis fields alone (what identify/video put into ``Face.extras``)."""
-        out: dict[str, Any] = {}
+        """The analysis fields alone (what identify/video put into ``Face.extras``); a failed head is
+        ``{"error": ...}`` under its name."""
+        out: dict[str, Any] = {head: {"error": why} for head, why in self.errors.items()}
         if self.expression is not None:
             out["expression"] = self.expression.to_dict()
         if self.age_gender is not None:
@@ -93,6 +96,18 @@ class Analyzer:
         self.custom_head = CustomHead.load(custom_head) if isinstance(custom_head, (str, Path)) else custom_head
         self.expression_runtime = expression_runtime
         self._pipeline = pipeline
+        self._failed: dict[str, str] = {}  # a head whose model could not load is not retried on every image
+
+    def _run_head(self, name: str, compute: Any) -> Any:
+        """``compute()``, or None with the error recorded when the head's model is unavailable."""
+        if name in self._failed:
+            return None
+        try:
+            return compute()
+        except (ModelUnavailableError, ModelIntegrityError) as exc:
+            log.warning("%s head unavailable: %s", name, exc)
+            self._failed[name] = " ".join(str(exc).split())
+            return None
 
     @property
     def pipeline(self) -> Any:
@@ -122,20 +137,29 @@ class Analyzer:
         expressions = ages = qualities = heads = None
         probs = None
         if self._needs("expression"):
-            model = get_expression_model(self.expression_runtime)
-            crops = [whole_crop(image)] if face_crops else [face_crop(image, d) for d in detections]
-            probs = model.probabilities(crops)
-            expressions = [Expression.from_vector(p, model.labels) for p in probs]
+
+            def expression() -> tuple[np.ndarray, tuple[str, ...]]:
+                model = get_expression_model(self.expression_runtime)
+                crops = [whole_crop(image)] if face_crops else [face_crop(image, d) for d in detections]
+                return model.probabilities(crops), model.labels
+
+            found = self._run_head("expression", expression)
+            if found is not None:
+                probs = found[0]
+                expressions = [Expression.from_vector(p, found[1]) for p in probs]
         if "age_gender" in self.heads:
-            ages = get_age_gender_model().predict(image, detections)
+            ages = self._run_head("age_gender", lambda: get_age_gender_model().predict(image, detections))
         if "quality" in self.heads:
             qualities = [assess_quality(image, d) for d in detections]
-        if self.custom_head is not None:
+        if self.custom_head is not None and not (probs is None and "expression" in self.custom_head.features):
             if "embedding" in self.custom_head.features and embeddings is None:
                 embeddings = np.stack([f.embedding for f in self.pipeline.embed_detections(image, detections)])
             X = feature_matrix(self.custom_head.features, embeddings, probs)
             base = [e.label for e in expressions] if expressions is not None else None
             heads = self.custom_head.predict(X, base)
+        errors = {h: why for h, why in self._failed.items() if h in self.heads}
+        if self.custom_head is not None and heads is None:
+            errors[self.custom_head.name] = self._failed.get("expression", "the expression head it needs failed")
         return [
             FaceAnalysis(
                 detection=d,
@@ -143,6 +167,7 @@ class Analyzer:
                 age_gender=ages[i] if ages is not None else None,
                 quality=qualities[i] if qualities is not None else None,
                 head=heads[i] if heads is not None else None,
+                errors=errors,
             )
             for i, d in enumerate(detections)
         ]

@@ -16,8 +16,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
 
 from facelens.errors import FacelensError
 from facelens.evaluate.metrics import cllr, cllr_min, threshold_for_fmr
@@ -161,9 +159,13 @@ def fit_calibration(scores, labels, model_id: str, method: str = "logistic") -> 
             "n_genuine": n_gen, "n_impostor": n_imp}
     base["impostor_scores"] = _impostor_summary(s[~y])
     if method == "logistic":
+        from sklearn.linear_model import LogisticRegression
+
         model = LogisticRegression(C=1e6).fit(s[:, None], y)
         cal = Calibration(**base, coef=float(model.coef_[0, 0]), intercept=float(model.intercept_[0]))
     else:
+        from sklearn.isotonic import IsotonicRegression
+
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(s, y.astype(float))
         cal = Calibration(
             **base,

@@ -11,9 +11,9 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from sklearn.isotonic import IsotonicRegression
-from sklearn.metrics import roc_auc_score, roc_curve
-from sklearn.model_selection import StratifiedKFold
+
+# scikit-learn is imported inside the functions that use it: `facelens verify` reaches this module (calibration)
+# and should not pay for loading scikit-learn and scipy.
 
 DEFAULT_FARS = (1e-2, 1e-3, 1e-4)
 DEFAULT_FPIRS = (1e-1, 1e-2)
@@ -52,6 +52,8 @@ def rate_at(scores, labels, threshold: float) -> tuple[float, float]:
 
 def eer(scores, labels) -> tuple[float, float]:
     """Equal error rate and its threshold, interpolated linearly between ROC points where FNMR crosses FMR."""
+    from sklearn.metrics import roc_curve
+
     fpr, tpr, thr = roc_curve(*_check(scores, labels)[::-1], drop_intermediate=False)
     fnr = 1.0 - tpr
     diff = fnr - fpr  # decreasing from 1 to -1 along the curve
@@ -74,6 +76,8 @@ def tar_at_far(scores, labels, far: float) -> tuple[float, float]:
 def best_accuracy_threshold(scores, labels) -> tuple[float, float]:
     """(accuracy, threshold) maximising accuracy on these pairs."""
     scores, labels = _check(scores, labels)
+    from sklearn.metrics import roc_curve
+
     fpr, tpr, thr = roc_curve(labels, scores, drop_intermediate=False)
     p, n = labels.sum(), (~labels).sum()
     acc = (tpr * p + (1 - fpr) * n) / (p + n)
@@ -93,6 +97,8 @@ def kfold_accuracy(scores, labels, folds=None, n_folds: int = 10, seed: int = 0)
         protocol = f"{len(splits)} folds from the pairs file"
     else:
         k = int(min(n_folds, labels.sum(), (~labels).sum()))
+        from sklearn.model_selection import StratifiedKFold
+
         splits = list(StratifiedKFold(k, shuffle=True, random_state=seed).split(scores, labels))
         protocol = f"stratified {k}-fold, seed {seed}"
     accs = []
@@ -117,6 +123,8 @@ def cllr(llr, labels) -> float:
 def pav_llr(scores, labels) -> np.ndarray:
     """Natural-log LRs of the optimal monotone (PAV) calibration of these scores (the basis of Cllr_min)."""
     scores, labels = _check(scores, labels)
+    from sklearn.isotonic import IsotonicRegression
+
     post = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True).fit_transform(scores, labels.astype(float))
     prior_log_odds = math.log(labels.sum() / (~labels).sum())
     with np.errstate(divide="ignore"):
@@ -150,6 +158,12 @@ class VerificationMetrics:
         return asdict(self)
 
 
+def _auc(labels, scores) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return roc_auc_score(labels, scores)
+
+
 def far_key(far: float) -> str:
     """Dictionary key for a rate: ``0.01``, ``0.001``, ``0.0001``, ``0.25``."""
     return f"{far:g}"
@@ -174,7 +188,7 @@ def verification_metrics(
         n_impostor=int((~labels).sum()),
         n_fte_pairs=int(n_fte_pairs),
         fte_policy=fte_policy,
-        auc=float(roc_auc_score(labels, scores)),
+        auc=float(_auc(labels, scores)),
         eer=rate,
         eer_threshold=t_eer,
         tar_at_far=tars,

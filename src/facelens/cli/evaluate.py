@@ -1,27 +1,32 @@
 """``facelens eval ...``: measure accuracy, calibration, fairness, robustness and identity preservation on the
-user's own data. Rich tables for people, ``--json`` for machines; ``--out DIR`` writes JSON, PNGs and an HTML
-report."""
+user's own data. Rich tables for people, ``--json`` for machines (the report as one JSON line); ``--out DIR``
+writes JSON, PNGs and an HTML report. Any error (a bad pairs file, a folder without people) exits 2."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
+from typing import NoReturn
 
-import numpy as np
 import typer
-from rich.table import Table
 
-from facelens.cli_support import fail
-from facelens.cli_support import out as stdout
-from facelens.detect import DEFAULT_DETECTOR, DETECTOR_HELP
+from facelens.cli.options import DEFAULT_DETECTOR, DETECTOR_HELP, JSON_HELP, known_detector
+from facelens.cli.output import USAGE, emit
+from facelens.cli.output import fail as _fail
+from facelens.cli.output import out as stdout
 from facelens.errors import FacelensError
 
 app = typer.Typer(help="Evaluate recognition on your own data: accuracy, calibration, fairness, robustness.",
                   no_args_is_help=True)
 
 
+def fail(exc: Exception) -> NoReturn:
+    _fail(exc, USAGE)
+
+
 def _table(title: str, rows: dict | list[dict]) -> None:
+    from rich.table import Table
+
     table = Table(title=title)
     if isinstance(rows, dict):
         table.add_column("measure", no_wrap=True)
@@ -38,15 +43,7 @@ def _table(title: str, rows: dict | list[dict]) -> None:
 
 def _emit(data: dict, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(data, indent=1, default=_jsonable))
-
-
-def _jsonable(value):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
+        emit(data)
 
 
 def _pipeline(detector: str):
@@ -81,9 +78,9 @@ def _scored(pairs_file: Path, root: Path | None, detector: str, cache: Path | No
 
 PairsOpt = typer.Option(..., "--pairs", help="LFW pairs.txt / pairsDevTest.txt, or CSV a,b,same", exists=True, dir_okay=False)
 RootOpt = typer.Option(None, "--root", help="folder the image paths are relative to (default: the pairs file's folder)")
-JsonOpt = typer.Option(False, "--json", help="print JSON instead of tables")
+JsonOpt = typer.Option(False, "--json", help=JSON_HELP)
 OutOpt = typer.Option(None, "--out", help="write results.json, PNG plots and report.html here")
-DetOpt = typer.Option(DEFAULT_DETECTOR, "--detector", help=DETECTOR_HELP)
+DetOpt = typer.Option(DEFAULT_DETECTOR, "--detector", help=DETECTOR_HELP, callback=known_detector)
 CacheOpt = typer.Option(None, "--cache", help=".npz file to reuse embeddings between runs")
 
 
@@ -185,6 +182,8 @@ def calibrate(
                         "n_fte_pairs_left_out": int(scored.fte.sum())}
         figures = {}
         if holdout > 0:
+            import numpy as np
+
             rng = np.random.default_rng(seed)
             idx = rng.permutation(s.scores.size)
             n_test = int(round(holdout * idx.size))

@@ -1,21 +1,20 @@
-"""``facelens analyze IMG...`` (expression, age/gender, quality per face) and ``facelens analyze fit DATA_DIR``.
+"""``facelens analyze INPUTS...`` (expression, age/gender, quality per face) and ``facelens analyze fit DATA_DIR``.
 
 An argument that is not a subcommand name is routed to the ``images`` command, so both the bare form and
-``fit`` work once the lead mounts this app with ``app.add_typer(analyze_app, name="analyze")``.
+``fit`` work (the root CLI mounts this app as ``analyze``).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from facelens.cli_support import default_command_group, err, fail
-from facelens.cli_support import out as stdout
-from facelens.detect import DEFAULT_DETECTOR, DETECTOR_HELP
+from facelens.cli.options import DEFAULT_DETECTOR, Detector, Images, Json, expand_inputs
+from facelens.cli.output import FAILED, USAGE, default_command_group, emit, error_line, exit_code, fail, message
+from facelens.cli.output import out as stdout
+from facelens.cli.output import progress_bar
 from facelens.errors import FacelensError
 
 app = typer.Typer(
@@ -27,8 +26,8 @@ app = typer.Typer(
 
 @app.command("images")
 def images_cmd(
-    images: Annotated[list[Path], typer.Argument(help="Image files.")],
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    images: Images,
+    as_json: Json = False,
     annotate_dir: Annotated[
         Path | None, typer.Option("--annotate", help="Write a copy of each image with boxes and labels here.")
     ] = None,
@@ -40,38 +39,51 @@ def images_cmd(
     heads: Annotated[
         str, typer.Option(help="Comma-separated built-in heads: expression,age_gender,quality.")
     ] = "expression,age_gender,quality",
-    detector: Annotated[str, typer.Option(help=DETECTOR_HELP)] = DEFAULT_DETECTOR,
+    detector: Detector = DEFAULT_DETECTOR,
 ) -> None:
-    """Analyse every face in each image."""
+    """Analyse every face in each image. A head whose model is missing reports its error in its field
+    (``"age_gender": {"error": ...}``) while the others answer. Exit 1 when an input failed."""
     from facelens.analyze.api import Analyzer, annotate
     from facelens.pipeline import get_pipeline
 
+    from rich.table import Table
+
     try:
+        sources = expand_inputs(images)
         analyzer = Analyzer(
             tuple(h for h in heads.split(",") if h), custom_head=head, pipeline=get_pipeline(detector=detector)
         )
     except (FacelensError, ValueError) as exc:
-        fail(exc)
+        fail(exc, USAGE)
     results, failed = [], 0
-    for path in images:
-        try:
-            result = analyzer.analyze_image(path, face_crops=face_crops)
-        except FacelensError as exc:
-            failed += 1
-            results.append({"path": str(path), "faces": [], "error": str(exc)})
-            if not as_json:
-                err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-            continue
-        if annotate_dir is not None and result.image is not None:
-            import cv2
+    with progress_bar(len(sources)) as progress:
+        task = progress.add_task("analysing", total=len(sources))
+        for path in sources:
+            progress.advance(task)
+            try:
+                result = analyzer.analyze_image(path, face_crops=face_crops)
+            except FacelensError as exc:
+                if exit_code(exc) == USAGE:
+                    fail(exc)
+                failed += 1
+                record = {"path": path, "faces": [], "error": message(exc)}
+                if as_json:
+                    emit(record)
+                else:
+                    results.append(record)
+                    error_line(f"{path}: {message(exc)}")
+                continue
+            if annotate_dir is not None and result.image is not None:
+                import cv2
 
-            annotate_dir.mkdir(parents=True, exist_ok=True)
-            drawn = annotate(result.image, result.faces)
-            cv2.imwrite(str(annotate_dir / f"{path.stem}.jpg"), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
-        results.append(result.to_dict())
-    if as_json:
-        stdout.print_json(json.dumps(results if len(results) != 1 else results[0]))
-    else:
+                annotate_dir.mkdir(parents=True, exist_ok=True)
+                drawn = annotate(result.image, result.faces)
+                cv2.imwrite(str(annotate_dir / f"{Path(path).stem}.jpg"), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+            if as_json:
+                emit(result.to_dict())
+            else:
+                results.append(result.to_dict())
+    if not as_json:
         columns = ("image", "face", "box", "expression", "age", "gender", "quality", "reasons", "head")
         rows = []
         for r in results:
@@ -84,8 +96,8 @@ def images_cmd(
                         str(i),
                         ",".join(f"{v:.0f}" for v in f["box"]),
                         f"{f['expression']['label']} {f['expression']['score']:.2f}" if "expression" in f else "",
-                        f"{f['age']:.0f}" if "age" in f else "",
-                        f"{f['gender']} {f['gender_confidence']:.2f}" if "gender" in f else "",
+                        _age(f),
+                        _gender(f),
                         f"{q['score']:.2f}" if q else "",
                         "; ".join(q["reasons"]) if q else "",
                         f"{h['label']} {h['score']:.2f}" if h else "",
@@ -100,8 +112,18 @@ def images_cmd(
         for row in rows:
             table.add_row(*(row[j] for j in shown))
         stdout.print(table)
-    if failed == len(images):
-        raise typer.Exit(1)
+    if failed:
+        raise typer.Exit(FAILED)
+
+
+def _age(face: dict) -> str:
+    if isinstance(face.get("age_gender"), dict):
+        return "error" if "error" in face["age_gender"] else ""
+    return f"{face['age']:.0f}" if "age" in face else ""
+
+
+def _gender(face: dict) -> str:
+    return f"{face['gender']} {face['gender_confidence']:.2f}" if "gender" in face else ""
 
 
 @app.command("fit")
@@ -114,7 +136,7 @@ def fit_cmd(
     ] = "none",
     name: Annotated[str, typer.Option(help="Name of the attribute (the key in results).")] = "custom",
     face_crops: Annotated[bool, typer.Option("--face-crops", help="Images are face crops: no detection.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the head's description as JSON.")] = False,
+    as_json: Json = False,
 ) -> None:
     """Train a custom head (scikit-learn logistic regression) on face embeddings and/or expression probabilities."""
     from facelens.analyze.api import face_features, labelled_images
@@ -137,10 +159,10 @@ def fit_cmd(
         head.fit(X, labels, base_labels)
         head.save(output)
     except (FacelensError, ValueError) as exc:
-        fail(exc)
+        fail(exc, USAGE)
     info = {**head.to_dict(), "path": str(output), "samples": len(kept), "skipped": len(items) - len(kept)}
     if as_json:
-        stdout.print_json(json.dumps(info))
+        emit(info)
     else:
         stdout.print(
             f"saved head [bold]{head.name}[/] to {output}: {len(kept)} faces, labels {', '.join(head.labels)}, "

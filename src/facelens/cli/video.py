@@ -1,24 +1,22 @@
 """``facelens video INPUT --gallery G [--out annotated.mp4] [--timeline t.json] [--every K] [--json]`` and
 ``facelens video enroll TIMELINE unknown-N --name NAME --gallery G``.
 
-An argument that is not a subcommand name goes to ``run``, so ``facelens video CLIP`` works once the lead mounts
-this app with ``app.add_typer(video_app, name="video")``.
+An argument that is not a subcommand name goes to ``run``, so ``facelens video CLIP`` works (the root CLI mounts
+this app as ``video``). ``--json`` prints JSON lines: the appear/identify/disappear events when shown, then the
+timeline as the last line.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from facelens.cli_support import default_command_group, emit, err, fail
-from facelens.cli_support import out as stdout
-from facelens.detect import DEFAULT_DETECTOR, DETECTOR_HELP
+from facelens.cli.options import DEFAULT_DETECTOR, Collection, Detector, Json, OptionalGallery, Where, parse_where
+from facelens.cli.output import FAILED, USAGE, default_command_group, emit, err, exit_code, fail, message
+from facelens.cli.output import out as stdout
 from facelens.errors import FacelensError
 
 app = typer.Typer(
@@ -33,7 +31,9 @@ def run_cmd(
     source: Annotated[
         str, typer.Argument(metavar="INPUT", help="Video file, image folder/pattern, stream URL or webcam index.")
     ],
-    gallery: Annotated[str | None, typer.Option("--gallery", "-g", help="Gallery (folder or postgresql:// URL) to name people from.")] = None,
+    gallery: OptionalGallery = None,
+    collection: Collection = "default",
+    where: Where = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write an annotated video (.mp4 or .avi).")] = None,
     timeline: Annotated[
         Path | None, typer.Option("--timeline", "-t", help="Write the timeline (.json, or .csv for the rows only).")
@@ -44,26 +44,39 @@ def run_cmd(
     thumbnails: Annotated[
         Path | None, typer.Option(help="Folder for face thumbnails (default: TIMELINE_faces/ next to --timeline).")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the timeline as one JSON document.")] = False,
+    as_json: Json = False,
     events: Annotated[
         bool | None,
         typer.Option("--events/--no-events", help="Appear/disappear events as JSON lines (default: live sources)."),
     ] = None,
     fpir: Annotated[float | None, typer.Option(help="Target rate of strangers given a name.")] = None,
     threshold: Annotated[float | None, typer.Option(help="Fixed similarity threshold instead of --fpir.")] = None,
-    detector: Annotated[str, typer.Option(help=DETECTOR_HELP)] = DEFAULT_DETECTOR,
+    detector: Detector = DEFAULT_DETECTOR,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for a stream to answer.")] = 10.0,
     fps: Annotated[float | None, typer.Option(help="Frame rate of an image sequence.")] = None,
 ) -> None:
-    """Track and name the faces in a video or stream; print who appeared when."""
+    """Track and name the faces in a video or stream; print who appeared when. Exit 1 when the video cannot be
+    read to its end (the timeline then covers it up to there)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
     from facelens.video.process import process_video
 
     if thumbnails is None and timeline is not None:
         thumbnails = timeline.parent / f"{timeline.stem}_faces"
+    store = None
+    try:
+        filters = parse_where(where)
+        if gallery is not None:
+            from facelens.gallery import open_gallery
+
+            store = open_gallery(gallery, create=False, collection=collection)
+    except (FacelensError, ValueError) as exc:
+        fail(exc, USAGE)
     try:
         run = process_video(
             source,
-            str(gallery) if gallery is not None else None,
+            _Filtered(store, filters) if store is not None and filters else store,
             every,
             out=out,
             timeline=timeline,
@@ -75,7 +88,9 @@ def run_cmd(
             fps=fps,
         )
     except (FacelensError, ValueError) as exc:
-        fail(exc)
+        if store is not None:
+            store.close()
+        _failed(source, exc, as_json)
     show_events = run.source.live if events is None else events
     total = run.source.frame_count
     columns = [
@@ -89,7 +104,7 @@ def run_cmd(
     seen: set[str] = set()
     emitted = 0
     try:
-        with Progress(*columns, console=err, transient=False) as progress:
+        with Progress(*columns, console=err, transient=False, redirect_stdout=False, redirect_stderr=False) as progress:
             task = progress.add_task(Path(str(source)).name or str(source), total=total, fps=0.0, every="-", people="")
             started = None
             for count, frame in enumerate(run, 1):
@@ -108,18 +123,21 @@ def run_cmd(
                     people=", ".join(sorted(seen))[:60],
                 )
     except FacelensError as exc:
-        fail(exc)
+        _failed(source, exc, as_json)
     except KeyboardInterrupt:
         where = f"; timeline up to here in {timeline}" if timeline is not None else ""
         err.print(f"interrupted after {run.timeline.frames if run.timeline else 0} frames{where}", markup=False)
         raise typer.Exit(130) from None
+    finally:
+        if store is not None:
+            store.close()
     result = run.timeline
     assert result is not None
     if show_events:  # tracks still open when the source ended
         for event in run.events[emitted:]:
             emit(event)
     if as_json:
-        stdout.print_json(json.dumps(result.to_dict()))
+        emit(result.to_dict())
     else:
         table = Table(title=f"{result.source}: {result.frames} frames, {result.duration:.1f} s")
         for col in ("person", "track", "first seen (s)", "last seen (s)", "frames", "confidence", "thumbnail"):
@@ -145,7 +163,30 @@ def run_cmd(
         err.print(f"timeline: {timeline}", markup=False, highlight=False)
     if not result.complete:
         err.print(f"error: {result.error} (timeline covers the video up to there)", markup=False, highlight=False)
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)
+
+
+def _failed(source: str, exc: Exception, as_json: bool) -> NoReturn:
+    """The source could not be read (exit 1, with its record under --json) or an option is wrong (exit 2)."""
+    code = exit_code(exc) if isinstance(exc, FacelensError) else USAGE
+    if as_json and code == FAILED:
+        emit({"source": source, "error": message(exc)})
+        raise typer.Exit(code)
+    fail(exc, code)
+
+
+class _Filtered:
+    """A gallery whose searches keep only people matching ``--where`` (the video driver searches with defaults)."""
+
+    def __init__(self, gallery: Any, where: dict[str, Any]) -> None:
+        self._gallery, self._where = gallery, where
+
+    def identify_faces(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("where", self._where)
+        return self._gallery.identify_faces(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._gallery, name)
 
 
 @app.command("enroll")
@@ -153,8 +194,11 @@ def enroll_cmd(
     timeline: Annotated[Path, typer.Argument(help="Timeline JSON written by `facelens video --timeline`.")],
     label: Annotated[str, typer.Argument(help="Anonymous person in it, e.g. unknown-2.")],
     name: Annotated[str, typer.Option("--name", "-n", help="Name to enrol them under.")],
-    gallery: Annotated[str, typer.Option("--gallery", "-g", help="Gallery (folder or postgresql:// URL) to add them to (created if absent).")],
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    gallery: Annotated[
+        str, typer.Option("--gallery", "-g", help="Gallery folder or postgresql:// URL (created if absent).")
+    ],
+    collection: Collection = "default",
+    as_json: Json = False,
 ) -> None:
     """Add an anonymous person from a video's timeline to a gallery under a name (their best faces' embeddings)."""
     from facelens.gallery import open_gallery
@@ -170,12 +214,12 @@ def enroll_cmd(
             raise FacelensError(
                 f"{label} in {timeline} carries no embeddings (only anonymous people in a JSON timeline do)"
             )
-        with open_gallery(gallery, model_id=record.model_id or None) as store:
+        with open_gallery(gallery, model_id=record.model_id or None, collection=collection) as store:
             ids = store.add_embeddings(
                 [name] * len(person.embeddings), person.embeddings, model_id=record.model_id or None
             )
     except FacelensError as exc:
-        fail(exc)
+        fail(exc, USAGE)
     result = {"name": name, "from": label, "faces_added": len(ids), "face_ids": ids, "gallery": str(gallery)}
     if as_json:
         emit(result)

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any, Optional
 
 import typer
-from rich.table import Table
 
-from facelens.cli_support import emit, err, fail, out
+from facelens.cli.options import DETECTOR_HELP, Json, known_detector
+from facelens.cli.output import USAGE, emit, err, fail, out
 from facelens.errors import FacelensError
-from facelens.service.keys import KeyStore
 
 keys_app = typer.Typer(help="API keys for `facelens serve`: create, list, revoke.", no_args_is_help=True)
-app = keys_app  # the lead mounts it as `facelens keys`
 
 _GALLERY_HELP = "Gallery store the service uses (its keys.db lives inside a folder gallery). Env FACELENS_GALLERY."
 _KEYS_HELP = "Key store file (default: <gallery>/keys.db). Env FACELENS_KEYS."
 
 
-def _store(gallery: str | None, keys: str | None) -> KeyStore:
+def _store(gallery: str | None, keys: str | None) -> Any:
     from facelens.gallery import open_gallery
+    from facelens.service.keys import KeyStore
     from facelens.service.settings import Settings
 
     settings = Settings.from_env(gallery=gallery, keys=keys)
@@ -46,7 +46,8 @@ def serve(
     cors: str | None = typer.Option(None, help="Comma-separated origins allowed by CORS ('*' for any)."),
     audit_log: str | None = typer.Option(None, help="Audit log file (default <gallery>/audit.jsonl; '-' = log only)."),
     audit_images: str | None = typer.Option(None, help="Keep probe images in this folder (off by default)."),
-    detector: str | None = typer.Option(None, help="hog, cnn or yunet (default hog)."),
+    detector: Optional[str] = typer.Option(None, "--detector", help=DETECTOR_HELP + " Env FACELENS_DETECTOR.",
+                                           callback=known_detector),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Run the REST API and web console (http://HOST:PORT/). Ctrl-C / SIGTERM finish in-flight requests first."""
@@ -64,9 +65,8 @@ def serve(
             audit_log=audit_log, audit_images=audit_images, detector=detector,
         )
         application = create_app(settings) if settings.processes <= 1 else None
-    except FacelensError as exc:
-        fail(exc)
-        return
+    except (FacelensError, ValueError) as exc:
+        fail(exc, USAGE)
     from facelens.errors import redact_url
 
     err.print(f"facelens serving gallery {redact_url(settings.gallery)} on http://{settings.host}:{settings.port}/ "
@@ -91,12 +91,15 @@ def create(
     name: str = typer.Option("", "--name", help="A label to recognise the key by (who or what uses it)."),
     gallery: str | None = typer.Option(None, "--gallery", "-g", help=_GALLERY_HELP),
     keys: str | None = typer.Option(None, "--keys", help=_KEYS_HELP),
+    json_out: Json = False,
 ) -> None:
     """Create a key and print it alone on stdout (it is shown once: only its hash is stored)."""
     try:
         key, token = _store(gallery, keys).create(scope, name)
-    except FacelensError as exc:
-        fail(exc)
+    except (FacelensError, ValueError) as exc:
+        fail(exc, USAGE)
+    if json_out:
+        emit({**key.to_dict(), "token": token})
         return
     err.print(f"created key {key.key_id} (scope {key.scope})", highlight=False)
     typer.echo(token)
@@ -107,16 +110,17 @@ def list_keys(
     gallery: str | None = typer.Option(None, "--gallery", "-g", help=_GALLERY_HELP),
     keys: str | None = typer.Option(None, "--keys", help=_KEYS_HELP),
     revoked: bool = typer.Option(False, "--revoked", help="Include revoked keys."),
-    json_out: bool = typer.Option(False, "--json", help="JSON lines on stdout."),
+    json_out: Json = False,
 ) -> None:
     """Keys (id, scope, name, created; never the secrets)."""
     import datetime as dt
 
+    from rich.table import Table
+
     try:
         found = _store(gallery, keys).list(include_revoked=revoked)
-    except FacelensError as exc:
-        fail(exc)
-        return
+    except (FacelensError, ValueError) as exc:
+        fail(exc, USAGE)
     if json_out:
         for key in found:
             emit(key.to_dict())
@@ -134,14 +138,13 @@ def revoke(
     key_id: str = typer.Argument(..., help="The key's id (second part of fl_<id>_..., or from `facelens keys list`)."),
     gallery: str | None = typer.Option(None, "--gallery", "-g", help=_GALLERY_HELP),
     keys: str | None = typer.Option(None, "--keys", help=_KEYS_HELP),
-    json_out: bool = typer.Option(False, "--json", help="JSON on stdout."),
+    json_out: Json = False,
 ) -> None:
     """Revoke a key: requests with it are refused from now on (every replica sharing the key store)."""
     try:
         key = _store(gallery, keys).revoke(key_id)
-    except FacelensError as exc:
-        fail(exc)
-        return
+    except (FacelensError, ValueError) as exc:
+        fail(exc, USAGE)
     if json_out:
         emit(key.to_dict())
     else:

@@ -1,21 +1,21 @@
 """``facelens liveness``: active check of a clip, passive check of an image, evaluation and fusion fitting.
 
 ``facelens liveness CLIP.mp4`` runs the active (blink) check: an argument that is not a subcommand name is
-routed to the ``clip`` command, so the bare form and ``facelens liveness eval DIR`` both work when mounted.
+routed to the ``clip`` command, so the bare form and ``facelens liveness eval DIR`` both work.
+``facelens liveness image INPUTS...`` scores every face of every image (one JSON line per image with ``--json``).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from facelens.cli_support import default_command_group, fail
-from facelens.cli_support import out as stdout
-from facelens.detect import DEFAULT_DETECTOR, DETECTOR_HELP
+from facelens.cli.options import DEFAULT_DETECTOR, Detector, Images, Json, expand_inputs
+from facelens.cli.output import FAILED, USAGE, default_command_group, emit, error_line, exit_code, fail, message
+from facelens.cli.output import out as stdout
+from facelens.cli.output import progress_bar
 from facelens.errors import FacelensError
 
 app = typer.Typer(
@@ -25,7 +25,9 @@ app = typer.Typer(
 )
 
 
-def _metrics_table(title: str, rows: dict) -> Table:
+def _metrics_table(title: str, rows: dict):
+    from rich.table import Table
+
     table = Table(title=title)
     for col in ("threshold", "APCER", "BPCER", "ACER", "accuracy", "precision", "recall", "F1"):
         table.add_column(col, justify="right")
@@ -39,22 +41,28 @@ def _metrics_table(title: str, rows: dict) -> Table:
 @app.command("clip")
 def clip_cmd(
     clip: Annotated[Path, typer.Argument(help="Video file (mp4, avi...) of one person facing the camera.")],
-    detector: Annotated[str, typer.Option(help=DETECTOR_HELP)] = DEFAULT_DETECTOR,
+    detector: Detector = DEFAULT_DETECTOR,
     max_seconds: Annotated[float, typer.Option(help="Read at most this many seconds.")] = 30.0,
     min_blinks: Annotated[int, typer.Option(help="Blinks needed to call the clip live.")] = 1,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: Json = False,
 ) -> None:
-    """Active liveness: blinks (eye aspect ratio) and head movement over a clip."""
+    """Active liveness: blinks (eye aspect ratio) and head movement over a clip. Exit 1 when the clip cannot be read
+    (a clip that is not live is an answer: exit 0)."""
+    from rich.table import Table
+
     from facelens.liveness.active import check_clip
 
     try:
         result = check_clip(clip, detector=detector, max_seconds=max_seconds, min_blinks=min_blinks)
     except (FacelensError, ValueError) as exc:
-        fail(exc)
-        return
-    out = {"clip": str(clip), **result.to_dict()}
+        code = exit_code(exc) if isinstance(exc, FacelensError) else USAGE
+        if as_json and code == FAILED:
+            emit({"clip": str(clip), "error": message(exc)})
+            raise typer.Exit(code) from None
+        fail(exc, code)
+    out = {"clip": str(clip), **result.to_dict(), "error": None}
     if as_json:
-        typer.echo(json.dumps(out))
+        emit(out)
         return
     verdict = "[green]LIVE[/green]" if result.is_live else "[red]SPOOF / not shown live[/red]"
     stdout.print(
@@ -72,35 +80,56 @@ def clip_cmd(
 
 @app.command("image")
 def image_cmd(
-    image: Annotated[Path, typer.Argument(help="Image file.")],
+    images: Images,
     model: Annotated[str, typer.Option(help="minifasnet (default) or minifas_celeba128.")] = "minifasnet",
     fusion: Annotated[Path | None, typer.Option(help="Fusion file from `facelens liveness fit`.")] = None,
-    detector: Annotated[str, typer.Option(help=DETECTOR_HELP)] = DEFAULT_DETECTOR,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    detector: Detector = DEFAULT_DETECTOR,
+    as_json: Json = False,
 ) -> None:
-    """Passive liveness of every face in one image."""
+    """Passive liveness of every face in each image. Exit 1 when an input failed."""
+    from rich.table import Table
+
     from facelens.io.image import decode_image
     from facelens.liveness.checker import get_checker
     from facelens.pipeline import get_pipeline
 
     try:
-        rgb = decode_image(image)
-        faces = get_pipeline(detector=detector).detector.detect(rgb)
-        results = get_checker(model, fusion).check_many(rgb, faces)
+        sources = expand_inputs(images)
+        found_by = get_pipeline(detector=detector).detector
+        checker = get_checker(model, fusion)
     except (FacelensError, ValueError) as exc:
-        fail(exc)
-        return
-    rows = [{"box": f.to_dict()["box"], **r.to_dict(with_details=True)} for f, r in zip(faces, results)]
-    if as_json:
-        typer.echo(json.dumps({"path": str(image), "faces": rows}))
-        return
-    if not rows:
-        stdout.print(f"{image}: no face found (nothing can be accepted as live)")
-        return
-    table = Table("face", "box", "score", "live?", "model")
-    for i, r in enumerate(rows):
-        table.add_row(str(i), str(r["box"]), f"{r['score']:.4f}", "yes" if r["is_live"] else "no", r["model"])
-    stdout.print(table)
+        fail(exc, USAGE)
+    failed = 0
+    table = Table("image", "face", "box", "score", "live?", "model")
+    with progress_bar(len(sources)) as progress:
+        task = progress.add_task("liveness", total=len(sources))
+        for source in sources:
+            progress.advance(task)
+            try:
+                rgb = decode_image(source)
+                faces = found_by.detect(rgb)
+                results = checker.check_many(rgb, faces)
+            except FacelensError as exc:
+                if exit_code(exc) == USAGE:
+                    fail(exc)
+                failed += 1
+                if as_json:
+                    emit({"path": source, "faces": [], "error": message(exc)})
+                else:
+                    error_line(f"{source}: {message(exc)}")
+                continue
+            rows = [{"box": f.to_dict()["box"], **r.to_dict(with_details=True)} for f, r in zip(faces, results)]
+            if as_json:
+                emit({"path": source, "faces": rows, "error": None})
+            elif not rows:
+                stdout.print(f"{source}: no face found (nothing can be accepted as live)", markup=False)
+            for i, r in enumerate(rows):
+                table.add_row(source, str(i), str(r["box"]), f"{r['score']:.4f}", "yes" if r["is_live"] else "no",
+                              r["model"])
+    if not as_json and table.row_count:
+        stdout.print(table)
+    if failed:
+        raise typer.Exit(FAILED)
 
 
 @app.command("eval")
@@ -110,12 +139,12 @@ def eval_cmd(
     fusion: Annotated[
         Path | None, typer.Option(help="Evaluate the fusion in this file instead of the model alone.")
     ] = None,
-    detector: Annotated[str, typer.Option(help=DETECTOR_HELP)] = DEFAULT_DETECTOR,
+    detector: Detector = DEFAULT_DETECTOR,
     threshold: Annotated[
         float | None, typer.Option(help="Operating threshold (default: the model's or the fusion's).")
     ] = None,
     target_bpcer: Annotated[float, typer.Option(help="Also pick the threshold that meets this BPCER.")] = 0.05,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: Json = False,
 ) -> None:
     """ISO/IEC 30107-3 APCER, BPCER, ACER (+ accuracy, precision, recall, F1) on a labelled folder."""
     from facelens.liveness.evaluate import evaluate
@@ -125,10 +154,9 @@ def eval_cmd(
             data_dir, model=model, detector=detector, fusion=fusion, threshold=threshold, target_bpcer=target_bpcer
         )
     except (FacelensError, ValueError) as exc:
-        fail(exc)
-        return
+        fail(exc, USAGE)
     if as_json:
-        typer.echo(json.dumps(report))
+        emit(report)
         return
     stdout.print(
         f"{report['data']}: {report['images']} images, model {report['model']}, detector {report['detector']}, "
@@ -145,8 +173,8 @@ def fit_cmd(
         "liveness_fusion.json"
     ),
     model: Annotated[str, typer.Option(help="minifasnet (default) or minifas_celeba128.")] = "minifasnet",
-    detector: Annotated[str, typer.Option(help=DETECTOR_HELP)] = DEFAULT_DETECTOR,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    detector: Detector = DEFAULT_DETECTOR,
+    as_json: Json = False,
 ) -> None:
     """Fit the fusion of the model score with the frequency/texture cues on labelled faces."""
     from facelens.liveness.dataset import score_folder
@@ -164,11 +192,10 @@ def fit_cmd(
         )
         fusion.save(out)
     except (FacelensError, ValueError) as exc:
-        fail(exc)
-        return
+        fail(exc, USAGE)
     summary = {"out": str(out), "threshold": fusion.threshold, **fusion.trained_on}
     if as_json:
-        typer.echo(json.dumps(summary))
+        emit(summary)
         return
     stdout.print(
         f"wrote {out} (threshold {fusion.threshold:.4f}; {summary['n_live']} live, {summary['n_spoof']} spoof faces)"

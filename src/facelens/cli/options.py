@@ -1,0 +1,106 @@
+"""The options and arguments every command shares, defined once so each has one name and one help text everywhere,
+and the expansion of image arguments (files, folders, ``@list.txt``, ``-``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from facelens.detect import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS  # noqa: F401  (DEFAULT_DETECTOR: the default)
+from facelens.errors import FacelensError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+
+INPUTS_HELP = "Images, folders (searched recursively, sorted), @LIST.txt (one path per line) or - (paths on stdin)."
+
+Images = Annotated[list[str], typer.Argument(help=INPUTS_HELP, metavar="INPUTS...")]
+JSON_HELP = "JSON lines on stdout: one record per input (or one for the command), errors in the record."
+Json = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+
+
+def known_detector(name: str | None) -> str | None:
+    if name is not None and name not in DETECTORS:
+        raise typer.BadParameter(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
+    return name
+
+
+Detector = Annotated[str, typer.Option("--detector", help=DETECTOR_HELP, callback=known_detector)]
+Gallery = Annotated[str, typer.Option("--gallery", "-g", help="Gallery folder or postgresql:// URL.")]
+OptionalGallery = Annotated[
+    Optional[str], typer.Option("--gallery", "-g", help="Gallery folder or postgresql:// URL.")
+]
+Collection = Annotated[str, typer.Option("--collection", "-c", help="Collection (tenant) in the gallery.")]
+Where = Annotated[
+    Optional[list[str]],
+    typer.Option("--where", help="Only people whose metadata has KEY=VALUE (repeat a key for any of its values)."),
+]
+Liveness = Annotated[bool, typer.Option("--liveness", help="Score liveness per face; a spoof is never named.")]
+Analyze = Annotated[bool, typer.Option("--analyze", help="Add expression, age/gender and quality per face.")]
+Workers = Annotated[int, typer.Option("--workers", help="Processes for decoding and detection (0 = one per core).")]
+Fpir = Annotated[
+    float, typer.Option("--fpir", help="Target rate of strangers given a name (sets the threshold by gallery size).")
+]
+Threshold = Annotated[Optional[float], typer.Option("--threshold", help="Fixed cosine similarity threshold.")]
+
+def expand_inputs(items: list[str]) -> list[str]:
+    """Paths in argument order: a file as given, a folder's images (recursively, sorted), the lines of
+    ``@LIST.txt``, and ``-`` for paths read from stdin. An unreadable list file is a usage error."""
+    paths: list[str] = []
+    for item in items:
+        if item == "-":
+            paths += _lines(sys.stdin.read().splitlines())
+        elif item.startswith("@") and len(item) > 1:
+            try:
+                text = Path(item[1:]).read_text()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise FacelensError(f"cannot read the file list {item[1:]}: {exc.__class__.__name__}") from None
+            paths += [str(p) for p in _folders(_lines(text.splitlines()))]
+        else:
+            paths += _folders([item])
+    return paths
+
+
+def _lines(lines: list[str]) -> list[str]:
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _folders(items: list[str]) -> list[str]:
+    out: list[str] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            out += [str(p) for p in found] if found else [item]  # an empty folder fails as an input
+        else:
+            out.append(item)
+    return out
+
+
+def parse_pairs(items: Optional[list[str]], option: str) -> dict[str, Any] | None:
+    """``KEY=VALUE`` items (repeat a key for a list of values); values are JSON when they parse, else strings."""
+    if not items:
+        return None
+    pairs: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise FacelensError(f"{option} expects KEY=VALUE, got {item!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        if key in pairs:
+            previous = pairs[key]
+            pairs[key] = (previous if isinstance(previous, list) else [previous]) + [value]
+        else:
+            pairs[key] = value
+    return pairs
+
+
+def parse_where(items: Optional[list[str]]) -> dict[str, Any] | None:
+    """``--where KEY=VALUE`` filters (repeat a key for "any of")."""
+    return parse_pairs(items, "--where")
