@@ -213,6 +213,7 @@ def main() -> None:
     ap.add_argument("--data", default=os.environ.get("FACELENS_TEST_DATA", root.parent / "shared" / "data"))
     ap.add_argument("--cache", default="/tmp/facelens-accuracy", help="folder of per-embedder .npz embeddings")
     ap.add_argument("--sample", type=int, default=100, help="faces timed per round")
+    ap.add_argument("--pairs", type=int, default=0, help="a fixed subset of this many DevTest pairs (0: all)")
     ap.add_argument("--embedders", default=",".join(EMBEDDERS + (REFERENCE,)))
     args = ap.parse_args()
     os.environ.setdefault("FACELENS_MODEL_DIR", str(root.parent / "shared" / "models"))
@@ -221,6 +222,8 @@ def main() -> None:
 
     lfw = Path(args.data) / "identity" / "lfw"
     devtest = read_pairs(lfw / "pairsDevTest.txt", lfw)
+    if args.pairs:
+        devtest = devtest.subset(args.pairs, seed=0)
     split = split_identification(read_identities(lfw / "identification_subset.csv"), seed=0)
     paths = list(dict.fromkeys(devtest.images() + [img for _, img in split.gallery + split.mated + split.non_mated]))
     cache = Path(args.cache)
