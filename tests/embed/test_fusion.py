@@ -72,7 +72,12 @@ def test_weights_must_sum_to_one():
 
     with pytest.raises(ValueError, match="sum"):
         get_embedder(FUSION, weights=[0.5, 0.6])
-    assert get_embedder(FUSION, weights=[0.3, 0.7]).weights.tolist() == [0.3, 0.7]
+    other = get_embedder(FUSION, weights=[0.3, 0.7])
+    assert other.weights.tolist() == [0.3, 0.7]
+    # other weights, other vectors: another model id, so no gallery takes both
+    assert other.model_id == "fusion(dlib_resnet_v1+flip,mobilefacenet_foamliu+flip;w=0.3,0.7)"
+    stored = get_embedder(FUSION)
+    assert get_embedder(FUSION, weights=stored.weights.tolist()).model_id == stored.model_id
 
 
 def test_fused_gallery_answers_with_fused_scores(fused, sample, tmp_path):

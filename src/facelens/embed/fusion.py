@@ -43,7 +43,9 @@ def fusion_model_id(member_ids: list[str] | tuple[str, ...]) -> str:
 class FusedEmbedder(Embedder):
     """Members' vectors scaled by √wᵢ and concatenated (dim = Σ member dims).
 
-    ``weights`` (one per member, summing to 1): None reads them from the model's measured profile.
+    ``weights`` (one per member, summing to 1): None reads them from the model's measured profile. Other
+    weights than the profile's give other vectors, so they get another model id (``…;w=0.3,0.7``): a gallery
+    never mixes the two.
     """
 
     def __init__(self, members: list[Embedder], weights: list[float] | np.ndarray | None = None, name: str = "") -> None:
@@ -54,8 +56,17 @@ class FusedEmbedder(Embedder):
         self.model_id = fusion_model_id([m.model_id for m in self.members])
         self.dim = sum(m.dim for m in self.members)
         self.runtime = "+".join(dict.fromkeys(m.runtime for m in self.members))
-        self.weights = check_weights(stored_weights(self.model_id, [m.model_id for m in self.members])
-                                     if weights is None else weights, len(self.members))
+        member_ids = [m.model_id for m in self.members]
+        if weights is None:
+            self.weights = check_weights(stored_weights(self.model_id, member_ids), len(self.members))
+        else:
+            self.weights = check_weights(weights, len(self.members))
+            try:
+                same = np.allclose(self.weights, stored_weights(self.model_id, member_ids), atol=1e-9)
+            except ModelUnavailableError:
+                same = False
+            if not same:
+                self.model_id = fusion_model_id(member_ids)[:-1] + ";w=" + ",".join(f"{w:g}" for w in self.weights) + ")"
         self._scales = np.sqrt(self.weights).astype(np.float32)
 
     @classmethod
