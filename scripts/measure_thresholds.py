@@ -4,6 +4,10 @@
 - impostor distribution: similarities of all pairs of images of *different* people among the staged LFW images,
   leaving out the people of identification_subset.csv (so the 1:N test is not tuned on its own impostors).
 
+- fusion (``--embedder dlib+mobilefacenet``): each member embeds the images, the members' weights are fitted on
+  the DevTest pairs (facelens.embed.fusion.fit_weights) and stored in the profile under "fusion"; the thresholds
+  above are then measured on the fused vectors.
+
 Run: python scripts/measure_thresholds.py [--data ../shared/data] [--embedder dlib_onnx_flip] [--out FILE]
 (the file is named after the embedder's model id; --out writes elsewhere, e.g. to compare runtimes).
 """
@@ -20,6 +24,27 @@ import numpy as np
 
 from facelens.batch import run_batch
 from facelens.embed import DEFAULT_EMBEDDER, get_embedder
+from facelens.embed.fusion import FUSIONS, fit_weights, fusion_model_id
+
+
+def embed_largest(images: list[Path], embedder: str) -> dict[Path, np.ndarray]:
+    """The embedding of the largest face of each image where one is found."""
+    items = list(run_batch([str(p) for p in images], largest_only=True, embedder=embedder))
+    return {Path(it.source): np.array(it.faces[0]["embedding"], np.float32) for it in items if it.faces}
+
+
+def devtest_pairs(lfw: Path) -> list[tuple[Path, Path, int]]:
+    def img(name: str, n: str) -> Path:
+        return lfw / "lfw_deepfunneled" / name / f"{name}_{int(n):04d}.jpg"
+
+    pairs = []
+    for line in (lfw / "pairsDevTest.txt").read_text().split("\n")[1:]:
+        parts = line.split()
+        if len(parts) == 3:
+            pairs.append((img(parts[0], parts[1]), img(parts[0], parts[2]), 1))
+        elif len(parts) == 4:
+            pairs.append((img(parts[0], parts[1]), img(parts[2], parts[3]), 0))
+    return pairs
 
 
 def main() -> None:
@@ -28,27 +53,31 @@ def main() -> None:
     parser.add_argument("--embedder", default=DEFAULT_EMBEDDER)
     parser.add_argument("--out", help="where to write the profile (default: src/facelens/data/<model_id>.json)")
     args = parser.parse_args()
-    model_id = get_embedder(args.embedder).model_id
     lfw = Path(args.data) / "identity" / "lfw"
     images = sorted((lfw / "lfw_deepfunneled").glob("*/*.jpg"))
-    items = list(run_batch([str(p) for p in images], largest_only=True, embedder=args.embedder))
-    emb = {Path(it.source): np.array(it.faces[0]["embedding"], np.float32) for it in items if it.faces}
+    pairs = devtest_pairs(lfw)
+    fusion = None
+    if args.embedder in FUSIONS:
+        members = [embed_largest(images, name) for name in FUSIONS[args.embedder]]
+        model_id = fusion_model_id([get_embedder(name).model_id for name in FUSIONS[args.embedder]])
+        found = {p for p in images if all(p in m for m in members)}
+        usable = [(a, b, s) for a, b, s in pairs if a in found and b in found]
+        member_sims = np.array([[float(m[a] @ m[b]) for m in members] for a, b, _ in usable])
+        weights, report = fit_weights(member_sims, np.array([s for _, _, s in usable]))
+        scales = np.sqrt(weights).astype(np.float32)
+        emb = {p: np.concatenate([m[p] * s for m, s in zip(members, scales)]) for p in sorted(found)}
+        fusion = {"members": [get_embedder(name).model_id for name in FUSIONS[args.embedder]],
+                  "weights": [float(w) for w in weights], "fit": report}
+        print(json.dumps(fusion, indent=1), file=sys.stderr)
+    else:
+        model_id = get_embedder(args.embedder).model_id
+        emb = embed_largest(images, args.embedder)
     missing = len(images) - len(emb)
     print(f"{len(emb)} of {len(images)} images embedded ({missing} without a face)", file=sys.stderr)
 
     # Verification threshold on DevTest pairs.
-    lines = (lfw / "pairsDevTest.txt").read_text().split("\n")[1:]
     sims, same = [], []
-    def img(name: str, n: str) -> Path:
-        return lfw / "lfw_deepfunneled" / name / f"{name}_{int(n):04d}.jpg"
-    for line in lines:
-        parts = line.split()
-        if len(parts) == 3:
-            a, b, s = img(parts[0], parts[1]), img(parts[0], parts[2]), 1
-        elif len(parts) == 4:
-            a, b, s = img(parts[0], parts[1]), img(parts[2], parts[3]), 0
-        else:
-            continue
+    for a, b, s in pairs:
         if a in emb and b in emb:
             sims.append(float(emb[a] @ emb[b]))
             same.append(s)
@@ -94,6 +123,8 @@ def main() -> None:
             "(identification_subset people left out); exponential tail fitted to FMR <= 1e-3 and used below the last measured point",
         },
     }
+    if fusion is not None:
+        out["fusion"] = fusion
     target = Path(args.out) if args.out else Path(__file__).resolve().parents[1] / "src" / "facelens" / "data" / f"{model_id}.json"
     target.write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out["notes"], indent=1))

@@ -92,3 +92,20 @@ def test_non_commercial_licence_is_shown_once(monkeypatch, caplog):
         get_embedder("mobilefacenet").session()
     notices = [r for r in caplog.records if "NON-COMMERCIAL" in r.getMessage()]
     assert len(notices) == 1 and "insightface" in notices[0].getMessage()
+
+
+def test_insightface_is_never_chosen_implicitly():
+    """The non-commercial model is opt-in only: not the default, not a fusion member, not any door's fallback."""
+    from pathlib import Path
+
+    import facelens
+    from facelens.embed import DEFAULT_EMBEDDER
+    from facelens.embed.fusion import FUSIONS
+    from facelens.pipeline import FacePipeline
+
+    assert DEFAULT_EMBEDDER != "insightface_mbf" and FacePipeline().embedder_name != "insightface_mbf"
+    assert all("insightface_mbf" not in members for members in FUSIONS.values())
+    # only the registry (by name) and the model's own module may name it: no code path picks it by itself
+    package = Path(facelens.__file__).parent
+    naming = {str(p.relative_to(package)) for p in package.rglob("*.py") if "insightface_mbf" in p.read_text()}
+    assert naming <= {"embed/__init__.py", "embed/arcface_onnx.py"}, naming

@@ -8,14 +8,16 @@
 - ``mobilefacenet``: foamliu's MobileFaceNet (Apache-2.0), 128-D, ArcFace-aligned on the detector's 5 landmarks,
   flip-averaged;
 - ``insightface_mbf``: InsightFace's w600k_mbf, 512-D — weights for non-commercial research only: opt-in, never
-  a default (the licence is logged when it is first used).
+  a default (the licence is logged when it is first used);
+- ``dlib+mobilefacenet``: score-level fusion of ``dlib_onnx_flip`` and ``mobilefacenet`` as one embedder (weighted
+  concatenation, weights fitted on LFW DevTest; :mod:`facelens.embed.fusion`).
 """
 
 from __future__ import annotations
 
 from facelens.embed.base import Embedder, l2_normalise
 
-EMBEDDERS = ("dlib_onnx", "dlib", "dlib_onnx_flip", "mobilefacenet", "insightface_mbf")
+EMBEDDERS = ("dlib_onnx", "dlib", "dlib_onnx_flip", "mobilefacenet", "insightface_mbf", "dlib+mobilefacenet")
 #: The embedder every door uses unless told otherwise.
 DEFAULT_EMBEDDER = "dlib_onnx"
 
@@ -31,6 +33,10 @@ def get_embedder(name: str = DEFAULT_EMBEDDER, **options) -> Embedder:
         from facelens.embed.arcface_onnx import ArcFaceOnnxEmbedder
 
         return ArcFaceOnnxEmbedder(name, **options)
+    if name in ("dlib+mobilefacenet",):
+        from facelens.embed.fusion import FusedEmbedder
+
+        return FusedEmbedder.named(name, **options)
     if name in ("dlib", "dlib_resnet_v1"):
         from facelens.embed.dlib_resnet import DlibResnetEmbedder
 

@@ -1,0 +1,58 @@
+"""Each embedder's accuracy on real LFW DevTest pairs, pinned just below what it measures, so a change that costs
+accuracy (alignment, preprocessing, a profile's threshold) fails here.
+
+The pairs are the session's fixed 150-pair subset (``devtest_pairs``, about 300 images: the full 1,000 × every
+model is for ``benchmarks/accuracy.py``). Each model is judged at its own measured verification threshold
+(facelens/data/<model id>.json); a pair with a face not found counts as "different". The figures printed by
+``pytest -s`` are what the pins were set from, minus one pair.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+#: Pairs judged right of the 150 at the profile threshold: what each model measured (147, 147, 148, 149, 149, 149
+#: on 2026-12-01) minus one pair.
+PINNED = {
+    "dlib_onnx": 146,
+    "dlib": 146,
+    "dlib_onnx_flip": 147,
+    "mobilefacenet": 148,
+    "insightface_mbf": 148,
+    "dlib+mobilefacenet": 148,
+}
+
+
+@pytest.fixture(scope="session")
+def subset_vectors(devtest_detections, dlib_vectors, onnx_vectors):
+    """Vectors by path of every embedder on the subset; each model embeds each image once per session (the
+    fusion is built from its members' vectors, which tests/embed/test_fusion.py shows is what it computes)."""
+    from facelens.embed import get_embedder
+
+    paths = list(devtest_detections)
+    out = {"dlib": dlib_vectors, "dlib_onnx": onnx_vectors}
+    for name in ("dlib_onnx_flip", "mobilefacenet", "insightface_mbf"):
+        embedder = get_embedder(name)
+        crops = [embedder.crops(image, [face])[0] for image, face in (devtest_detections[p] for p in paths)]
+        out[name] = dict(zip(paths, embedder.embed_crops(crops)))
+    fused = get_embedder("dlib+mobilefacenet")
+    members = [np.stack([out[m][p] for p in paths]) for m in ("dlib_onnx_flip", "mobilefacenet")]
+    out["dlib+mobilefacenet"] = dict(zip(paths, fused.combine(members)))
+    return out
+
+
+@pytest.mark.parametrize("name", list(PINNED))
+def test_devtest_accuracy_at_the_measured_threshold(name, subset_vectors, devtest_pairs):
+    from facelens.decide import verify_threshold
+    from facelens.embed import get_embedder
+
+    vectors = subset_vectors[name]
+    threshold = verify_threshold(get_embedder(name).model_id)
+    correct = 0
+    for pair in devtest_pairs.pairs:
+        va, vb = vectors.get(pair.a), vectors.get(pair.b)
+        correct += int((va is not None and vb is not None and float(va @ vb) >= threshold) == pair.same)
+    accuracy = correct / len(devtest_pairs.pairs)
+    print(f"{name}: {accuracy:.4f} ({correct} right) on {len(devtest_pairs.pairs)} DevTest pairs at {threshold:.4f}")
+    assert len(devtest_pairs.pairs) == 150 and correct >= PINNED[name], f"{correct} of 150 right"
