@@ -321,24 +321,29 @@ class Gallery(ABC):
         depth = max(k * max(self.top_m, 4), 32)
         scores, ids = self._search_faces(vectors, depth, where or None)
         names = self._names_of(int(i) for i in np.unique(ids) if i >= 0)
-        out = []
-        for row_scores, row_ids in zip(scores, ids):
-            per_person: dict[str, list[tuple[float, int]]] = {}
-            for score, face_id in zip(row_scores, row_ids):
-                if face_id < 0 or int(face_id) not in names:
-                    continue
-                per_person.setdefault(names[int(face_id)], []).append((float(score), int(face_id)))
-            ranked = []
-            for name, hits in per_person.items():
-                hits.sort(reverse=True)
-                if self.identity_score == "mean_top_m":
-                    value = float(np.mean([s for s, _ in hits[: self.top_m]]))
-                else:
-                    value = hits[0][0]
-                ranked.append(Candidate(name=name, score=value, face_id=hits[0][1]))
+        return [self._rank_identities(row, row_ids, names, k) for row, row_ids in zip(scores.tolist(), ids.tolist())]
+
+    def _rank_identities(self, scores: list[float], ids: list[int], names: dict[int, str], k: int) -> list[Candidate]:
+        """One query's face hits (best first) grouped into identity scores. Plain Python lists: iterating numpy
+        scalars cost more than the vector search itself for one query."""
+        per_person: dict[str, list] = {}  # name -> [best face id, best score, scores...] in order of first hit
+        for score, face_id in sorted(zip(scores, ids), key=lambda hit: -hit[0]):
+            name = names.get(face_id)
+            if name is None:  # -1 (fewer hits than asked) or a face removed since the index answered
+                continue
+            hits = per_person.get(name)
+            if hits is None:
+                per_person[name] = [face_id, score, score]
+            else:
+                if score == hits[1] and face_id > hits[0]:  # equal best scores: the newest face, as ever
+                    hits[0] = face_id
+                hits.append(score)
+        if self.identity_score == "mean_top_m":
+            ranked = [Candidate(name, float(np.mean(h[2 : 2 + self.top_m])), h[0]) for name, h in per_person.items()]
             ranked.sort(key=lambda c: c.score, reverse=True)
-            out.append(ranked[:k])
-        return out
+        else:  # people in order of their best face: already ranked
+            ranked = [Candidate(name, h[1], h[0]) for name, h in per_person.items()]
+        return ranked[:k]
 
     def open_set_threshold(self, fpir: float = DEFAULT_FPIR) -> float:
         """Similarity a probe must reach so that strangers are named at rate ``fpir`` for this gallery's size."""

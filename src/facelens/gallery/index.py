@@ -101,8 +101,11 @@ class HnswIndex:
             graph = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
             graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
             index = faiss.IndexIDMap2(graph)
-        self.index = index
+        self.index = index  # the id map is what is saved; searches go to the graph inside it (see search)
+        self._graph = faiss.downcast_index(index.index)
+        self._labels = faiss.vector_to_array(index.id_map).astype(np.int64)  # graph position -> face id
         self.tombstones: set[int] = set() if tombstones is None else {int(t) for t in tombstones}
+        self._live: object | None = None  # cached selector of the live graph positions (None: rebuild)
         self.ef_search = HNSW_EF_SEARCH
         self.mapped = False  # True when loaded memory-mapped (read-only: reload before adding)
 
@@ -121,36 +124,53 @@ class HnswIndex:
         if revived:  # an id cannot come back in SQLite (AUTOINCREMENT-like ids), but stay correct if it does
             raise GalleryError(f"face ids {sorted(revived)[:5]} were removed and cannot be re-added to the graph")
         self.index.add_with_ids(np.ascontiguousarray(vectors, np.float32), ids)
+        self._labels = np.concatenate([self._labels, ids])
+        self._live = None
 
     def remove(self, ids: np.ndarray) -> None:
         self.tombstones.update(int(i) for i in np.asarray(ids).ravel())
+        self._live = None
+
+    def _live_selector(self) -> object:
+        """Graph positions not tombstoned, as a bitmap (built once per change, not per query)."""
+        import faiss
+
+        if self._live is None:
+            alive = ~np.isin(self._labels, np.fromiter(self.tombstones, np.int64, len(self.tombstones)))
+            bits = np.packbits(alive, bitorder="little")
+            self._live = faiss.IDSelectorBitmap(bits)
+            self._live._bits = bits  # faiss keeps a raw pointer to the bitmap
+        return self._live
 
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Search the HNSW graph itself and map positions to face ids here: faiss's IndexIDMap does that mapping in
+        an OpenMP loop that, for one query on busy cores, waits for a second thread and cost 5-10x the search."""
         import faiss
 
         if self.index.ntotal == 0:
             return _empty(len(queries), k)
-        selectors = []
+        selectors, keep = [], []
         if self.tombstones:
-            selectors.append(faiss.IDSelectorNot(faiss.IDSelectorBatch(np.fromiter(self.tombstones, np.int64))))
-        if allowed is not None:
-            selectors.append(faiss.IDSelectorBatch(np.asarray(allowed, np.int64)))
+            selectors.append(self._live_selector())
+        if allowed is not None:  # face ids: translated to graph positions only for the nodes the search visits
+            batch = faiss.IDSelectorBatch(np.asarray(allowed, np.int64))
+            selectors.append(faiss.IDSelectorTranslated(self.index.id_map, batch))
+            keep.append(batch)
         params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k))
         if selectors:
             params.sel = selectors[0] if len(selectors) == 1 else faiss.IDSelectorAnd(*selectors)
-            params._keep = selectors  # keep the Python objects alive while faiss holds raw pointers
-        scores, ids = self.index.search(np.ascontiguousarray(queries, np.float32), k, params=params)
-        scores = np.where(ids < 0, -np.inf, scores).astype(np.float32)
-        return scores, ids.astype(np.int64)
+            params._keep = selectors + keep  # keep the Python objects alive while faiss holds raw pointers
+        scores, positions = self._graph.search(np.ascontiguousarray(queries, np.float32), k, params=params)
+        found = positions >= 0
+        ids = np.where(found, self._labels[np.where(found, positions, 0)], -1)
+        scores = np.where(found, scores, -np.inf).astype(np.float32)
+        return scores, ids
 
     def live_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """Ids and vectors of the live faces (for rebuilding without tombstones or switching to exact)."""
-        import faiss
-
-        ids = faiss.vector_to_array(self.index.id_map).astype(np.int64)
-        vectors = self.index.index.reconstruct_n(0, int(self.index.ntotal))
-        keep = ~np.isin(ids, np.fromiter(self.tombstones, np.int64)) if self.tombstones else slice(None)
-        return ids[keep], vectors[keep]
+        vectors = self._graph.reconstruct_n(0, int(self.index.ntotal))
+        keep = ~np.isin(self._labels, np.fromiter(self.tombstones, np.int64)) if self.tombstones else slice(None)
+        return self._labels[keep], vectors[keep]
 
     def save(self, path: Path) -> None:
         import faiss

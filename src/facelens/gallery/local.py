@@ -450,7 +450,7 @@ class LocalGallery(Gallery):
                 self._open_index()
             elif version != self._index_version:
                 self._catch_up()
-            self._index_version = self._version()
+            self._index_version = version  # a commit landing meanwhile only means one more (empty) catch-up
             return self._index
 
     def reindex(self) -> dict[str, Any]:
