@@ -103,7 +103,7 @@ class HnswIndex:
             index = faiss.IndexIDMap2(graph)
         self.index = index  # the id map is what is saved; searches go to the graph inside it (see search)
         self._graph = faiss.downcast_index(index.index)
-        self._labels = faiss.vector_to_array(index.id_map).astype(np.int64)  # graph position -> face id
+        self.labels = faiss.vector_to_array(index.id_map).astype(np.int64)  # graph position -> face id
         self.tombstones: set[int] = set() if tombstones is None else {int(t) for t in tombstones}
         self._live: object | None = None  # cached selector of the live graph positions (None: rebuild)
         self.ef_search = HNSW_EF_SEARCH
@@ -124,7 +124,7 @@ class HnswIndex:
         if revived:  # an id cannot come back in SQLite (AUTOINCREMENT-like ids), but stay correct if it does
             raise GalleryError(f"face ids {sorted(revived)[:5]} were removed and cannot be re-added to the graph")
         self.index.add_with_ids(np.ascontiguousarray(vectors, np.float32), ids)
-        self._labels = np.concatenate([self._labels, ids])
+        self.labels = np.concatenate([self.labels, ids])
         self._live = None
 
     def remove(self, ids: np.ndarray) -> None:
@@ -136,7 +136,7 @@ class HnswIndex:
         import faiss
 
         if self._live is None:
-            alive = ~np.isin(self._labels, np.fromiter(self.tombstones, np.int64, len(self.tombstones)))
+            alive = ~np.isin(self.labels, np.fromiter(self.tombstones, np.int64, len(self.tombstones)))
             bits = np.packbits(alive, bitorder="little")
             self._live = faiss.IDSelectorBitmap(bits)
             self._live._bits = bits  # faiss keeps a raw pointer to the bitmap
@@ -162,15 +162,15 @@ class HnswIndex:
             params._keep = selectors + keep  # keep the Python objects alive while faiss holds raw pointers
         scores, positions = self._graph.search(np.ascontiguousarray(queries, np.float32), k, params=params)
         found = positions >= 0
-        ids = np.where(found, self._labels[np.where(found, positions, 0)], -1)
+        ids = np.where(found, self.labels[np.where(found, positions, 0)], -1)
         scores = np.where(found, scores, -np.inf).astype(np.float32)
         return scores, ids
 
     def live_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """Ids and vectors of the live faces (for rebuilding without tombstones or switching to exact)."""
         vectors = self._graph.reconstruct_n(0, int(self.index.ntotal))
-        keep = ~np.isin(self._labels, np.fromiter(self.tombstones, np.int64)) if self.tombstones else slice(None)
-        return self._labels[keep], vectors[keep]
+        keep = ~np.isin(self.labels, np.fromiter(self.tombstones, np.int64)) if self.tombstones else slice(None)
+        return self.labels[keep], vectors[keep]
 
     def save(self, path: Path) -> None:
         import faiss
@@ -203,46 +203,66 @@ def build_index(dim: int, ids: np.ndarray, vectors: np.ndarray, exact_limit: int
 
 
 class IndexFiles:
-    """The persisted HNSW index of one collection: ``index/<cid>.json`` names the current ``.faiss`` file and the
-    change-log position it reflects. Written file first, manifest second (atomic rename), so a crash leaves either
-    the old pair or the new one; a missing, unreadable or mismatched pair is simply rebuilt from the store."""
+    """The persisted HNSW index of one collection: ``index/<cid>.json`` names the current ``.faiss`` file, the
+    ``.people.npy`` file beside it (the person of each graph position, so a search names faces without asking the
+    store) and the change-log position they reflect. Files first, manifest second (atomic rename), so a crash leaves
+    either the old set or the new one; a missing, unreadable or mismatched index is simply rebuilt from the store."""
 
     def __init__(self, folder: Path, collection_id: int) -> None:
         self.folder = folder / "index"
         self.manifest = self.folder / f"{collection_id}.json"
         self.collection_id = collection_id
 
-    def read(self, dim: int) -> tuple[HnswIndex, int, int] | None:
-        """(index, change seq, live count) or None when absent or unusable (logged)."""
+    def read(self, dim: int) -> tuple[HnswIndex, int, int, np.ndarray | None] | None:
+        """(index, change seq, live count, person per graph position or None) or None when absent or unusable
+        (logged). The persons are None when their file is absent or does not fit (the store is asked instead)."""
         try:
             info = json.loads(self.manifest.read_text())
             path = self.folder / info["file"]
             index = HnswIndex.load(path, dim, info.get("tombstones", []))
             if int(index.index.ntotal) != int(info["ntotal"]):
                 raise GalleryError(f"{path} holds {index.index.ntotal} vectors, its manifest says {info['ntotal']}")
-            return index, int(info["seq"]), int(info["live"])
         except FileNotFoundError:
             return None
         except Exception as exc:  # noqa: BLE001 - any damage means "rebuild from the store of record"
             log.warning("gallery index %s unusable (%s); rebuilding from the store", self.manifest, exc)
             return None
+        people = None
+        if info.get("people"):
+            try:
+                people = np.load(self.folder / info["people"])
+                if people.shape != (int(info["ntotal"]),) or people.dtype != np.int64:
+                    raise GalleryError(f"holds {people.shape} {people.dtype}, expected ({info['ntotal']},) int64")
+            except Exception as exc:  # noqa: BLE001 - only a shortcut: the store has the same answer
+                log.warning("gallery index people file %s unusable (%s); reading them from the store", info["people"], exc)
+                people = None
+        return index, int(info["seq"]), int(info["live"]), people
 
-    def write(self, index: HnswIndex, seq: int) -> None:
+    def write(self, index: HnswIndex, seq: int, people: np.ndarray) -> None:
+        """Save the index and ``people`` (the person id of each graph position)."""
         self.folder.mkdir(exist_ok=True)
-        name = f"{self.collection_id}-{seq}-{os.getpid()}.faiss"
-        index.save(self.folder / name)
-        info = {"file": name, "seq": seq, "ntotal": int(index.index.ntotal), "live": len(index),
-                "tombstones": sorted(index.tombstones)}
+        name = f"{self.collection_id}-{seq}-{os.getpid()}"
+        index.save(self.folder / f"{name}.faiss")
+        tmp = self.folder / f"{name}.people.tmp{os.getpid()}.npy"
+        np.save(tmp, np.asarray(people, np.int64))
+        os.replace(tmp, self.folder / f"{name}.people.npy")
+        info = {"file": f"{name}.faiss", "people": f"{name}.people.npy", "seq": seq, "ntotal": int(index.index.ntotal),
+                "live": len(index), "tombstones": sorted(index.tombstones)}
         tmp = self.manifest.with_name(self.manifest.name + f".tmp{os.getpid()}")
         tmp.write_text(json.dumps(info))
         os.replace(tmp, self.manifest)
-        for old in self.folder.glob(f"{self.collection_id}-*.faiss"):
-            if old.name != name:
+        for old in self._files():
+            if old.name not in (info["file"], info["people"]):
                 try:
                     old.unlink()  # a reader holding it mapped keeps its pages until it closes (POSIX)
                 except OSError:
                     pass
 
+    def _files(self) -> list[Path]:
+        """This collection's saved files (not other writers' unfinished temporaries)."""
+        cid = self.collection_id
+        return [*self.folder.glob(f"{cid}-*.faiss"), *self.folder.glob(f"{cid}-*.people.npy")]
+
     def remove(self) -> None:
-        for path in [self.manifest, *self.folder.glob(f"{self.collection_id}-*.faiss")]:
+        for path in [self.manifest, *self._files()]:
             path.unlink(missing_ok=True)
