@@ -5,7 +5,7 @@ Face-like data: a two-covariance model fitted on real dlib embeddings of LFW Dev
 genuine and impostor similarities spread as on LFW (checked in tests/gallery/test_gallery_index.py). Each
 identity has 5 enrolled faces; queries are a 6th face of enrolled people (80%) plus strangers (20%).
 
-    python benchmarks/gallery.py                    # 100k and 1M local, 100k PostgreSQL (~15 min on 2 cores)
+    python benchmarks/gallery.py                    # 100k and 1M local, 100k PostgreSQL (~20 min on 2 idle cores)
     python benchmarks/gallery.py --sizes 100000 --no-postgres
     python benchmarks/gallery.py --sizes 1000000 --no-postgres --small --keep /tmp/galleries   # build once, reuse
 
