@@ -328,25 +328,42 @@ class Gallery(ABC):
         vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         depth = max(k * max(self.top_m, 4), 32)
         scores, ids = self._search_faces(vectors, depth, where or None)
-        names = self._names_of(int(i) for i in np.unique(ids) if i >= 0)
-        out = []
-        for row_scores, row_ids in zip(scores, ids):
-            per_person: dict[str, list[tuple[float, int]]] = {}
-            for score, face_id in zip(row_scores, row_ids):
-                if face_id < 0 or int(face_id) not in names:
-                    continue
-                per_person.setdefault(names[int(face_id)], []).append((float(score), int(face_id)))
-            ranked = []
-            for name, hits in per_person.items():
-                hits.sort(reverse=True)
-                if self.identity_score == "mean_top_m":
-                    value = float(np.mean([s for s, _ in hits[: self.top_m]]))
-                else:
-                    value = hits[0][0]
-                ranked.append(Candidate(name=name, score=value, face_id=hits[0][1]))
-            ranked.sort(key=lambda c: c.score, reverse=True)
-            out.append(ranked[:k])
-        return out
+        owners = self._owners_of({i for i in ids.ravel().tolist() if i >= 0})
+        ranked = [self._rank_identities(row, row_ids, owners, k) for row, row_ids in zip(scores.tolist(), ids.tolist())]
+        names = self._owner_names({owner for row in ranked for owner, _, _ in row})
+        return [[Candidate(names[o], score, face_id) for o, score, face_id in row if o in names] for row in ranked]
+
+    def _owners_of(self, face_ids: Iterable[int]) -> dict[int, Any]:
+        """Face id -> the key of its person (here the name; a backend may use a cheaper key and name only the
+        top-k people through ``_owner_names``). Faces removed meanwhile are left out."""
+        return self._names_of(face_ids)
+
+    def _owner_names(self, owners: Iterable[Any]) -> dict[Any, str]:
+        return {owner: owner for owner in owners}
+
+    def _rank_identities(
+        self, scores: list[float], ids: list[int], owners: dict[int, Any], k: int
+    ) -> list[tuple[Any, float, int]]:
+        """One query's face hits grouped into identity scores: (owner, score, best face id), best first. Plain
+        Python lists: iterating numpy scalars cost more than the vector search itself for one query."""
+        per_person: dict[Any, list] = {}  # owner -> [best face id, best score, scores...] in order of first hit
+        for score, face_id in sorted(zip(scores, ids), key=lambda hit: -hit[0]):
+            owner = owners.get(face_id)
+            if owner is None:  # -1 (fewer hits than asked) or a face removed since the index answered
+                continue
+            hits = per_person.get(owner)
+            if hits is None:
+                per_person[owner] = [face_id, score, score]
+            else:
+                if score == hits[1] and face_id > hits[0]:  # equal best scores: the newest face, as ever
+                    hits[0] = face_id
+                hits.append(score)
+        if self.identity_score == "mean_top_m":
+            ranked = [(o, float(np.mean(h[2 : 2 + self.top_m])), h[0]) for o, h in per_person.items()]
+            ranked.sort(key=lambda c: c[1], reverse=True)
+        else:  # people in order of their best face: already ranked
+            ranked = [(o, h[1], h[0]) for o, h in per_person.items()]
+        return ranked[:k]
 
     def open_set_threshold(self, fpir: float = DEFAULT_FPIR) -> float:
         """Similarity a probe must reach so that strangers are named at rate ``fpir`` for this gallery's size."""

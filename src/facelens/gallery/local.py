@@ -230,6 +230,9 @@ class LocalGallery(Gallery):
         self._unsaved = 0
         self._index_lock = threading.RLock()
         self._exact_limit = exact_limit
+        #: face id -> person id (-1: unknown) for the indexed faces, so a search names its hits by one small query
+        #: on people instead of a join per face id (a face never changes person; renames change only people rows)
+        self._person_of = np.full(0, -1, np.int64)
         try:
             conn = self._conn()
             _migrate(conn, model_id, dim)
@@ -344,9 +347,12 @@ class LocalGallery(Gallery):
         conn = self._conn()
         return (conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes)
 
-    def _read_vectors(self, conn: sqlite3.Connection, face_ids: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def _read_vectors(
+        self, conn: sqlite3.Connection, face_ids: Sequence[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(face ids, vectors, person ids) of this collection's faces, all or those listed."""
         base = (
-            "SELECT faces.id, faces.embedding FROM faces JOIN people ON people.id = faces.person_id "
+            "SELECT faces.id, faces.embedding, faces.person_id FROM faces JOIN people ON people.id = faces.person_id "
             "WHERE people.collection_id = ?"
         )
         if face_ids is None:
@@ -359,16 +365,50 @@ class LocalGallery(Gallery):
                 rows += conn.execute(base + f" AND faces.id IN ({','.join('?' * len(chunk))})", (self._cid, *chunk)).fetchall()
         ids_out = np.array([r[0] for r in rows], np.int64)
         vectors = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), self._dim)
-        return ids_out, vectors
+        return ids_out, vectors, np.array([r[2] for r in rows], np.int64)
+
+    def _note_people(self, face_ids: np.ndarray, person_ids: np.ndarray, fresh: bool = False) -> None:
+        """Record whose each indexed face is (``fresh``: forget everything noted before)."""
+        person_of = np.full(0, -1, np.int64) if fresh else self._person_of
+        top = int(face_ids.max()) + 1 if len(face_ids) else 0
+        if top > len(person_of):
+            grown = np.full(max(top, len(person_of) * 3 // 2), -1, np.int64)
+            grown[: len(person_of)] = person_of
+            person_of = grown
+        person_of[face_ids] = person_ids
+        self._person_of = person_of  # one assignment: a search in another thread sees the old map or the new one
+
+    def _people_of_graph(self, index: HnswIndex) -> np.ndarray:
+        """The person of each graph position (-1 for faces this object never saw: removed before it opened)."""
+        labels, person_of = index.labels, self._person_of
+        out = np.full(len(labels), -1, np.int64)
+        inside = labels < len(person_of)
+        out[inside] = person_of[labels[inside]]
+        return out
+
+    def _adopt(self, loaded: tuple[HnswIndex, int, int, np.ndarray | None]) -> None:
+        """Take a persisted index as current, with its faces' people (from its file, else from the store)."""
+        self._index, self._index_seq, _, people = loaded
+        if people is None:
+            rows = self._conn().execute(
+                "SELECT faces.id, faces.person_id FROM faces JOIN people ON people.id = faces.person_id "
+                "WHERE people.collection_id = ?",
+                (self._cid,),
+            ).fetchall()
+            self._note_people(np.array([r[0] for r in rows], np.int64), np.array([r[1] for r in rows], np.int64), True)
+        else:
+            alive = people >= 0
+            self._note_people(loaded[0].labels[alive], people[alive], fresh=True)
 
     def _rebuild(self) -> None:
         conn = self._conn()
         conn.execute("BEGIN")  # one read snapshot: the faces and the log position agree
         try:
             seq = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
-            ids, vectors = self._read_vectors(conn)
+            ids, vectors, people = self._read_vectors(conn)
         finally:
             conn.execute("COMMIT")
+        self._note_people(ids, people, fresh=True)
         self._index = build_index(self._dim, ids, vectors, self._exact_limit)
         self._index_seq = int(seq)
         if isinstance(self._index, HnswIndex):
@@ -378,7 +418,7 @@ class LocalGallery(Gallery):
 
     def _save_index(self) -> None:
         assert isinstance(self._index, HnswIndex)
-        self._files.write(self._index, self._index_seq)
+        self._files.write(self._index, self._index_seq, self._people_of_graph(self._index))
         self._unsaved = 0
 
     def _open_index(self) -> None:
@@ -387,7 +427,7 @@ class LocalGallery(Gallery):
         if loaded is None:
             self._rebuild()
         else:
-            self._index, self._index_seq, _ = loaded
+            self._adopt(loaded)
         self._catch_up()
         if len(self._index) != self._store_face_count():
             log.warning("gallery index of %s disagrees with the store (%d vs %d faces); rebuilding",
@@ -404,7 +444,7 @@ class LocalGallery(Gallery):
             if loaded is None or loaded[1] < int(pruned[0]):
                 self._rebuild()
             else:
-                self._index, self._index_seq, _ = loaded
+                self._adopt(loaded)
         rows = conn.execute(
             "SELECT seq, face_id, op FROM changes WHERE collection_id = ? AND seq > ? ORDER BY seq",
             (self._cid, self._index_seq),
@@ -420,7 +460,8 @@ class LocalGallery(Gallery):
         if isinstance(index, HnswIndex) and index.mapped and added:
             index = self._index = self._writable(index)
         if added:
-            ids, vectors = self._read_vectors(conn, added)
+            ids, vectors, people = self._read_vectors(conn, added)
+            self._note_people(ids, people)
             index.add(ids, vectors)
         if len(removed):
             index.remove(removed)
@@ -450,7 +491,7 @@ class LocalGallery(Gallery):
                 self._open_index()
             elif version != self._index_version:
                 self._catch_up()
-            self._index_version = self._version()
+            self._index_version = version  # a commit landing meanwhile only means one more (empty) catch-up
             return self._index
 
     def reindex(self) -> dict[str, Any]:
@@ -491,26 +532,50 @@ class LocalGallery(Gallery):
             allowed = self._allowed(where)
             if isinstance(index, HnswIndex) and len(allowed) < self._exact_limit:
                 # a selective filter: exact search over the few allowed faces beats walking the graph around them
-                ids, subset = self._read_vectors(self._conn(), allowed.tolist())
+                ids, subset, _ = self._read_vectors(self._conn(), allowed.tolist())
                 return ExactIndex(self._dim, ids, subset).search(vectors, k)
             return index.search(vectors, k, allowed)
 
     # -- reads and other writes ----------------------------------------------------------------------
     def _names_of(self, face_ids: Iterable[int]) -> dict[int, str]:
-        ids = list(face_ids)
-        out: dict[int, str] = {}
+        owners = self._owners_of(face_ids)
+        names = self._owner_names(set(owners.values()))
+        return {face_id: names[person] for face_id, person in owners.items() if person in names}
+
+    def _owners_of(self, face_ids: Iterable[int]) -> dict[int, int]:
+        """Face id -> person id through the in-memory map (no query); faces this object has not indexed (another
+        writer's newest, reached through a filter) from the store."""
+        ids = np.fromiter(face_ids, np.int64)
+        person_of = self._person_of
+        people = np.full(len(ids), -1, np.int64)
+        inside = ids < len(person_of)
+        people[inside] = person_of[ids[inside]]
+        known = people >= 0
+        out = dict(zip(ids[known].tolist(), people[known].tolist()))
+        unknown = ids[~known].tolist()
         conn = self._conn()
-        for start in range(0, len(ids), 900):
-            chunk = ids[start : start + 900]
-            marks = ",".join("?" * len(chunk))
+        for start in range(0, len(unknown), 900):
+            chunk = unknown[start : start + 900]
             out.update(
                 conn.execute(  # CROSS JOIN: faces by primary key first (the planner otherwise scans people)
-                    f"SELECT faces.id, people.name FROM faces CROSS JOIN people ON people.id = faces.person_id "
-                    f"WHERE faces.id IN ({marks}) AND people.collection_id = ?",
+                    f"SELECT faces.id, faces.person_id FROM faces CROSS JOIN people ON people.id = faces.person_id "
+                    f"WHERE faces.id IN ({','.join('?' * len(chunk))}) AND people.collection_id = ?",
                     (*chunk, self._cid),
                 ).fetchall()
             )
         return out
+
+    def _owner_names(self, owners: Iterable[int]) -> dict[int, str]:
+        """Names of people by id (people removed meanwhile are left out)."""
+        wanted = list(owners)
+        names: dict[int, str] = {}
+        conn = self._conn()
+        for start in range(0, len(wanted), 900):
+            chunk = wanted[start : start + 900]
+            # by primary key only: "AND collection_id = ?" made the planner scan the collection's people
+            names.update(conn.execute(f"SELECT id, name FROM people WHERE id IN ({','.join('?' * len(chunk))})",
+                                      chunk).fetchall())
+        return names
 
     def _hash_exists(self, name: str, digest: str) -> bool:
         row = self._conn().execute(
