@@ -1,17 +1,19 @@
-"""Face detectors by name: ``hog`` (default), ``cnn`` (dlib MMOD), ``yunet`` (OpenCV FaceDetectorYN)."""
+"""Face detectors by name: ``hog`` (dlib HOG), ``cnn`` (dlib MMOD), ``yunet`` (OpenCV FaceDetectorYN), ``retinaface``
+(RetinaFace MobileNet-0.25) and ``centerface`` on onnxruntime."""
 
 from __future__ import annotations
 
 from facelens.detect.base import Detector
 
-DETECTORS = ("hog", "cnn", "yunet")
+DETECTORS = ("hog", "cnn", "yunet", "retinaface", "centerface")
 #: The detector every door uses unless told otherwise.
 DEFAULT_DETECTOR = "hog"
 DETECTOR_HELP = "Face detector: " + ", ".join(DETECTORS) + "."
 
 
 def get_detector(name: str = DEFAULT_DETECTOR, **options) -> Detector:
-    """Build a detector by name. Options: ``min_face_size``, ``max_side``, ``landmarks68``, ``upsample`` (dlib)."""
+    """Build a detector by name. Options: ``min_face_size``, ``max_side``, ``landmarks68``, ``upsample`` (dlib);
+    ``score_threshold``, ``input_size``, ``batch_size``, ``threads`` (onnxruntime detectors)."""
     if name == "hog":
         from facelens.detect.dlib_detectors import HogDetector
 
@@ -25,6 +27,15 @@ def get_detector(name: str = DEFAULT_DETECTOR, **options) -> Detector:
 
         options.pop("upsample", None)
         return YunetDetector(**options)
+    if name in ("retinaface", "centerface"):
+        options.pop("upsample", None)
+        if name == "retinaface":
+            from facelens.detect.retinaface import RetinaFaceDetector
+
+            return RetinaFaceDetector(**options)
+        from facelens.detect.centerface import CenterFaceDetector
+
+        return CenterFaceDetector(**options)
     raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
 
 
