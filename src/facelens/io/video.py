@@ -202,6 +202,10 @@ class FileSource(FrameSource):
                 return
             except queue.Full:
                 continue
+        try:  # stopped: a reader blocked on an empty queue still gets the end
+            self._queue.put_nowait(_END)
+        except queue.Full:
+            pass
 
     def __iter__(self) -> Iterator[Frame]:
         if self._thread is not None:
