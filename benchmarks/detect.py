@@ -44,16 +44,28 @@ def detector(name: str, threads: int | None = None, **options):
     return get_detector(name, **options)
 
 
-def timed(det, images: list[np.ndarray], batch: int) -> tuple[float, list]:
-    det.detect_many(images[:4])  # warm-up
-    started = time.perf_counter()
-    if batch <= 1:
-        found = [det.detect(image) for image in images]
-    else:
-        found = []
-        for start in range(0, len(images), batch):
-            found += det.detect_many(images[start : start + batch])
-    return len(images) / (time.perf_counter() - started), found
+def timed(detectors: dict[str, object], images: list[np.ndarray], batch: int, chunk: int = 50) -> tuple[dict, dict]:
+    """Images/s of each detector and its faces per image. The detectors take turns on chunks of ``chunk`` images
+    (order rotating), so a change in the machine's load during the run hits them alike."""
+    seconds = dict.fromkeys(detectors, 0.0)
+    found: dict[str, list] = {name: [] for name in detectors}
+    for det in detectors.values():
+        det.detect_many(images[:4])  # warm-up
+    names = list(detectors)
+    for turn, start in enumerate(range(0, len(images), chunk)):
+        part = images[start : start + chunk]
+        for name in names[turn % len(names) :] + names[: turn % len(names)]:
+            det = detectors[name]
+            started = time.perf_counter()
+            if batch <= 1:
+                faces = [det.detect(image) for image in part]
+            else:
+                faces = []
+                for at in range(0, len(part), batch):
+                    faces += det.detect_many(part[at : at + batch])
+            seconds[name] += time.perf_counter() - started
+            found[name] += faces
+    return {name: len(images) / seconds[name] for name in names}, found
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -148,26 +160,24 @@ def main() -> None:
     print(f"{len(images)} LFW DevTest images, cpu cores {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}")
     print(f"{'detector':12} {'img/s':>7} {'img/s 1 thread':>14} {'batched img/s':>13} {'no face':>7} "
           f"{'misses vs hog':>13} {'DevTest acc':>11}")
-    reference: list | None = None
+    onnx = [n for n in names if n in ONNX]
+    rate, found = timed({n: detector(n) for n in names}, images, 1)
+    rate_1, _ = timed({n: detector(n, threads=1) for n in onnx}, images, 1)
+    rate_b, batched = timed({n: detector(n) for n in onnx}, images, args.batch)
+    for name in onnx:
+        same = all(len(a) == len(b) and all(np.allclose(x.box, y.box, atol=0.05) for x, y in zip(a, b))
+                   for a, b in zip(found[name], batched[name]))
+        assert same, f"{name}: detect_many differs from detect"
+    reference = found.get("hog")
     for name in names:
-        det = detector(name)
-        rate, found = timed(det, images, 1)
-        rate_1 = timed(detector(name, threads=1), images, 1)[0] if name in ONNX else rate
-        rate_b, batched = timed(det, images, args.batch) if name in ONNX else (rate, found)
-        if name in ONNX:
-            same = all(len(a) == len(b) and all(np.allclose(x.box, y.box, atol=0.05) for x, y in zip(a, b))
-                       for a, b in zip(found, batched))
-            assert same, f"{name}: detect_many differs from detect"
-        none = sum(1 for f in found if not f)
-        if name == "hog":
-            reference = found
-        misses = "" if reference is None else str(sum(1 for r, f in zip(reference, found) if r and not f))
+        none = sum(1 for f in found[name] if not f)
+        misses = "" if reference is None else str(sum(1 for r, f in zip(reference, found[name]) if r and not f))
         acc = ""
         if not args.no_accuracy:
-            value, missing = accuracy(pairs, dict(zip(paths, images)), dict(zip(paths, found)), name)
+            value, _ = accuracy(pairs, dict(zip(paths, images)), dict(zip(paths, found[name])), name)
             acc = f"{value:.4f}"
-        print(f"{name:12} {rate:7.1f} {rate_1:14.1f} {rate_b:13.1f} {none:7d} {misses:>13} {acc:>11}", flush=True)
-
+        print(f"{name:12} {rate[name]:7.1f} {rate_1.get(name, rate[name]):14.1f} {rate_b.get(name, rate[name]):13.1f} "
+              f"{none:7d} {misses:>13} {acc:>11}", flush=True)
 
 if __name__ == "__main__":
     main()
