@@ -1,13 +1,15 @@
 """Face detectors compared on the 1,549 images of the LFW View-1 DevTest pairs, all in one run.
 
     python benchmarks/detect.py [--data ../shared/data] [--detectors hog,yunet,retinaface,centerface] [--no-accuracy]
+    python benchmarks/detect.py --thresholds | --fit-boxes
 
 Per detector: images/s with the process's default threads and with one thread ("per core"), per-image ``detect``
 and batched ``detect_many``; images where no face is found; misses relative to HOG (HOG finds a face, the detector
 does not); LFW DevTest verification accuracy with the default embedder on that detector's largest face (a pair with
 a missing face counts as an error) at the embedder's calibrated threshold.
 
-``--thresholds`` measures score thresholds instead: every candidate above 0.05 on the LFW images (the face at the
+``--fit-boxes`` measures each onnxruntime detector's map to dlib's box geometry (``dlib_box``) on the LFW images
+outside DevTest. ``--thresholds`` measures score thresholds instead: every candidate above 0.05 on the LFW images (the face at the
 image centre is the subject) and on dlib's annotated PASCAL photos (a candidate that overlaps no annotated face by
 IoU 0.3 is a false positive), and prints the subject-score quantiles, the highest false-positive scores, and at
 each threshold the LFW subjects lost and the false positives left. Images are decoded before timing; the timings
@@ -137,6 +139,31 @@ def thresholds(names: list[str], lfw_images: list[np.ndarray], data: Path) -> No
                   f"{int((np.array(true) >= t).sum()):3d}, false positives {int((false >= t).sum()):3d}")
 
 
+def fit_boxes(names: list[str], data: Path, devtest: set[str]) -> None:
+    """The median map from each detector's own box to HOG's box of the same face (see OnnxDetector.dlib_box), on
+    the LFW images that no DevTest pair uses (so DevTest accuracy stays a held-out figure)."""
+    from facelens.detect import get_detector
+
+    paths = [str(p) for p in sorted((data / "identity" / "lfw" / "lfw_deepfunneled").glob("*/*.jpg"))]
+    images = load([p for p in paths if p not in devtest])
+    hog = get_detector("hog")
+    reference = [hog.detect(image) for image in images]
+    for name in names:
+        det = detector(name, native_boxes=True)
+        rows = []
+        for image, ref in zip(images, reference):
+            found = det.detect(image)
+            if ref and found:
+                h, d = ref[0].box, found[0].box
+                w, ht = d[2] - d[0], d[3] - d[1]
+                rows.append([((h[0] + h[2]) - (d[0] + d[2])) / 2 / w, ((h[1] + h[3]) - (d[1] + d[3])) / 2 / ht,
+                             (h[2] - h[0]) / w, (h[3] - h[1]) / ht])
+        rows = np.array(rows)
+        print(f"{name}: {len(rows)} of {len(images)} images; dlib_box (dx, dy, sw, sh) = "
+              f"{tuple(round(float(v), 3) for v in np.median(rows, axis=0))}, interquartile ranges "
+              f"{[round(float(v), 3) for v in np.quantile(rows, 0.75, axis=0) - np.quantile(rows, 0.25, axis=0)]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("FACELENS_TEST_DATA", ROOT.parent / "shared" / "data")))
@@ -145,6 +172,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16, help="images per detect_many call")
     parser.add_argument("--no-accuracy", action="store_true")
     parser.add_argument("--thresholds", action="store_true", help="measure score thresholds instead")
+    parser.add_argument("--fit-boxes", action="store_true", help="measure the map to dlib's box geometry instead")
     args = parser.parse_args()
 
     from facelens.evaluate.protocols import read_pairs
@@ -156,6 +184,9 @@ def main() -> None:
     names = args.detectors.split(",")
     if args.thresholds:
         thresholds(names, images, args.data)
+        return
+    if args.fit_boxes:
+        fit_boxes([n for n in names if n in ONNX], args.data, set(paths))
         return
     print(f"{len(images)} LFW DevTest images, cpu cores {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}")
     print(f"{'detector':12} {'img/s':>7} {'img/s 1 thread':>14} {'batched img/s':>13} {'no face':>7} "
