@@ -124,3 +124,11 @@ def test_missing_model_is_a_clear_error(name, hint, tmp_path, monkeypatch):
     with pytest.raises(ModelUnavailableError, match="not available") as info:
         get_detector(name)
     assert hint in str(info.value) and str(tmp_path / "models") in str(info.value)
+
+
+def test_faces_that_fill_the_frame(detector):
+    """Face crops (336×336, the face fills the frame) as the liveness checker gets them: every one is found."""
+    folder = need_data("spoof", "dtruong46me_fas_crops", "live")
+    paths = sorted(folder.glob("*.jpg"))[:20]
+    missed = [p.name for p in paths if not detector.detect(decode_image(p))]
+    assert not missed, missed

@@ -68,6 +68,9 @@ class OnnxDetector(Detector):
     #: predictor in the box, and that predictor was trained on HOG boxes. Each backend measures its own
     #: (benchmarks/detect.py --fit-boxes, on the LFW images outside the DevTest pairs).
     dlib_box: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
+    #: When nothing is found, look again with the image shrunk to this longer side (None: don't): for networks
+    #: that miss a face filling most of the frame.
+    retry_side: int | None = None
 
     def __init__(
         self,
@@ -105,9 +108,9 @@ class OnnxDetector(Detector):
         raise NotImplementedError
 
     # -- shared ---------------------------------------------------------------------------------------
-    def _letterbox(self, image: np.ndarray) -> tuple[np.ndarray, float, tuple[int, int]]:
+    def _letterbox(self, image: np.ndarray, side: int) -> tuple[np.ndarray, float, tuple[int, int]]:
         h, w = image.shape[:2]
-        scale = min(1.0, self.input_size / max(h, w, 1))
+        scale = min(1.0, side / max(h, w, 1))
         if scale < 1.0:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
@@ -125,7 +128,15 @@ class OnnxDetector(Detector):
         return [self._finish(image, faces, scale) for image, (_, scale), faces in zip(images, works, found)]
 
     def _detect_batch(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
-        boxed = [self._letterbox(image) for image in images]
+        out = self._run(images, self.input_size)
+        if self.retry_side:
+            empty = [i for i, faces in enumerate(out) if not faces and max(images[i].shape[:2]) > 2 * self.retry_side]
+            for i, faces in zip(empty, self._run([images[i] for i in empty], self.retry_side)):
+                out[i] = faces
+        return out
+
+    def _run(self, images: list[np.ndarray], side: int) -> list[list[DetectedFace]]:
+        boxed = [self._letterbox(image, side) for image in images]
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
         for i, (_, _, canvas) in enumerate(boxed):
             groups[canvas].append(i)
