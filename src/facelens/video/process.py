@@ -23,7 +23,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,7 +96,9 @@ class Prefetch:
     bounded queue. Detection (onnxruntime, OpenCV: the GIL is released) then overlaps the loop's following,
     embedding and drawing on the other core. The loop still detects at once, itself, after it loses a face."""
 
-    def __init__(self, source: FrameSource, detect: Any, cadence: Cadence, size: int = PREFETCH) -> None:
+    def __init__(
+        self, source: FrameSource, detect: Callable[[np.ndarray], list[DetectedFace]], cadence: Cadence, size: int = PREFETCH
+    ) -> None:
         self.source, self.detect, self.cadence = source, detect, cadence
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, size))
         self._stop = threading.Event()
