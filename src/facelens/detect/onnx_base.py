@@ -20,9 +20,11 @@ from facelens.types import DetectedFace
 
 #: Every network here downsamples by 32 at its coarsest level.
 STRIDE = 32
-#: Pixels per network call in :meth:`OnnxDetector.detect_many` (16 images of 256×256). Measured on LFW
-#: (benchmarks/detect.py): batches of 16 at 256×256 run 1.5× (RetinaFace) and 1.25× (CenterFace) faster than one
-#: image per call; at 640×640 a batch of 8 was slower than 8 calls, so large inputs go one or two at a time.
+#: Pixels per network call in :meth:`OnnxDetector.detect_many` when ``batch_size`` > 1. Measured on the LFW DevTest
+#: images (benchmarks/detect.py), batches of 16 at 256×256 against one image per call: on a quiet machine (load 4
+#: on 2 cores) 0.75× (RetinaFace) and 0.58× (CenterFace) the images/s, under heavy contention (load 9) 1.5× and
+#: 1.25×; at 640×640 a batch of 8 was slower than 8 calls. So one image per call is the default, and large inputs
+#: never go more than a few at a time.
 BATCH_PIXELS = 16 * 256 * 256
 
 
@@ -61,8 +63,8 @@ class OnnxDetector(Detector):
     model_name = ""
     #: Detector score below which a candidate is dropped; each backend measures its own (see benchmarks/detect.py).
     default_threshold = 0.5
-    #: Most images per network call in :meth:`detect_many` (fewer when they are large, see BATCH_PIXELS).
-    default_batch = 16
+    #: Most images per network call in :meth:`detect_many` (fewer when they are large; see BATCH_PIXELS).
+    default_batch = 1
     #: The network's box → the box dlib's HOG detector draws around the same face: the centre moves by (dx·w, dy·h)
     #: and the box becomes a square of side (sw·w + sh·h) / 2. The default embedder places dlib's 5-point shape
     #: predictor in the box, and that predictor was trained on HOG boxes. Each backend measures its own
