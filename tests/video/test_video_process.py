@@ -181,3 +181,35 @@ def test_video_stopping_early_keeps_the_timeline_so_far(lin_gallery):
     assert timeline is not None and timeline.frames == 16
     assert not timeline.complete and "stopped after 16 frames" in timeline.error
     assert timeline.names == [LIN]
+
+
+def test_video_detection_runs_ahead_in_its_own_thread(pipeline):
+    """Detection overlaps the follow/embed loop: the detector runs in the prefetch thread, not the caller's, and
+    the frames it ran on are the frames reported as detected."""
+    import threading
+
+    class Recording:
+        """The session pipeline, recording which thread each detection ran in."""
+
+        def __init__(self, inner) -> None:
+            self.inner, self.threads = inner, []
+
+        def detect(self, image):
+            self.threads.append(threading.current_thread().name)
+            return self.inner.detect(image)
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    recording = Recording(pipeline)
+    run = process_video(need_data(*HAMILTON), None, every=5, pipeline=recording)
+    results = []
+    for result in run:
+        results.append(result)
+        if len(results) == 30:
+            break
+    detected = [r.index for r in results if r.detected]
+    assert detected[:3] == [0, 5, 10]
+    ahead = [name for name in recording.threads if name.startswith("prefetch")]
+    inline = len(recording.threads) - len(ahead)  # the loop detects itself only right after losing a face
+    assert len(ahead) >= 6 and inline <= 2 and len(ahead) + inline >= len(detected)

@@ -148,3 +148,24 @@ def test_video_iterable_source_ends_with_the_reason():
     src = IterableSource(dying(), fps=5)
     assert len(list(src)) == 3
     assert "after 3 frames" in src.error and "camera unplugged" in src.error
+
+
+def test_file_source_closed_from_another_thread_ends_its_reader():
+    """The video loop reads a file source in a prefetch thread and closes it from its own thread: the reader ends
+    instead of waiting forever for frames the stopped decoder will never queue."""
+    src = FileSource(need_data("video", "face_recognition", "short_hamilton_clip.mp4"), prefetch=2)
+    read, first = [], threading.Event()
+
+    def reader() -> None:
+        for frame in src:
+            read.append(frame.index)
+            first.set()
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    assert first.wait(10)
+    src.close()
+    thread.join(5)
+    assert not thread.is_alive() and 0 < len(read) < 275
+    assert src.error is None  # stopped on purpose, not truncated

@@ -39,24 +39,30 @@ class Detector(ABC):
 
     def detect(self, image: np.ndarray) -> list[DetectedFace]:
         """Faces sorted by area, largest first. Large images are downscaled for detection and boxes mapped back."""
-        scale = 1.0
-        work = image
+        work, scale = self._downscaled(image)
+        return self._finish(image, self._detect(work), scale)
+
+    def detect_many(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
+        """Faces of several images. Backends that can run a batch through their network override this."""
+        return [self.detect(image) for image in images]
+
+    def _downscaled(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """The image to detect on (at most ``max_side`` pixels on its longer side) and its scale."""
         if self.max_side and max(image.shape[:2]) > self.max_side:
             import cv2
 
             scale = self.max_side / max(image.shape[:2])
-            work = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        faces = self._detect(work)
+            return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), scale
+        return image, 1.0
+
+    def _finish(self, image: np.ndarray, faces: list[DetectedFace], scale: float) -> list[DetectedFace]:
+        """Faces mapped back to ``image``, with 68-point landmarks where needed, size-filtered, largest first."""
         if scale != 1.0:
             faces = [self._rescale(f, 1.0 / scale) for f in faces]
         if self.landmarks68 or self._needs_68():
             faces = self._with_68(image, faces)
         faces = [f for f in faces if min(f.width, f.height) >= self.min_face_size]
         return sorted(faces, key=lambda f: f.area, reverse=True)
-
-    def detect_many(self, images: list[np.ndarray]) -> list[list[DetectedFace]]:
-        """Faces of several images. Backends that can run a batch through their network override this."""
-        return [self.detect(image) for image in images]
 
     def _needs_68(self) -> bool:
         return False

@@ -210,7 +210,12 @@ class FileSource(FrameSource):
         self._thread.start()
         try:
             while True:
-                item = self._queue.get()
+                try:
+                    item = self._queue.get(timeout=0.2)
+                except queue.Empty:  # closed from another thread: the decoder stopped without queueing the end
+                    if self._stop.is_set() and not self._thread.is_alive():
+                        return
+                    continue
                 if item is _END:
                     break
                 self.frames_read += 1

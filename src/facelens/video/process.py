@@ -8,7 +8,9 @@
     timeline = facelens.process_video("clip.mp4", gallery="./people").run()   # the same, in one call
 
 Detection runs every k-th frame; k adapts to the measured cost so that processing keeps ``speed`` × real time
-(``every=K`` fixes it). Between detections faces are followed (see ``tracking``); a track's best faces (by
+(``every=K`` fixes it). Decoding (the source's thread) and grey conversion, cut detection and detection (a prefetch
+thread, see :class:`Prefetch`) run ahead of the loop that follows, embeds and draws, so the stages overlap on two
+cores. Between detections faces are followed (see ``tracking``); a track's best faces (by
 ``facelens.analyze.quality``) are embedded and vote on its identity (see ``identity``). A source that fails or ends
 early still gives the timeline up to that point, with ``complete=False`` and the reason in ``error``.
 """
@@ -18,8 +20,10 @@ from __future__ import annotations
 import logging
 import math
 import os
+import queue
+import threading
 import time
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +33,7 @@ import numpy as np
 
 from facelens.detect import DEFAULT_DETECTOR
 from facelens.errors import FacelensError
-from facelens.io.video import OPEN_TIMEOUT, FrameSource, VideoWriter, open_source
+from facelens.io.video import OPEN_TIMEOUT, Frame, FrameSource, VideoWriter, open_source
 from facelens.types import DetectedFace, Face
 from facelens.video.identity import BEST_FACES, UnknownPeople, keep_best, tally
 from facelens.video.timeline import Timeline, TrackRecord, people_of
@@ -52,6 +56,8 @@ THUMB_SIDE = 160
 #: runs at once. Measured on short_hamilton_clip.mp4: its three cuts score 0.23-0.39, every other frame pair <= 0.06
 #: (95th percentile 0.047).
 CUT_DISTANCE = 0.15
+#: Frames made ready (grey, cut flag, detections) ahead of the loop.
+PREFETCH = 4
 
 
 class ShotCuts:
@@ -67,6 +73,89 @@ class ShotCuts:
         hist = cv2.normalize(hist, hist).flatten()
         last, self._last = self._last, hist
         return last is not None and cv2.compareHist(last, hist, cv2.HISTCMP_BHATTACHARYYA) > self.threshold
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A frame made ready off the main loop: its grey image, whether a shot starts here, and the detector's faces
+    when the frame was due for detection (None otherwise), with the seconds the detector took."""
+
+    frame: Frame
+    gray: np.ndarray = field(repr=False)
+    cut: bool
+    detections: list[DetectedFace] | None
+    detect_seconds: float = 0.0
+
+
+_DONE = object()
+
+
+class Prefetch:
+    """Runs ahead of the frame loop in one thread: takes decoded frames from the source (which decodes in its own
+    thread), converts them to grey, flags shot cuts and runs the detector on the frames due by the cadence, into a
+    bounded queue. Detection (onnxruntime, OpenCV: the GIL is released) then overlaps the loop's following,
+    embedding and drawing on the other core. The loop still detects at once, itself, after it loses a face."""
+
+    def __init__(
+        self, source: FrameSource, detect: Callable[[np.ndarray], list[DetectedFace]], cadence: Cadence, size: int = PREFETCH
+    ) -> None:
+        self.source, self.detect, self.cadence = source, detect, cadence
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, size))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, name=f"prefetch {source.name}", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _work(self) -> None:
+        cuts = ShotCuts()
+        since: int | None = None  # frames since this thread last detected
+        try:
+            for frame in self.source:
+                gray = cv2.cvtColor(frame.image, cv2.COLOR_RGB2GRAY)
+                cut = cuts.is_cut(gray)
+                detections, seconds = None, 0.0
+                if cut or self.cadence.due(since):
+                    started = time.perf_counter()
+                    detections = self.detect(frame.image)
+                    seconds = time.perf_counter() - started
+                    since = 0
+                else:
+                    since = (since or 0) + 1
+                if not self._put(Prepared(frame, gray, cut, detections, seconds)):
+                    return
+        except BaseException as exc:  # noqa: BLE001  (handed to the loop, which raises it in its own thread)
+            self._put(exc)
+            return
+        finally:
+            self.source.close()
+        self._put(_DONE)
+
+    def __iter__(self) -> Iterator[Prepared]:
+        while True:
+            item = self._queue.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        """Stop reading ahead and release the source (also when the loop stops early)."""
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=1.0)  # it stops at its next frame
+            if self._thread.is_alive():  # waiting on a stalled source: closing it ends the wait
+                self.source.close()
+                self._thread.join(timeout=5.0)
+        self.source.close()
 
 
 @dataclass(frozen=True)
@@ -129,18 +218,19 @@ class Cadence:
         self.every = every or self.min_every
         self.detect_cost: float | None = None
         self.follow_cost: float | None = None
-        self._since = None  # frames since the last detection
+        self.lost = False  # a followed face was lost: detect on the next frame
 
     def soon(self) -> None:
         """Detect on the next frame (a followed face was lost)."""
-        self._since = max(self.every, 1)
+        self.lost = True
 
-    def due(self) -> bool:
-        return self._since is None or self._since + 1 >= self.every
+    def due(self, since: int | None) -> bool:
+        """Whether a frame ``since`` frames after the last detection (None: none yet) is due for detection."""
+        return since is None or since + 1 >= self.every
 
     def record(self, detected: bool, seconds: float) -> None:
-        self._since = 0 if detected else (self._since or 0) + 1
         if detected:
+            self.lost = False
             self.detect_cost = seconds if self.detect_cost is None else 0.7 * self.detect_cost + 0.3 * seconds
         else:
             self.follow_cost = seconds if self.follow_cost is None else 0.8 * self.follow_cost + 0.2 * seconds
@@ -269,23 +359,29 @@ class VideoRun:
         tracker = Tracker(self.reid_threshold, min_hits=self.min_hits, max_gap=self.max_gap)
         unknowns = UnknownPeople(self.reid_threshold)
         cadence = Cadence(self.every, src.fps, self.speed)
-        cuts = ShotCuts()
         writer: VideoWriter | None = None
         frames, last_time, error = 0, 0.0, None
         started = time.perf_counter()
         detections_run = embeddings_run = 0
+        prefetch = Prefetch(src, self.pipeline.detect, cadence)
         try:
-            for frame in src:
+            for item in prefetch:
                 tick = time.perf_counter()
+                frame, gray = item.frame, item.gray
                 image = frame.image
-                gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
                 events: list[dict[str, Any]] = []
-                detect = cuts.is_cut(gray) or cadence.due()
+                detections, detect_seconds = item.detections, item.detect_seconds
+                if detections is None and cadence.lost:  # a face was lost on the last frame: look again now
+                    detect_started = time.perf_counter()
+                    detections = self.pipeline.detect(image)
+                    detect_seconds = time.perf_counter() - detect_started
+                    tick += detect_seconds  # counted once, below
+                detect = detections is not None
                 detected_ids: set[int] = set()
                 if detect:
                     detections_run += 1
                     embeddings_run += self._detect_frame(
-                        image, gray, frame.index, frame.time, tracker, unknowns, events, detected_ids
+                        image, gray, detections, frame.index, frame.time, tracker, unknowns, events, detected_ids
                     )
                 elif not tracker.follow(gray, frame.index, frame.time):
                     cadence.soon()
@@ -300,7 +396,7 @@ class VideoRun:
                     writer.write(annotate(image, faces))
                 frames += 1
                 last_time = frame.time
-                cadence.record(detect, time.perf_counter() - tick)
+                cadence.record(detect, time.perf_counter() - tick + detect_seconds)
                 self.events.extend(events)
                 yield FrameResult(
                     frame.index, frame.time, faces, detect, cadence.every, events, image if self.keep_images else None
@@ -312,7 +408,7 @@ class VideoRun:
             error = f"stopped after {frames} frames ({exc.__class__.__name__})"
             raise
         finally:
-            src.close()
+            prefetch.close()
             for track in tracker.finish():
                 self.events.append(self._event("disappear", track, track.last_frame, track.last_time))
             if writer is not None:
@@ -338,6 +434,7 @@ class VideoRun:
         self,
         image: np.ndarray,
         gray: np.ndarray,
+        detections: list[DetectedFace],
         index: int,
         now: float,
         tracker: Tracker,
@@ -348,7 +445,6 @@ class VideoRun:
         from facelens.analyze.quality import assess_quality
 
         pipe = self.pipeline
-        detections: list[DetectedFace] = pipe.detect(image)
 
         def embed(indices: list[int]) -> dict[int, Face]:
             return dict(zip(indices, pipe.embed_detections(image, [detections[i] for i in indices])))
