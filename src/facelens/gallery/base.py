@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from facelens.errors import FacelensError, GalleryError, ModelMismatchError, NotFoundError
+from facelens.errors import FacelensError, GalleryError, ModelMismatchError
 from facelens.io.image import ImageInput, describe_source
 
 #: People written per transaction by bulk imports (each person whole inside one transaction).
