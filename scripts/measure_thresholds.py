@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facelens.batch import run_batch
+from facelens.engine import FaceAnalyzer
 
 
 def main() -> None:
@@ -26,8 +26,8 @@ def main() -> None:
     args = parser.parse_args()
     lfw = Path(args.data) / "identity" / "lfw"
     images = sorted((lfw / "lfw_deepfunneled").glob("*/*.jpg"))
-    items = list(run_batch([str(p) for p in images], largest_only=True))
-    emb = {Path(it.source): np.array(it.faces[0]["embedding"], np.float32) for it in items if it.faces}
+    results = FaceAnalyzer(select="largest").run([str(p) for p in images])
+    emb = {Path(r.source): r.faces.embedding[0] for r in results if len(r.faces)}
     missing = len(images) - len(emb)
     print(f"{len(emb)} of {len(images)} images embedded ({missing} without a face)", file=sys.stderr)
 

@@ -14,7 +14,7 @@ The public API is a few verbs, each returning one :class:`ImageResult` per image
 Many images at once, on every core: ``FaceAnalyzer(tasks=("embed", "analyze")).run(paths)``.
 """
 
-from facelens.api import VerifyResult, detect, embed, enroll, identify, open_gallery, verify
+from facelens.api import VerifyResult, detect, embed, enroll, enroll_people, identify, open_gallery, verify
 from facelens.engine import FaceAnalyzer
 from facelens.errors import FacelensError
 from facelens.result import Faces, ImageResult
@@ -38,6 +38,7 @@ __all__ = [
     "detect",
     "embed",
     "enroll",
+    "enroll_people",
     "identify",
     "open_gallery",
     "process_video",

@@ -8,7 +8,7 @@ Each verb on one image runs :class:`facelens.engine.FaceAnalyzer` in this proces
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -180,58 +180,89 @@ def enroll(
     Images with no face, unreadable images and images already enrolled for this person (same decoded pixels)
     are skipped with a reason — also faces whose quality score is below ``min_quality``, with the quality's
     reasons. The faces that are added go in one transaction, so a crash leaves either all or none of them."""
+    return enroll_people(gallery, [(name, images)], metadata=metadata, select=select, min_quality=min_quality,
+                         detector=detector, workers=workers, progress=progress)[0]
+
+
+def enroll_people(
+    gallery: Gallery | str,
+    people: Mapping[str, Sequence[ImageInput]] | Iterable[tuple[str, Sequence[ImageInput]]],
+    metadata: dict[str, Any] | None = None,
+    select: str = "largest",
+    min_quality: float | None = None,
+    detector: str = DEFAULT_DETECTOR,
+    workers: int | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> list[EnrollResult]:
+    """:func:`enroll` for many people in one engine run (every core busy however few images each person has);
+    each person's faces are written in their own transaction. One :class:`EnrollResult` per person, in order."""
     from facelens.gallery.base import _check_name
 
-    name = _check_name(name)
+    jobs = [(_check_name(name), list(images)) for name, images in (people.items() if isinstance(people, Mapping) else people)]
     owned = isinstance(gallery, str)
     store = open_gallery(gallery) if owned else gallery
     try:
         engine = FaceAnalyzer(detector=detector, tasks=("embed", "analyze") if min_quality is not None else ("embed",),
                               heads=("quality",), select=select, content_hash=True, workers=workers)
         store.check_model(engine.model_id)
-        result = EnrollResult(name=name)
-        vectors, faces = [], []
-        seen: set[str] = set()
-        for found in engine.run(list(images), progress=progress):
-            if found.error is not None:
-                result.skipped.append({"source": found.source, "reason": found.error})
-                continue
-            if not len(found.faces):
-                result.skipped.append({"source": found.source, "reason": f"{found.source}: no face found"})
-                continue
-            face = found.faces[0]
-            if min_quality is not None:
-                quality = face.quality
-                if quality is None:
-                    why = (face.errors or {}).get("quality", "quality not measured")
-                    result.skipped.append({"source": found.source, "reason": f"quality unavailable: {why}"})
-                    continue
-                if quality.score < min_quality:
-                    why = ", ".join(quality.reasons) or "low overall quality"
-                    result.skipped.append(
-                        {"source": found.source, "reason": f"quality {quality.score:.2f} < {min_quality}: {why}"}
-                    )
-                    continue
-            digest = found.content_hash or ""
-            if digest in seen or store.has_image(name, digest):
-                result.skipped.append({"source": found.source, "reason": "already enrolled (same image)"})
-                continue
-            seen.add(digest)
-            vectors.append(face.embedding)
-            faces.append(
-                {
-                    "source": found.source,
-                    "content_hash": digest,
-                    "box": [round(float(v), 1) for v in face.box],
-                    "score": face.score,
-                }
-            )
-        if vectors:
-            result.added = store.add_faces(name, np.stack(vectors), faces, metadata)
-        return result
+        owners = [j for j, (_, images) in enumerate(jobs) for _ in images]
+        results = [EnrollResult(name=name) for name, _ in jobs]
+        pending: list[tuple[list, list]] = [([], []) for _ in jobs]
+        seen: list[set[str]] = [set() for _ in jobs]
+        remaining = [len(images) for _, images in jobs]
+
+        def write(j: int) -> None:
+            vectors, faces = pending[j]
+            if vectors:
+                results[j].added = store.add_faces(jobs[j][0], np.stack(vectors), faces, metadata)
+            pending[j] = ([], [])
+
+        for j in (j for j, count in enumerate(remaining) if count == 0):
+            write(j)
+        all_images = [image for _, images in jobs for image in images]
+        for owner, found in zip(owners, engine.run(all_images, progress=progress)):
+            reason = _enrol_refusal(found, min_quality, seen[owner], store, jobs[owner][0])
+            if reason is not None:
+                results[owner].skipped.append({"source": found.source, "reason": reason})
+            else:
+                face = found.faces[0]
+                seen[owner].add(found.content_hash or "")
+                pending[owner][0].append(face.embedding)
+                pending[owner][1].append(
+                    {
+                        "source": found.source,
+                        "content_hash": found.content_hash or "",
+                        "box": [round(float(v), 1) for v in face.box],
+                        "score": face.score,
+                    }
+                )
+            remaining[owner] -= 1
+            if remaining[owner] == 0:  # this person's images are all in: write them now
+                write(owner)
+        return results
     finally:
         if owned:
             store.close()
+
+
+def _enrol_refusal(found: ImageResult, min_quality: float | None, seen: set[str], store: Gallery, name: str) -> str | None:
+    """Why this image's face is not enrolled (None: it is)."""
+    if found.error is not None:
+        return found.error
+    if not len(found.faces):
+        return f"{found.source}: no face found"
+    face = found.faces[0]
+    if min_quality is not None:
+        quality = face.quality
+        if quality is None:
+            return f"quality unavailable: {(face.errors or {}).get('quality', 'not measured')}"
+        if quality.score < min_quality:
+            why = ", ".join(quality.reasons) or "low overall quality"
+            return f"quality {quality.score:.2f} < {min_quality}: {why}"
+    digest = found.content_hash or ""
+    if digest in seen or store.has_image(name, digest):
+        return "already enrolled (same image)"
+    return None
 
 
 __all__ = [
@@ -242,6 +273,7 @@ __all__ = [
     "detect",
     "embed",
     "enroll",
+    "enroll_people",
     "identify",
     "open_gallery",
     "select_face",
