@@ -153,7 +153,7 @@ def run_chunk(plan: Plan, sources: Sequence[Any]) -> list[ImageResult]:
         label = describe_source(source)
         try:
             image = pipe.decode(source)
-        except Exception as exc:  # one unreadable input must not end the chunk
+        except Exception as exc:  # noqa: BLE001  (one unreadable input must not end the chunk)
             results.append(ImageResult(label, error=_message(label, exc), exception=exc))
             images.append(None)
             continue
@@ -171,11 +171,11 @@ def run_chunk(plan: Plan, sources: Sequence[Any]) -> list[ImageResult]:
     else:
         try:
             detections = dict(zip(live, pipe.detector.detect_many([images[i] for i in live])))
-        except Exception:
+        except Exception:  # noqa: BLE001  (find the image that fails: per image)
             for i in live:
                 try:
                     detections[i] = pipe.detector.detect(images[i])
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001  (only that image fails)
                     results[i].error, results[i].exception = _message(results[i].source, exc), exc
     faces: dict[int, Faces] = {}
     for i, found in detections.items():
@@ -222,8 +222,20 @@ def run_chunk(plan: Plan, sources: Sequence[Any]) -> list[ImageResult]:
     return results
 
 
+def safe_chunk(plan: Plan, sources: Sequence[Any]) -> list[ImageResult]:
+    """:func:`run_chunk`, and when a stage fails for the whole chunk, each image again on its own, so that only
+    the image that makes it fail comes back with an error."""
+    try:
+        return run_chunk(plan, sources)
+    except Exception as exc:  # noqa: BLE001  (a bad input never stops the run)
+        if len(sources) > 1:
+            return [result for source in sources for result in safe_chunk(plan, [source])]
+        label = describe_source(sources[0])
+        return [ImageResult(label, error=_message(label, exc), exception=exc)]
+
+
 def _run_chunk_in_worker(plan: Plan, sources: Sequence[Any]) -> list[ImageResult]:
-    results = run_chunk(plan, sources)
+    results = safe_chunk(plan, sources)
     for result in results:  # exceptions may not unpickle; their message travels in ``error``
         if result.exception is not None and not isinstance(result.exception, FacelensError):
             result.exception = None
@@ -235,8 +247,8 @@ def _init_worker(threads: int) -> None:
         import cv2
 
         cv2.setNumThreads(threads)
-    except Exception:  # pragma: no cover - cv2 is a dependency; threads are only a hint
-        pass
+    except Exception as exc:  # noqa: BLE001  (threads are only a hint)
+        log.debug("could not set OpenCV threads: %s", exc)
 
 
 # -- the shared pool ------------------------------------------------------------------------------------
@@ -379,7 +391,7 @@ class FaceAnalyzer:
         plan = replace(self.plan(), keep_images=True)
         if "identify" in self.tasks:
             self._threshold = self.threshold()
-        result = run_chunk(plan, [image])[0]
+        result = safe_chunk(plan, [image])[0]
         if "identify" in self.tasks:
             self._identify([result])
         return result
@@ -410,7 +422,7 @@ class FaceAnalyzer:
         if workers <= 1:
             plan = self.plan(1)
             for batch in batches:
-                yield run_chunk(plan, batch)
+                yield safe_chunk(plan, batch)
             return
         plan = self.plan(workers)
         pool = _pool(workers, plan.threads or 1)
@@ -427,7 +439,7 @@ class FaceAnalyzer:
     def _collect(future: Future, batch: list[Any]) -> list[ImageResult]:
         try:
             return future.result()
-        except Exception as exc:  # a worker that died (or could not send a result) fails its chunk only
+        except Exception as exc:  # noqa: BLE001  (a worker that died, or could not send a result, fails its chunk only)
             log.warning("a worker failed on a chunk of %d images: %s", len(batch), exc)
             return [ImageResult(describe_source(s), error=_message(describe_source(s), exc)) for s in batch]
 
@@ -472,4 +484,4 @@ def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-__all__ = ["CHUNK_SIZE", "SELECTIONS", "TASKS", "FaceAnalyzer", "Plan", "default_workers", "run_chunk"]
+__all__ = ["CHUNK_SIZE", "SELECTIONS", "TASKS", "FaceAnalyzer", "Plan", "default_workers", "run_chunk", "safe_chunk"]

@@ -180,7 +180,7 @@ class Analyzer:
                 if "expression" in self.heads:
                     for found, part in zip(faces, split(probs)):
                         found.expression, found.expression_labels = np.asarray(part, np.float32), labels
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001  (a failing head reports itself; the others still answer)
                 failed("expression", exc)
         if "age_gender" in self.heads:
             try:
@@ -193,14 +193,14 @@ class Analyzer:
                     found.age_confidence = np.array([r.age_confidence for r in part], np.float32)
                     found.gender = _column([r.gender for r in part])
                     found.gender_confidence = np.array([r.gender_confidence for r in part], np.float32)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001  (a failing head reports itself; the others still answer)
                 failed("age_gender", exc)
         if "quality" in self.heads:
             try:
                 qualities = [assess_quality(image, d) for image, d in flat]
                 for found, part in zip(faces, split(qualities)):
                     found.quality = _column(part)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001  (a failing head reports itself; the others still answer)
                 failed("quality", exc)
         if self.custom_head is not None:
             try:
@@ -215,7 +215,7 @@ class Analyzer:
                 results = self.custom_head.predict(X, base)
                 for found, part in zip(faces, split(results)):
                     found.head = _column(list(part))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001  (a failing head reports itself; the others still answer)
                 failed("head", exc)
 
     def analyze_image(self, source: Any, face_crops: bool = False) -> ImageAnalysis:

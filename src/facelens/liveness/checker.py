@@ -23,10 +23,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from facelens.errors import FacelensError
 from facelens.liveness.frequency import feature_matrix
 from facelens.liveness.fusion import Fusion
 from facelens.liveness.models import MODELS, get_model
-from facelens.errors import FacelensError
 from facelens.types import DetectedFace
 
 DEFAULT_MODEL = "minifasnet"
@@ -156,7 +156,7 @@ def fill_liveness(image: np.ndarray, faces: Any, checker: LivenessChecker | None
         return []
     try:
         results = (checker or get_checker()).check_many(image, faces.detections())
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (a failing checker reports itself; the other tasks still answer)
         message = str(exc) if isinstance(exc, FacelensError) else f"{exc.__class__.__name__}: {exc}"
         for i in range(len(faces)):
             faces.add_error(i, "liveness", message)
