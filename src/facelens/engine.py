@@ -10,6 +10,7 @@ batched ``gallery.search`` per chunk: the gallery is never sent to workers. A ba
 
 dlib has no GIL-free parallelism of its own on CPU, so processes are what uses every core; each worker's ONNX
 sessions get ``cores // workers`` threads (``threads_per_worker``) so that the workers do not oversubscribe.
+Workers are forked on Linux (see :func:`start_method`); a worker that dies fails its chunk and the pool is renewed.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -257,6 +260,19 @@ _POOLS: dict[tuple[int, int], ProcessPoolExecutor] = {}
 _POOLS_LOCK = threading.Lock()
 
 
+def start_method() -> str:
+    """How workers start: ``$FACELENS_START_METHOD``, else ``fork`` on Linux (works from any script, guarded by
+    ``if __name__ == "__main__"`` or not, and starts fast), else ``spawn``."""
+    import multiprocessing
+
+    wanted = os.environ.get("FACELENS_START_METHOD")
+    if wanted:
+        if wanted not in multiprocessing.get_all_start_methods():
+            raise ValueError(f"FACELENS_START_METHOD={wanted!r}: use one of {multiprocessing.get_all_start_methods()}")
+        return wanted
+    return "fork" if sys.platform.startswith("linux") else "spawn"
+
+
 def _pool(workers: int, threads: int) -> ProcessPoolExecutor:
     """One pool per (workers, threads) for the whole process, so models load once per worker, not per call."""
     import multiprocessing
@@ -264,10 +280,19 @@ def _pool(workers: int, threads: int) -> ProcessPoolExecutor:
     with _POOLS_LOCK:
         key = (workers, threads)
         if key not in _POOLS:
-            context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+            context = multiprocessing.get_context(start_method())
             _POOLS[key] = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
                                               initargs=(threads,))
         return _POOLS[key]
+
+
+def _discard_pool(pool: ProcessPoolExecutor) -> None:
+    """Forget a broken pool (a worker died) so the next chunk gets a fresh one."""
+    with _POOLS_LOCK:
+        for key, value in list(_POOLS.items()):
+            if value is pool:
+                del _POOLS[key]
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 @atexit.register
@@ -425,11 +450,16 @@ class FaceAnalyzer:
                 yield safe_chunk(plan, batch)
             return
         plan = self.plan(workers)
-        pool = _pool(workers, plan.threads or 1)
         pending: deque[tuple[Future, list[Any]]] = deque()
         for batch in batches:
             batch = [_picklable(s) for s in batch]
-            pending.append((pool.submit(_run_chunk_in_worker, plan, batch), batch))
+            pool = _pool(workers, plan.threads or 1)
+            try:
+                future = pool.submit(_run_chunk_in_worker, plan, batch)
+            except BrokenProcessPool:
+                _discard_pool(pool)
+                future = _pool(workers, plan.threads or 1).submit(_run_chunk_in_worker, plan, batch)
+            pending.append((future, batch))
             while len(pending) >= 2 * workers:
                 yield self._collect(*pending.popleft())
         while pending:
@@ -439,7 +469,14 @@ class FaceAnalyzer:
     def _collect(future: Future, batch: list[Any]) -> list[ImageResult]:
         try:
             return future.result()
-        except Exception as exc:  # noqa: BLE001  (a worker that died, or could not send a result, fails its chunk only)
+        except BrokenProcessPool as exc:  # a worker died (killed, out of memory): this chunk fails, the pool is renewed
+            with _POOLS_LOCK:
+                broken = [pool for pool in _POOLS.values() if pool._broken]
+            for pool in broken:
+                _discard_pool(pool)
+            log.warning("a worker died on a chunk of %d images: %s", len(batch), exc)
+            return [ImageResult(describe_source(s), error=_message(describe_source(s), exc)) for s in batch]
+        except Exception as exc:  # noqa: BLE001  (a worker that could not send a result fails its chunk only)
             log.warning("a worker failed on a chunk of %d images: %s", len(batch), exc)
             return [ImageResult(describe_source(s), error=_message(describe_source(s), exc)) for s in batch]
 
