@@ -2,9 +2,15 @@
 then images/s of the engine's enrol, identify and eval-verify paths against its embed path on the same images.
 
     pip install --no-deps face_recognition==1.3.0   # benchmark only (same dlib models; its dlib dependency is dlib-bin)
-    python benchmarks/pipeline.py [--limit N] [--workers 2] [--skip-reference] [--rounds 2]
+    python benchmarks/pipeline.py [--limit N] [--workers 2] [--stages 100] [--batch-sizes 1,8,16,32,64]
+                                  [--skip-reference] [--rounds 2]
 
-Both pipelines embed the images of the LFW View-1 DevTest pairs (or the first N of them); the script prints
+First, per stage (one process): milliseconds per image of decode, detect, align (dlib chips) and embed, the
+embedding run by dlib itself (one image's faces per call, facelens' old default) and by onnxruntime (per image,
+and in batches across images), alternating which goes first, plus embedding images/s of both and their ratio.
+``--batch-sizes`` also times the ONNX embedder at several batch sizes (how DEFAULT_BATCH_SIZE was chosen).
+
+Then both pipelines embed the images of the LFW View-1 DevTest pairs (or the first N of them); the script prints
 images/s for each, the ratio, images where one finds a face and the other does not, and each pipeline's
 accuracy on the DevTest pairs (pairs with a missing face count as errors; each at its own threshold:
 facelens' measured default, face_recognition's documented distance 0.6).
@@ -108,6 +114,68 @@ def engine_paths(images: list[Path], pairs: list, workers: int, rounds: int) -> 
         print(f"  {name:18s} {n / seconds:7.2f} images/s   {ref / seconds:5.2f}x of embed")
 
 
+def _ms(seconds: float, n: int) -> str:
+    return f"{1000 * seconds / max(n, 1):8.2f} ms"
+
+
+def stage_timings(images: list[Path], batch_sizes: list[int]) -> None:
+    """Per-stage milliseconds per image, and dlib vs onnxruntime embedding, on the same chips in one process."""
+    from facelens.embed import get_embedder
+    from facelens.pipeline import FacePipeline
+
+    pipe = FacePipeline()
+    dlib_runtime, onnx_runtime = get_embedder("dlib"), get_embedder("dlib_onnx")
+    onnx_runtime.session()  # conversion (first use only) and session creation are not embedding time
+    spent = dict.fromkeys(("decode", "detect", "align", "embed_dlib", "embed_onnx"), 0.0)
+    all_chips: list[np.ndarray] = []
+    for i, path in enumerate(images):
+        t0 = time.perf_counter()
+        image = pipe.decode(str(path))
+        t1 = time.perf_counter()
+        faces = pipe.detector.detect(image)
+        t2 = time.perf_counter()
+        chips = onnx_runtime.crops(image, [f.box for f in faces])
+        t3 = time.perf_counter()
+        spent["decode"] += t1 - t0
+        spent["detect"] += t2 - t1
+        spent["align"] += t3 - t2
+        runtimes = [("embed_dlib", dlib_runtime), ("embed_onnx", onnx_runtime)]
+        for name, embedder in runtimes if i % 2 == 0 else runtimes[::-1]:
+            start = time.perf_counter()
+            embedder.embed_crops(chips)
+            spent[name] += time.perf_counter() - start
+        all_chips += chips
+    n, faces = len(images), len(all_chips)
+    start = time.perf_counter()
+    onnx_runtime.embed_crops(all_chips)  # batches across images, as a batch job sends them
+    batched = time.perf_counter() - start
+    print(f"per stage, {n} images, {faces} faces (one process, {os.cpu_count()} cores; timings under whatever else "
+          "runs on this machine)")
+    for name in ("decode", "detect", "align"):
+        print(f"  {name:<28}{_ms(spent[name], n)} / image")
+    print(f"  {'embed, dlib runtime':<28}{_ms(spent['embed_dlib'], n)} / image  (one image's faces per call)")
+    print(f"  {'embed, onnx runtime':<28}{_ms(spent['embed_onnx'], n)} / image  (one image's faces per call)")
+    print(f"  {'embed, onnx batched':<28}{_ms(batched, n)} / image  (batches of {onnx_runtime.batch_size} across images)")
+    print(f"embedding images/s: dlib {n / spent['embed_dlib']:.1f}, onnx {n / spent['embed_onnx']:.1f} per image, "
+          f"{n / batched:.1f} batched; ratio onnx/dlib {spent['embed_dlib'] / spent['embed_onnx']:.2f}x per image, "
+          f"{spent['embed_dlib'] / batched:.2f}x batched")
+    if batch_sizes and all_chips:
+        from facelens.embed.dlib_onnx import DlibOnnxEmbedder
+
+        chips = (all_chips * (1 + 128 // len(all_chips)))[:128]
+        embedders = {size: DlibOnnxEmbedder(batch_size=size) for size in batch_sizes}
+        for size, embedder in embedders.items():
+            embedder.embed_crops(chips[:size])  # warm-up
+        best = dict.fromkeys(batch_sizes, 0.0)
+        for round_ in range(3):  # alternating order, best of three: other load on the machine only slows a run down
+            for size in batch_sizes if round_ % 2 == 0 else batch_sizes[::-1]:
+                start = time.perf_counter()
+                embedders[size].embed_crops(chips)
+                best[size] = max(best[size], len(chips) / (time.perf_counter() - start))
+        print(f"onnx chips/s by batch size ({len(chips)} chips, best of 3): "
+              + ", ".join(f"{size}: {rate:.1f}" for size, rate in best.items()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", default=os.environ.get("FACELENS_TEST_DATA", "../shared/data"))
@@ -115,10 +183,17 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--skip-reference", action="store_true", help="only the engine paths")
     parser.add_argument("--rounds", type=int, default=2, help="timings per engine path (alternating order)")
+    parser.add_argument("--stages", type=int, default=100, help="images for the per-stage timings (0 = skip them)")
+    parser.add_argument("--batch-sizes", default="", help="comma-separated ONNX batch sizes to time, e.g. 1,8,16,32,64")
+    parser.add_argument("--stages-only", action="store_true", help="stop after the per-stage timings")
     args = parser.parse_args()
     lfw = Path(args.data) / "identity" / "lfw"
     pairs = devtest(lfw)
     images = sorted({p for a, b, _ in pairs for p in (a, b)})
+    if args.stages:
+        stage_timings(images[: args.stages], [int(b) for b in args.batch_sizes.split(",") if b])
+        if args.stages_only:
+            return
     if args.limit:
         images = images[: args.limit]
         keep = set(images)

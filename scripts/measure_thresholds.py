@@ -4,7 +4,8 @@
 - impostor distribution: similarities of all pairs of images of *different* people among the staged LFW images,
   leaving out the people of identification_subset.csv (so the 1:N test is not tuned on its own impostors).
 
-Run: python scripts/measure_thresholds.py [--data ../shared/data]
+Run: python scripts/measure_thresholds.py [--data ../shared/data] [--embedder dlib_onnx_flip] [--out FILE]
+(the file is named after the embedder's model id; --out writes elsewhere, e.g. to compare runtimes).
 """
 
 from __future__ import annotations
@@ -17,16 +18,20 @@ from pathlib import Path
 
 import numpy as np
 
+from facelens.embed import DEFAULT_EMBEDDER, get_embedder
 from facelens.engine import FaceAnalyzer
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", default=os.environ.get("FACELENS_TEST_DATA", "../shared/data"))
+    parser.add_argument("--embedder", default=DEFAULT_EMBEDDER)
+    parser.add_argument("--out", help="where to write the profile (default: src/facelens/data/<model_id>.json)")
     args = parser.parse_args()
+    model_id = get_embedder(args.embedder).model_id
     lfw = Path(args.data) / "identity" / "lfw"
     images = sorted((lfw / "lfw_deepfunneled").glob("*/*.jpg"))
-    results = FaceAnalyzer(select="largest").run([str(p) for p in images])
+    results = FaceAnalyzer(embedder=args.embedder, select="largest").run([str(p) for p in images])
     emb = {Path(r.source): r.faces.embedding[0] for r in results if len(r.faces)}
     missing = len(images) - len(emb)
     print(f"{len(emb)} of {len(images)} images embedded ({missing} without a face)", file=sys.stderr)
@@ -74,7 +79,7 @@ def main() -> None:
     slope = np.polyfit([t for _, t in deep], [np.log(f) for f, _ in deep], 1)[0]
     tail_mass, start, scale = grid[-1], thresholds[-1], float(-1.0 / slope)
     out = {
-        "model_id": "dlib_resnet_v1",
+        "model_id": model_id,
         "verify_threshold": round(threshold, 5),
         "impostor": {
             "fmr": grid,
@@ -89,7 +94,7 @@ def main() -> None:
             "(identification_subset people left out); exponential tail fitted to FMR <= 1e-3 and used below the last measured point",
         },
     }
-    target = Path(__file__).resolve().parents[1] / "src" / "facelens" / "data" / "dlib_resnet_v1.json"
+    target = Path(args.out) if args.out else Path(__file__).resolve().parents[1] / "src" / "facelens" / "data" / f"{model_id}.json"
     target.write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out["notes"], indent=1))
 

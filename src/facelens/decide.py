@@ -50,16 +50,20 @@ class ModelProfile:
 
 @lru_cache(maxsize=None)
 def profile(model_id: str) -> ModelProfile:
-    base = model_id.split("+")[0]
-    try:
-        text = resources.files("facelens.data").joinpath(f"{base}.json").read_text()
-    except FileNotFoundError:
+    """The model's own measured profile (``<model_id>.json``), else that of its base model (before any ``+``)."""
+    for name in dict.fromkeys((model_id, model_id.split("+")[0])):
+        try:
+            text = resources.files("facelens.data").joinpath(f"{name}.json").read_text()
+            break
+        except FileNotFoundError:
+            continue
+    else:
         raise FacelensError(
             f"no measured threshold profile for model {model_id!r}; pass an explicit threshold"
-        ) from None
+        )
     raw = json.loads(text)
     return ModelProfile(
-        model_id=base,
+        model_id=name,
         verify_threshold=raw["verify_threshold"],
         fmr_grid=tuple(raw["impostor"]["fmr"]),
         fmr_thresholds=tuple(raw["impostor"]["threshold"]),

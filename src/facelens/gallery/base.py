@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
@@ -100,6 +101,9 @@ class NewFaces:
     vectors: np.ndarray
     faces: Sequence[dict[str, Any]]
     metadata: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:  # every write of faces passes here: nothing unchecked reaches a store
+        _check_metadata(self.metadata)
 
 
 @dataclass
@@ -206,11 +210,13 @@ class Gallery(ABC):
         metadata: Sequence[dict[str, Any] | None] | None = None,
         model_id: str | None = None,
         on_progress: Any = None,
+        content_hashes: Sequence[str] | None = None,
     ) -> list[int]:
         """Add faces embedded elsewhere (one row per face; a person's metadata is the union of its rows').
 
         Each person's faces go in one transaction (people are written in batches), so an interrupted import
-        leaves whole people or none. Returns the new face ids in input order.
+        leaves whole people or none. ``content_hashes`` (one per row) are stored for later duplicate checks.
+        Returns the new face ids in input order.
         """
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or len(names) != len(vectors):
@@ -237,8 +243,9 @@ class Gallery(ABC):
             for name, rows in chunk:
                 meta: dict[str, Any] = {}
                 for row in rows:
-                    meta.update((metadata[row] if metadata is not None else None) or {})
-                faces = [{"source": "", "content_hash": "", "box": [], "score": 0.0} for _ in rows]
+                    meta.update(_check_metadata(metadata[row] if metadata is not None else None))
+                faces = [{"source": "", "content_hash": content_hashes[row] if content_hashes is not None else "",
+                          "box": [], "score": 0.0} for row in rows]
                 batch.append(NewFaces(name, vectors[rows], faces, meta or None))
             for (_, rows), new_ids in zip(chunk, self._insert_people(batch)):
                 ids[rows] = new_ids
@@ -263,6 +270,7 @@ class Gallery(ABC):
         ``faces`` holds per-face fields: ``source``, ``content_hash``, ``box``, ``score``. Returns the new face ids.
         """
         name = _check_name(name)
+        metadata = _check_metadata(metadata) or None
         if model_id is not None:
             self.check_model(model_id)
         vectors = np.asarray(vectors, dtype=np.float32).reshape(len(faces), -1) if len(faces) else np.zeros((0, self.dim))
@@ -387,16 +395,44 @@ def _check_name(name: str) -> str:
     return name
 
 
-def _check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
+#: Person metadata limits: a JSON object of at most this many bytes (as compact JSON) and this nesting depth.
+METADATA_MAX_BYTES = 16 * 1024
+METADATA_MAX_DEPTH = 8
+
+
+def check_metadata(metadata: Any) -> dict[str, Any]:
+    """Person metadata as every door must give it: a JSON object (string keys; strings, numbers, booleans, null,
+    lists and objects as values), nested at most METADATA_MAX_DEPTH deep and METADATA_MAX_BYTES long. Checked without
+    recursion, so hostile nesting is refused with a clear error instead of exhausting the stack."""
     if metadata is None:
         return {}
     if not isinstance(metadata, dict):
         raise GalleryError(f"metadata must be a JSON object, got {type(metadata).__name__}")
-    try:
-        json.dumps(metadata)
-    except (TypeError, ValueError) as exc:
-        raise GalleryError(f"metadata is not JSON-serialisable ({exc})") from exc
+    stack: list[tuple[Any, int]] = [(metadata, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            if depth > METADATA_MAX_DEPTH:
+                raise GalleryError(f"metadata is nested more than {METADATA_MAX_DEPTH} levels deep")
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise GalleryError(f"metadata keys must be strings, got {type(key).__name__}")
+                stack.append((item, depth + 1))
+        elif isinstance(value, list):
+            if depth > METADATA_MAX_DEPTH:
+                raise GalleryError(f"metadata is nested more than {METADATA_MAX_DEPTH} levels deep")
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise GalleryError("metadata numbers must be finite")
+        elif value is not None and not isinstance(value, (str, int, float, bool)):
+            raise GalleryError(f"metadata values must be JSON values, got {type(value).__name__}")
+    size = len(json.dumps(metadata, separators=(",", ":")).encode())
+    if size > METADATA_MAX_BYTES:
+        raise GalleryError(f"metadata is {size:,} bytes as JSON; the limit is {METADATA_MAX_BYTES:,}")
     return metadata
+
+
+_check_metadata = check_metadata
 
 
 def matches(metadata: dict[str, Any], where: dict[str, Any] | None) -> bool:

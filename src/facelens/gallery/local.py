@@ -192,7 +192,7 @@ def drop_collection(folder: str | Path, collection: str) -> int:
         with _transaction(conn):
             row = conn.execute("SELECT id FROM collections WHERE name = ?", (collection,)).fetchone()
             if row is None:
-                raise NotFoundError(f"no collection {collection!r} in {folder}")
+                raise NotFoundError(f"no gallery (collection) {collection!r} here")
             count = conn.execute(
                 "SELECT COUNT(*) FROM faces JOIN people ON people.id = faces.person_id WHERE people.collection_id = ?",
                 (row[0],),
@@ -236,7 +236,7 @@ class LocalGallery(Gallery):
             row = conn.execute("SELECT id, model_id, dim FROM collections WHERE name = ?", (collection,)).fetchone()
             if row is None:
                 if not create:
-                    raise NotFoundError(f"no collection {collection!r} in gallery {self.folder}")
+                    raise NotFoundError(f"no gallery (collection) {collection!r} here")
                 with _transaction(conn):
                     row = conn.execute("SELECT id, model_id, dim FROM collections WHERE name = ?", (collection,)).fetchone()
                     if row is None:
@@ -278,7 +278,7 @@ class LocalGallery(Gallery):
     def _person_id(self, conn: sqlite3.Connection, name: str) -> int:
         row = conn.execute("SELECT id FROM people WHERE collection_id = ? AND name = ?", (self._cid, name)).fetchone()
         if row is None:
-            raise NotFoundError(f"no person named {name!r} in {self.location} ({self.collection})")
+            raise NotFoundError(f"no person named {name!r} in gallery {self.collection!r}")
         return int(row[0])
 
     def _log(self, conn: sqlite3.Connection, face_ids: Iterable[int], op: int) -> None:
@@ -329,7 +329,7 @@ class LocalGallery(Gallery):
     def _add_person(self, name: str, metadata: dict[str, Any]) -> None:
         with self._write() as conn:
             if conn.execute("SELECT 1 FROM people WHERE collection_id = ? AND name = ?", (self._cid, name)).fetchone():
-                raise GalleryError(f"{name!r} already exists in {self.location} ({self.collection})")
+                raise GalleryError(f"{name!r} already exists in gallery {self.collection!r}")
             conn.execute(
                 "INSERT INTO people (collection_id, name, metadata, created_at) VALUES (?, ?, ?, ?)",
                 (self._cid, name, json.dumps(metadata), now()),
@@ -537,7 +537,7 @@ class LocalGallery(Gallery):
                 (int(face_id), self._cid),
             ).fetchone()
             if row is None:
-                raise NotFoundError(f"no face with id {face_id} in {self.location} ({self.collection})")
+                raise NotFoundError(f"no face with id {face_id} in gallery {self.collection!r}")
             conn.execute("DELETE FROM faces WHERE id = ?", (int(face_id),))
             self._log(conn, [int(face_id)], -1)
 
@@ -545,7 +545,7 @@ class LocalGallery(Gallery):
         with self._write() as conn:
             person_id = self._person_id(conn, old)
             if conn.execute("SELECT 1 FROM people WHERE collection_id = ? AND name = ?", (self._cid, new)).fetchone():
-                raise GalleryError(f"{new!r} already exists in {self.location}; remove or rename it first")
+                raise GalleryError(f"{new!r} already exists in gallery {self.collection!r}; remove or rename it first")
             conn.execute("UPDATE people SET name = ? WHERE id = ?", (new, person_id))
 
     def _people_query(self, extra: str = "", params: Sequence[Any] = ()) -> list[Person]:
@@ -565,7 +565,7 @@ class LocalGallery(Gallery):
     def person(self, name: str) -> Person:
         found = self._people_query("AND people.name = ?", (name,))
         if not found:
-            raise NotFoundError(f"no person named {name!r} in {self.location} ({self.collection})")
+            raise NotFoundError(f"no person named {name!r} in gallery {self.collection!r}")
         return found[0]
 
     def faces(

@@ -118,7 +118,7 @@ def drop_collection(url: str, collection: str) -> int:
     with connection_pool(url).connection() as conn, conn.transaction():
         row = conn.execute("SELECT id FROM facelens_collections WHERE name = %s", (collection,)).fetchone()
         if row is None:
-            raise NotFoundError(f"no collection {collection!r} in {redact_url(url)}")
+            raise NotFoundError(f"no gallery (collection) {collection!r} here")
         count = conn.execute("SELECT COUNT(*) FROM facelens_faces WHERE collection_id = %s", (row[0],)).fetchone()[0]
         conn.execute("DELETE FROM facelens_faces WHERE collection_id = %s", (row[0],))
         conn.execute(f"DROP INDEX IF EXISTS facelens_faces_hnsw_{int(row[0])}")
@@ -157,7 +157,7 @@ class PostgresGallery(Gallery):
             ).fetchone()
             if row is None:
                 if not create:
-                    raise NotFoundError(f"no collection {collection!r} in gallery {self.location}")
+                    raise NotFoundError(f"no gallery (collection) {collection!r} here")
                 row = conn.execute(
                     "INSERT INTO facelens_collections (name, model_id, dim, created_at) VALUES (%s, %s, %s, %s) "
                     "RETURNING id, model_id, dim",
@@ -188,7 +188,7 @@ class PostgresGallery(Gallery):
             (self._cid, name),
         ).fetchone()
         if row is None:
-            raise NotFoundError(f"no person named {name!r} in {self.location} ({self.collection})")
+            raise NotFoundError(f"no person named {name!r} in gallery {self.collection!r}")
         return int(row[0])
 
     # -- primitives ----------------------------------------------------------------------------------
@@ -242,7 +242,7 @@ class PostgresGallery(Gallery):
                 (self._cid, name, json.dumps(metadata), now()),
             ).fetchone()
             if done is None:
-                raise GalleryError(f"{name!r} already exists in {self.location} ({self.collection})")
+                raise GalleryError(f"{name!r} already exists in gallery {self.collection!r}")
 
     def _update_person(self, name: str, metadata: dict[str, Any]) -> None:
         with self._pool.connection() as conn, conn.transaction():
@@ -307,7 +307,7 @@ class PostgresGallery(Gallery):
                 "DELETE FROM facelens_faces WHERE id = %s AND collection_id = %s", (int(face_id), self._cid)
             ).rowcount
             if not gone:
-                raise NotFoundError(f"no face with id {face_id} in {self.location} ({self.collection})")
+                raise NotFoundError(f"no face with id {face_id} in gallery {self.collection!r}")
 
     def _rename(self, old: str, new: str) -> None:
         import psycopg
@@ -316,7 +316,7 @@ class PostgresGallery(Gallery):
             with self._pool.connection() as conn, conn.transaction():
                 conn.execute("UPDATE facelens_people SET name = %s WHERE id = %s", (new, self._person_id(conn, old, lock=True)))
         except psycopg.errors.UniqueViolation as exc:
-            raise GalleryError(f"{new!r} already exists in {self.location}; remove or rename it first") from exc
+            raise GalleryError(f"{new!r} already exists in gallery {self.collection!r}; remove or rename it first") from exc
 
     def _people_query(self, extra: str = "", params: Sequence[Any] = ()) -> list[Person]:
         with self._pool.connection() as conn:
@@ -335,7 +335,7 @@ class PostgresGallery(Gallery):
     def person(self, name: str) -> Person:
         found = self._people_query(" AND p.name = %s", (name,))
         if not found:
-            raise NotFoundError(f"no person named {name!r} in {self.location} ({self.collection})")
+            raise NotFoundError(f"no person named {name!r} in gallery {self.collection!r}")
         return found[0]
 
     def faces(

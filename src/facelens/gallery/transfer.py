@@ -3,6 +3,7 @@ and backend-to-backend copies that are verified (counts and bit-identical vector
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ def export_gallery(gallery: Gallery, path: str | Path, on_progress: Callable[[in
     metadata = {p.name: p.metadata for p in gallery.people()}
     names: list[str] = []
     vectors: list[np.ndarray] = []
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
     count = 0
     with open(tmp, "w", encoding="utf-8") if fmt == ".jsonl" else _null() as handle:
@@ -167,13 +169,38 @@ def import_file(
 ) -> int:
     """Add every face of an import file; each person whole in one transaction. Returns faces added.
 
-    The file's recorded model (or ``model_id``) must match the gallery's."""
+    The file's recorded model (or ``model_id``) must match the gallery's. Importing is idempotent: a face whose
+    vector the person already has (from an earlier import of the same file, say) is skipped, so a re-run after an
+    interruption, or a second import of the same file, adds nothing twice."""
     rows = read_rows(path)
     if len(rows.names) == 0:
         return 0
-    gallery.add_embeddings(rows.names, rows.vectors, rows.metadata, model_id=model_id or rows.model_id,
-                           on_progress=on_progress)
-    return len(rows.names)
+    if model_id or rows.model_id:
+        gallery.check_model(model_id or rows.model_id)
+    digests = [vector_hash(v) for v in np.asarray(rows.vectors, np.float32)]
+    seen: set[tuple[str, str]] = set()
+    keep = []
+    for index, (name, digest) in enumerate(zip(rows.names, digests)):
+        key = (str(name).strip(), digest)
+        if key not in seen and not gallery._hash_exists(key[0], digest):
+            keep.append(index)
+        seen.add(key)
+    if not keep:
+        return 0
+    gallery.add_embeddings([rows.names[i] for i in keep], np.asarray(rows.vectors)[keep],
+                           None if rows.metadata is None else [rows.metadata[i] for i in keep],
+                           model_id=model_id or rows.model_id, on_progress=on_progress,
+                           content_hashes=[digests[i] for i in keep])
+    return len(keep)
+
+
+def vector_hash(vector: np.ndarray) -> str:
+    """The content hash of a face imported as a vector: its unit-length float32 bytes, so a re-import matches."""
+    vector = np.asarray(vector, np.float32)
+    norm = float(np.linalg.norm(vector))
+    if norm > 0 and abs(norm - 1) > 1e-6:
+        vector = (vector / norm).astype(np.float32)
+    return "vector:" + hashlib.sha256(vector.tobytes()).hexdigest()
 
 
 def copy_gallery(source: Gallery, target: Gallery, on_progress: Callable[[int], None] | None = None) -> dict[str, Any]:

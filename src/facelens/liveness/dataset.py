@@ -38,6 +38,7 @@ class LabelledScores:
     features: np.ndarray  # float [n, len(FEATURES)]
     model: str
     detector: str
+    unreadable: tuple[tuple[str, str], ...] = ()  # (path, why) of files that could not be decoded, not scored
 
     @property
     def no_face(self) -> int:
@@ -53,6 +54,7 @@ class LabelledScores:
             self.features[idx],
             self.model,
             self.detector,
+            self.unreadable,
         )
 
 
@@ -73,17 +75,19 @@ def labelled_images(data_dir: str | Path) -> list[tuple[Path, bool]]:
 
 
 def score_folder(data_dir: str | Path, model: str = "minifasnet", detector: str = DEFAULT_DETECTOR) -> LabelledScores:
-    """Detect, score and measure every labelled image in ``data_dir`` (unreadable files are skipped with a warning)."""
+    """Detect, score and measure every labelled image in ``data_dir``. Files that cannot be decoded (broken links,
+    truncated or non-image files) are not scored; they are listed in ``unreadable`` for the report."""
     from facelens.pipeline import get_pipeline
 
     pipeline = get_pipeline(detector=detector)
     runner = get_model(model)
-    paths, labels, found, scores, feats = [], [], [], [], []
+    paths, labels, found, scores, feats, unreadable = [], [], [], [], [], []
     for path, live in labelled_images(data_dir):
         try:
             image = decode_image(path)
         except ImageDecodeError as exc:
             log.warning("skipping %s: %s", path, exc)
+            unreadable.append((str(path), str(exc)))
             continue
         faces = pipeline.detector.detect(image)
         paths.append(str(path))
@@ -104,4 +108,5 @@ def score_folder(data_dir: str | Path, model: str = "minifasnet", detector: str 
         np.array(feats).reshape(-1, len(FEATURES)),
         model,
         detector,
+        tuple(unreadable),
     )

@@ -45,6 +45,7 @@ def evaluate(
         "detector": detector,
         "images": len(data.paths),
         "no_face": data.no_face,
+        "unreadable": [{"path": path, "error": why} for path, why in data.unreadable],
         "auc": round(roc_auc(scores, data.is_live), 4),
         "metrics": pad_metrics(scores, data.is_live, t).to_dict(),
         "target_bpcer": target_bpcer,

@@ -35,6 +35,42 @@ DLIB_RESNET = register(
     )
 )
 
+MOBILEFACENET = register(
+    ModelSpec(
+        name="mobilefacenet_foamliu",
+        task="embed",
+        runtime="onnxruntime",
+        files=(
+            ModelFile(
+                path="mobilefacenet_foamliu/MobileFaceNet.onnx",
+                sha256=("b7120c095d60094f28a4a54ba6a8bf51b297a6273fb40ef6350dfec1f63d9507",),
+                size=3998070,
+                urls=("https://github.com/foamliu/MobileFaceNet/raw/master/weights/MobileFaceNet.onnx",),
+            ),
+        ),
+        license="Apache-2.0 (foamliu/MobileFaceNet)",
+        description="MobileFaceNet 128-D on ArcFace-aligned 112x112 crops, ImageNet normalisation",
+    )
+)
+
+INSIGHTFACE_MBF = register(
+    ModelSpec(
+        name="insightface_w600k_mbf_nc",
+        task="embed",
+        runtime="onnxruntime",
+        files=(
+            ModelFile(
+                path="insightface_w600k_mbf_nc/w600k_mbf_int8.onnx",
+                sha256=("7caa7fb0ad6c37b33e6c59f6411084b487aaabd596bba645d2cce391a5871120",),
+                size=3514509,
+                urls=("https://github.com/nidheerakesh/offlineid/raw/60d7b08/models/mobilefacenet_int8.onnx",),
+            ),
+        ),
+        license="InsightFace weights: non-commercial research use only (opt-in, never a default)",
+        description="InsightFace buffalo_s w600k_mbf (MobileFaceNet, WebFace600K), int8, 512-D, ArcFace 112x112",
+    )
+)
+
 DLIB_SHAPE5 = register(
     ModelSpec(
         name="dlib_shape_predictor_5",

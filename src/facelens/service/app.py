@@ -26,6 +26,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -40,11 +41,13 @@ from facelens.errors import (
     NotFoundError,
 )
 from facelens.gallery import Gallery, drop_collection, list_collections, open_gallery
+from facelens.gallery.base import check_metadata
 from facelens.io.image import decode_image, describe_source
 from facelens.service import schemas as S
 from facelens.service.audit import AuditLog
 from facelens.service.keys import ApiKey, KeyStore
-from facelens.service.ratelimit import RateLimiter
+from facelens.service.guard import SCOPE_KEY, RequestGuard
+from facelens.service.ratelimit import FailureThrottle, RateLimiter
 from facelens.service.settings import Settings
 from facelens.service.uploads import ApiError, Payload, Upload, image_body, read_payload
 
@@ -79,6 +82,7 @@ class ServiceState:
         self.settings = settings
         self.keys = KeyStore(settings.keys_location)
         self.rate = RateLimiter(settings.rate_limit, settings.rate_burst)
+        self.auth_throttle = FailureThrottle(settings.auth_failure_limit, settings.auth_failure_window_s)
         self.audit = AuditLog(settings.audit_path, settings.audit_images)
         self.ready = False
         self.load_error: str | None = None
@@ -110,7 +114,7 @@ class ServiceState:
 
         Another replica may drop the collection: a cached handle is re-checked against the store's collection
         list when it is older than ``settings.gallery_recheck_s``."""
-        if not _GALLERY_NAME.match(name):
+        if not _GALLERY_NAME.fullmatch(name):
             raise ApiError(400, "bad_request", f"invalid gallery name {name!r} (letters, digits, '_', '.', '-')")
         with self._lock:
             found = self._galleries.get(name)
@@ -177,7 +181,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code, "http_error")
         return _error(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
@@ -185,10 +189,20 @@ def _install_error_handlers(app: FastAPI) -> None:
         parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()]
         return _error(422, "invalid_request", "; ".join(parts) or "invalid request")
 
+    @app.exception_handler(RecursionError)
+    async def too_deep(_: Request, exc: RecursionError) -> JSONResponse:  # JSON nested past Python's recursion limit
+        return _error(422, "invalid_request", "the request is nested too deeply")
+
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
         return _error(500, "internal_error", "internal error (details are in the server log)")
+
+
+def _client_face(face: dict[str, Any]) -> dict[str, Any]:
+    """A stored face as clients see it: its source by file name only (never a path on the server)."""
+    source = str(face.get("source") or "")
+    return {**face, "source": Path(source.replace("\\", "/")).name if source else source}
 
 
 # -- app -------------------------------------------------------------------------------------------------
@@ -212,7 +226,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             state.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc with their scripts served by this server, so they work offline
         title="facelens",
         version=facelens.__version__,
         description="Face detection, verification, identification and analysis over HTTP. "
@@ -221,6 +235,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.facelens = state
     _install_error_handlers(app)
+    app.add_middleware(RequestGuard, state=state)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -238,13 +253,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
             api_key: Annotated[str | None, Depends(header_key)],
         ) -> ApiKey:
-            token = (credentials.credentials if credentials else None) or api_key
-            if not token:
+            # the guard checked the key before the body was read (credentials/api_key only document it in OpenAPI)
+            key = request.scope.get("state", {}).get(SCOPE_KEY)
+            if key is None:
                 raise ApiError(401, "missing_key", "an API key is required (Authorization: Bearer <key> or X-API-Key)",
                                {"WWW-Authenticate": "Bearer"})
-            key = state.keys.check(token)
-            if key is None:
-                raise ApiError(401, "invalid_key", "unknown or revoked API key", {"WWW-Authenticate": "Bearer"})
             if not key.allows(scope):
                 raise ApiError(403, "forbidden", f"this key's scope is {key.scope!r}; this endpoint needs {scope!r}")
             wait = state.rate.take(key.key_id)
@@ -291,6 +304,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if state.load_error:
             body["error"] = state.load_error
         return JSONResponse(body, status_code=503)
+
+    for path, probe in (("/healthz", healthz), ("/readyz", readyz)):  # HEAD for load balancers' health checks
+        app.add_api_route(path, probe, methods=["HEAD"], include_in_schema=False)
 
     @app.get("/v1/whoami", tags=["keys"], response_model=S.WhoAmI, responses=S.ERRORS)
     async def whoami(key: Reader) -> dict[str, Any]:
@@ -426,7 +442,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.delete("/v1/galleries/{gallery}", tags=["galleries"], response_model=S.GalleryRemoved,
                 responses=S.ERRORS)
     async def delete_gallery(gallery: str, key: Admin) -> dict[str, Any]:
-        """Delete a gallery with all its people and faces."""
+        """Delete a gallery with all its people and faces (the default gallery always exists: 409)."""
+        if gallery == DEFAULT_GALLERY:
+            raise ApiError(409, "default_gallery", f"the {DEFAULT_GALLERY!r} gallery always exists; "
+                                                   "remove its people instead")
+        state.gallery(gallery)  # 400 for a bad name, 404 for an unknown gallery
         state.forget(gallery)
         removed = await work(drop_collection, settings.gallery, gallery)
         state.audit.record(key.key_id, "delete_gallery", gallery, faces_removed=removed)
@@ -473,7 +493,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         def run() -> dict[str, Any]:
             store = state.gallery(gallery)
             person = store.person(name).to_dict()
-            return {**person, "faces": [f.to_dict() for f in store.faces(name)]}
+            return {**person, "faces": [_client_face(f.to_dict()) for f in store.faces(name)]}
 
         return await work(run)
 
@@ -529,6 +549,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 metadata = json.loads(metadata)
             except ValueError:
                 raise ApiError(422, "bad_request", "metadata is not valid JSON") from None
+        metadata = check_metadata(metadata) or None  # before any image is looked at
 
         def run() -> dict[str, Any]:
             store = state.gallery(gallery)
@@ -557,7 +578,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.delete("/v1/galleries/{gallery}/faces/{face_id}", tags=["people"], response_model=S.FaceRemoved,
                 responses=S.ERRORS)
-    async def delete_face(gallery: str, face_id: int, key: Admin) -> dict[str, Any]:
+    async def delete_face(gallery: str, face_id: Annotated[int, PathParam(ge=1, le=2**63 - 1)], key: Admin) -> dict[str, Any]:
         """Remove one enrolled face (the person stays, even with no faces left)."""
         await work(lambda: state.gallery(gallery).remove_face(face_id))
         state.audit.record(key.key_id, "delete_face", gallery, face_id=face_id)

@@ -31,11 +31,17 @@ class Settings:
     processes: int = 1
     #: Largest request body in bytes (an image upload, or a JSON body with base64 images).
     max_upload_bytes: int = 10 * 1024 * 1024
+    #: Largest body of a request that carries no image (JSON to create or change galleries and people).
+    max_json_bytes: int = 64 * 1024
     #: Largest decoded image in pixels (checked from the image header, before decoding).
     max_pixels: int = 25_000_000
     #: Per-key token bucket: sustained requests per second (0 disables rate limiting) and burst size.
     rate_limit: float = 10.0
     rate_burst: int = 20
+    #: Failed authentications allowed per client address and per key id in ``auth_failure_window_s``; past that
+    #: the address (or key id) gets 429 without its key being checked until the window has passed.
+    auth_failure_limit: int = 20
+    auth_failure_window_s: float = 60.0
     #: Origins allowed by CORS (empty: no CORS headers; ``*`` allows any origin).
     cors_origins: tuple[str, ...] = ()
     #: Audit log (JSON lines). Default: ``<gallery>/audit.jsonl`` for a folder gallery; "-" logs to the

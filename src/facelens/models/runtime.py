@@ -1,0 +1,29 @@
+"""One way to open an onnxruntime session: CPU provider, quiet log, a thread count the caller chooses.
+
+Threads do not spin while idle, so a session leaves its cores to the decode and embed threads running beside it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+
+def onnx_session(model: str | os.PathLike | bytes, threads: int | None = None) -> Any:
+    """An ``onnxruntime.InferenceSession`` for a model file (or serialised model bytes) on the CPU.
+
+    ``threads``: intra-op threads (None: onnxruntime's default, one per physical core)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # exporters leave initializers among the inputs; onnxruntime warns per tensor
+    if threads:
+        options.intra_op_num_threads = int(threads)
+        options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    source = model if isinstance(model, bytes) else str(Path(model))
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+__all__ = ["onnx_session"]

@@ -1,0 +1,94 @@
+"""Embedders on ArcFace-aligned 112×112 crops (MobileFaceNet, InsightFace w600k_mbf): real LFW accuracy, batching,
+flip symmetry, landmarks from the detection or from the box, and the non-commercial licence notice."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+NAMES = ("mobilefacenet", "insightface_mbf")
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def embedded(request, devtest_detections):
+    """(embedder, crops by path, vectors by path) for each model on the DevTest subset."""
+    from facelens.embed import get_embedder
+
+    embedder = get_embedder(request.param)
+    paths = list(devtest_detections)
+    crops = {p: embedder.crops(*_image_and_faces(devtest_detections[p]))[0] for p in paths}
+    vectors = embedder.embed_crops([crops[p] for p in paths])
+    return embedder, crops, dict(zip(paths, vectors))
+
+
+def _image_and_faces(found):
+    image, face = found
+    return image, [face]
+
+
+def test_recognises_lfw_faces_at_its_measured_threshold(embedded, devtest_pairs):
+    from facelens.decide import verify_threshold
+
+    embedder, _, vectors = embedded
+    threshold = verify_threshold(embedder.model_id)
+    correct = 0
+    for pair in devtest_pairs.pairs:
+        va, vb = vectors.get(pair.a), vectors.get(pair.b)
+        correct += int((va is not None and vb is not None and float(va @ vb) >= threshold) == pair.same)
+    accuracy = correct / len(devtest_pairs.pairs)
+    print(f"{embedder.model_id}: DevTest subset accuracy {accuracy:.4f} at {threshold:.4f}")
+    assert accuracy >= 0.95
+    some = next(iter(vectors.values()))
+    assert some.shape == (embedder.dim,) and abs(float(np.linalg.norm(some)) - 1) < 1e-5
+
+
+def test_batched_equals_one_at_a_time(embedded):
+    embedder, crops, _ = embedded
+    sample = list(crops.values())[:9]
+    batched = embedder.embed_crops(sample)
+    single = np.concatenate([embedder.embed_crops([c]) for c in sample])
+    assert float(np.abs(batched - single).max()) <= 1e-5
+
+
+def test_landmarks_from_the_box_match_the_detections(embedded, devtest_detections):
+    """Given a bare box, the embedder finds the 5 landmarks itself the way the dlib detectors do."""
+    embedder, crops, _ = embedded
+    path = next(iter(crops))
+    image, face = devtest_detections[path]
+    if face.detector not in ("hog", "cnn"):
+        pytest.skip("the default detector's landmarks are its own, not dlib's 68-point ones")
+    np.testing.assert_array_equal(embedder.crops(image, [face.box])[0], crops[path])
+
+
+def test_flip_averaged_model_ignores_mirroring(devtest_chips, devtest_detections):
+    from facelens.embed import get_embedder
+
+    for name in ("mobilefacenet", "dlib_onnx_flip"):
+        embedder = get_embedder(name)
+        image, face = next(iter(devtest_detections.values()))
+        crop = embedder.crops(image, [face])[0]
+        plain, mirrored = embedder.embed_crops([crop, np.ascontiguousarray(crop[:, ::-1])])
+        assert float(np.abs(plain - mirrored).max()) <= 1e-5, name
+
+
+def test_model_ids_and_defaults():
+    from facelens.embed import DEFAULT_EMBEDDER, EMBEDDERS, get_embedder
+
+    ids = {name: get_embedder(name).model_id for name in NAMES}
+    assert ids == {"mobilefacenet": "mobilefacenet_foamliu+flip", "insightface_mbf": "insightface_w600k_mbf_int8"}
+    assert DEFAULT_EMBEDDER != "insightface_mbf" and set(NAMES) <= set(EMBEDDERS)
+    assert get_embedder("insightface_mbf").dim == 512 and get_embedder("mobilefacenet").dim == 128
+
+
+def test_non_commercial_licence_is_shown_once(monkeypatch, caplog):
+    from facelens.embed import arcface_onnx, get_embedder
+
+    monkeypatch.setattr(arcface_onnx, "_NOTICES_SHOWN", set())
+    with caplog.at_level(logging.WARNING, logger="facelens.embed.arcface_onnx"):
+        get_embedder("insightface_mbf").session()
+        get_embedder("insightface_mbf").session()
+        get_embedder("mobilefacenet").session()
+    notices = [r for r in caplog.records if "NON-COMMERCIAL" in r.getMessage()]
+    assert len(notices) == 1 and "insightface" in notices[0].getMessage()
