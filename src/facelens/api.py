@@ -196,8 +196,9 @@ def enroll_people(
 ) -> list[EnrollResult]:
     """:func:`enroll` for many people in one engine run (every core busy however few images each person has);
     each person's faces are written in their own transaction. One :class:`EnrollResult` per person, in order."""
-    from facelens.gallery.base import _check_name
+    from facelens.gallery.base import _check_metadata, _check_name
 
+    metadata = _check_metadata(metadata) or None  # refused before any image is processed
     jobs = [(_check_name(name), list(images)) for name, images in (people.items() if isinstance(people, Mapping) else people)]
     owned = isinstance(gallery, str)
     store = open_gallery(gallery) if owned else gallery
