@@ -10,7 +10,8 @@ batched ``gallery.search`` per chunk: the gallery is never sent to workers. A ba
 
 dlib has no GIL-free parallelism of its own on CPU, so processes are what uses every core; each worker's ONNX
 sessions get ``cores // workers`` threads (``threads_per_worker``) so that the workers do not oversubscribe.
-Workers are forked on Linux (see :func:`start_method`); a worker that dies fails its chunk and the pool is renewed.
+Workers start from a fork server (see :func:`start_method`); a worker that dies fails its chunk and the pool is
+renewed. A script that does its work at top level (no ``if __name__ == "__main__":``) runs in-process instead.
 """
 
 from __future__ import annotations
@@ -271,8 +272,10 @@ _POOLS_LOCK = threading.Lock()
 
 
 def start_method() -> str:
-    """How workers start: ``$FACELENS_START_METHOD``, else ``fork`` on Linux (works from any script, guarded by
-    ``if __name__ == "__main__"`` or not, and starts fast), else ``spawn``."""
+    """How workers start: ``$FACELENS_START_METHOD``, else ``forkserver`` on POSIX, ``spawn`` elsewhere.
+
+    Not ``fork``: a pool that starts workers on demand forks while its own manager thread holds locks, and the
+    new worker hangs (measured: the second enrolment through one pool never returned)."""
     import multiprocessing
 
     wanted = os.environ.get("FACELENS_START_METHOD")
@@ -280,7 +283,25 @@ def start_method() -> str:
         if wanted not in multiprocessing.get_all_start_methods():
             raise ValueError(f"FACELENS_START_METHOD={wanted!r}: use one of {multiprocessing.get_all_start_methods()}")
         return wanted
-    return "fork" if sys.platform.startswith("linux") else "spawn"
+    return "forkserver" if os.name == "posix" else "spawn"
+
+
+_UNGUARDED_WARNED = False
+
+
+def main_is_importable() -> bool:
+    """Whether new workers may import the ``__main__`` script, as forkserver/spawn workers do: true for the
+    console scripts, ``python -m``, notebooks and scripts whose work sits under ``if __name__ == "__main__":``;
+    false for a script doing its work at top level (its workers would run it again instead of serving)."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not path or getattr(main, "__spec__", None) is not None:  # interactive, -c, or -m (imported by module name)
+        return True
+    try:
+        source = Path(path).read_text(errors="replace")
+    except OSError:
+        return True
+    return "__name__" in source and "__main__" in source
 
 
 def _pool(workers: int, threads: int) -> ProcessPoolExecutor:
@@ -399,8 +420,8 @@ class FaceAnalyzer:
         if "liveness" in self.tasks:
             from facelens.liveness.checker import DEFAULT_MODEL
 
-            liveness = (self.liveness_model or DEFAULT_MODEL, str(self.liveness_fusion) if self.liveness_fusion else None,
-                        self.liveness_threshold)
+            fusion = str(self.liveness_fusion) if self.liveness_fusion else None
+            liveness = (self.liveness_model or DEFAULT_MODEL, fusion, self.liveness_threshold)
         return Plan(
             detector=self.detector, embedder=self.embedder, min_face_size=self.min_face_size, upsample=self.upsample,
             max_pixels=self.max_pixels, landmarks68=self.landmarks68, embed="embed" in self.tasks, select=self.select,
@@ -436,6 +457,14 @@ class FaceAnalyzer:
         total = len(images) if isinstance(images, Sized) else None
         workers = self.workers or default_workers()
         if total is not None and total <= 1:
+            workers = 1
+        if workers > 1 and start_method() != "fork" and not main_is_importable():
+            global _UNGUARDED_WARNED
+            if not _UNGUARDED_WARNED:
+                script = getattr(sys.modules["__main__"], "__file__", "__main__")
+                log.warning("%s does its work at import time: running in this process only; put it under "
+                            "`if __name__ == \"__main__\":` to use every core", script)
+                _UNGUARDED_WARNED = True
             workers = 1
         chunk_size = self.chunk_size
         if total is not None and workers > 1:
