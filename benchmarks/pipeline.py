@@ -1,7 +1,9 @@
-"""Throughput and accuracy of `facelens embed` against the PyPI face_recognition package, same images, one run.
+"""Throughput and accuracy of `facelens embed` against the PyPI face_recognition package, same images, one run;
+then images/s of the engine's enrol, identify and eval-verify paths against its embed path on the same images.
 
     pip install --no-deps face_recognition==1.3.0   # benchmark only (same dlib models; its dlib dependency is dlib-bin)
-    python benchmarks/pipeline.py [--limit N] [--workers 2] [--stages 100] [--batch-sizes 1,8,16,32,64] [--one-shot RUNS] [--no-throughput]
+    python benchmarks/pipeline.py [--limit N] [--workers 2] [--stages 100] [--batch-sizes 1,8,16,32,64]
+                                  [--one-shot RUNS] [--no-throughput] [--skip-reference] [--rounds 2]
 
 First, per stage (one process): milliseconds per image of decode, detect, align (dlib chips) and embed, the
 embedding run by dlib itself (one image's faces per call, facelens' old default) and by onnxruntime (per image,
@@ -16,6 +18,12 @@ Throughput: both pipelines embed the images of the LFW View-1 DevTest pairs (or 
 images/s for each, the ratio, images where one finds a face and the other does not, and each pipeline's
 accuracy on the DevTest pairs (pairs with a missing face count as errors; each at its own threshold:
 facelens' measured default, face_recognition's documented distance 0.6).
+
+The engine paths (pool warmed first, each path timed ``--rounds`` times in alternating order, best kept):
+``embed`` (largest face per image, what `facelens embed --largest` runs), ``enrol`` (``facelens.enroll_people``
+into a fresh folder gallery, one person per LFW identity, duplicate check and transactions included),
+``identify`` (every face of every image named against that gallery) and ``eval verify`` (``embed_images`` +
+pair scores). Goal: each within 10 % of embed (identify is compared with embed of every face, as it embeds all).
 """
 
 from __future__ import annotations
@@ -31,8 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facelens.batch import run_batch
 from facelens.decide import verify_threshold
+from facelens.engine import FaceAnalyzer
 
 
 def devtest(lfw: Path) -> list[tuple[Path, Path, int]]:
@@ -57,6 +65,60 @@ def accuracy(pairs, vectors: dict, same_fn) -> float:
         else:
             correct += int(not same)  # no face: no match
     return correct / len(pairs)
+
+
+def engine_paths(images: list[Path], pairs: list, workers: int, rounds: int) -> None:
+    """images/s of enrol, identify and eval verify against embed, same images, same pool, alternating order."""
+    import tempfile
+
+    import facelens
+    from facelens.evaluate.embeddings import embed_images
+
+    paths = [str(p) for p in images]
+    people: dict[str, list[str]] = {}
+    for p in images:
+        people.setdefault(p.parent.name, []).append(str(p))
+    list(FaceAnalyzer(select="largest", workers=workers).run(paths[: 4 * workers]))  # start the pool, load the models
+    tmp = Path(tempfile.mkdtemp(prefix="facelens-bench-"))
+    gallery = facelens.open_gallery(tmp / "probe-gallery")
+    vectors = {r.source: r.faces.embedding[0] for r in FaceAnalyzer(select="largest", workers=workers).run(paths)
+               if len(r.faces)}
+    gallery.add_embeddings([Path(p).parent.name for p in vectors], np.stack(list(vectors.values())), model_id="dlib_resnet_v1")
+    counter = iter(range(10_000))
+
+    def embed_largest() -> None:
+        list(FaceAnalyzer(select="largest", workers=workers).run(paths))
+
+    def embed_all() -> None:
+        list(FaceAnalyzer(workers=workers).run(paths))
+
+    def enrol() -> None:
+        with facelens.open_gallery(tmp / f"enrol-{next(counter)}") as store:
+            facelens.enroll_people(store, people, workers=workers)
+
+    def identify() -> None:
+        list(FaceAnalyzer(tasks=("identify",), gallery=gallery, workers=workers).run(paths))
+
+    def eval_verify() -> None:
+        from facelens.evaluate.embeddings import EmbeddingSet
+
+        emb = embed_images(paths, workers=workers, into=EmbeddingSet("dlib_resnet_v1"))
+        emb.pair_scores([(str(a), str(b)) for a, b, _ in pairs])
+
+    jobs = {"embed (largest)": embed_largest, "embed (all faces)": embed_all, "enrol": enrol,
+            "identify": identify, "eval verify": eval_verify}
+    best = {name: float("inf") for name in jobs}
+    for round_ in range(rounds):
+        for name in (list(jobs) if round_ % 2 == 0 else list(jobs)[::-1]):
+            start = time.perf_counter()
+            jobs[name]()
+            best[name] = min(best[name], time.perf_counter() - start)
+    gallery.close()
+    n = len(paths)
+    print(f"engine paths on {n} images, {workers} workers, best of {rounds} (alternating order; shared machine):")
+    for name, seconds in best.items():
+        ref = best["embed (all faces)" if name == "identify" else "embed (largest)"]
+        print(f"  {name:18s} {n / seconds:7.2f} images/s   {ref / seconds:5.2f}x of embed")
 
 
 def _ms(seconds: float, n: int) -> str:
@@ -159,6 +221,8 @@ def main() -> None:
     parser.add_argument("--data", default=os.environ.get("FACELENS_TEST_DATA", "../shared/data"))
     parser.add_argument("--limit", type=int, default=0, help="only the first N images (0 = all DevTest images)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--skip-reference", action="store_true", help="only the engine paths")
+    parser.add_argument("--rounds", type=int, default=2, help="timings per engine path (alternating order)")
     parser.add_argument("--stages", type=int, default=100, help="images for the per-stage timings (0 = skip them)")
     parser.add_argument("--batch-sizes", default="", help="comma-separated ONNX batch sizes to time, e.g. 1,8,16,32,64")
     parser.add_argument("--stages-only", action="store_true", help="stop after the per-stage timings")
@@ -172,10 +236,6 @@ def main() -> None:
         stage_timings(images[: args.stages], [int(b) for b in args.batch_sizes.split(",") if b])
         if args.stages_only:
             return
-    try:
-        import face_recognition
-    except ImportError:
-        sys.exit("install the reference first: pip install --no-deps face_recognition==1.3.0")
     if args.one_shot:
         one_shot(pairs[0][0], pairs[0][1], args.one_shot)
     if args.no_throughput:
@@ -184,12 +244,19 @@ def main() -> None:
         images = images[: args.limit]
         keep = set(images)
         pairs = [p for p in pairs if p[0] in keep and p[1] in keep]
+    engine_paths(images, pairs, args.workers, args.rounds)
+    if args.skip_reference:
+        return
+    try:
+        import face_recognition
+    except ImportError:
+        sys.exit("install the reference first: pip install --no-deps face_recognition==1.3.0")
 
     start = time.perf_counter()
     ours = {}
-    for item in run_batch([str(p) for p in images], workers=args.workers, largest_only=True):
-        if item.faces:
-            ours[Path(item.source)] = np.array(item.faces[0]["embedding"], np.float32)
+    for result in FaceAnalyzer(select="largest", workers=args.workers).run([str(p) for p in images]):
+        if len(result.faces):
+            ours[Path(result.source)] = result.faces.embedding[0]
     ours_s = time.perf_counter() - start
 
     start = time.perf_counter()

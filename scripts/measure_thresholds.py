@@ -22,15 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from facelens.batch import run_batch
 from facelens.embed import DEFAULT_EMBEDDER, get_embedder
 from facelens.embed.fusion import FUSIONS, fit_weights, fusion_model_id
+from facelens.engine import FaceAnalyzer
 
 
 def embed_largest(images: list[Path], embedder: str) -> dict[Path, np.ndarray]:
     """The embedding of the largest face of each image where one is found."""
-    items = list(run_batch([str(p) for p in images], largest_only=True, embedder=embedder))
-    return {Path(it.source): np.array(it.faces[0]["embedding"], np.float32) for it in items if it.faces}
+    results = FaceAnalyzer(embedder=embedder, select="largest").run([str(p) for p in images])
+    return {Path(r.source): r.faces.embedding[0] for r in results if len(r.faces)}
 
 
 def devtest_pairs(lfw: Path) -> list[tuple[Path, Path, int]]:

@@ -98,19 +98,17 @@ def lfw_split(pipeline):
     """LFW identification subset: images per person and their embeddings (computed once per session)."""
     import csv
 
-    import numpy as np
-
     root = need_data("identity", "lfw")
     with open(root / "identification_subset.csv") as handle:
         rows = list(csv.DictReader(handle))
     by_person: dict[str, list[str]] = {}
     for row in rows:
         by_person.setdefault(row["person"], []).append(str(root / row["image"]))
-    from facelens.batch import run_batch
+    from facelens.engine import FaceAnalyzer
 
     paths = [p for images in by_person.values() for p in images]
     vectors = {}
-    for item in run_batch(paths, largest_only=True):
-        if item.faces:
-            vectors[item.source] = np.array(item.faces[0]["embedding"], np.float32)
+    for result in FaceAnalyzer(select="largest").run(paths):
+        if len(result.faces):
+            vectors[result.source] = result.faces.embedding[0]
     return by_person, vectors

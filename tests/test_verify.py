@@ -55,3 +55,32 @@ def test_threshold_as_target_fmr():
     strict = facelens.verify(root / "obama.jpg", root / "obama2.jpg", fmr=1e-4)
     assert strict.threshold > loose.threshold
     assert abs(loose.threshold - profile("dlib_resnet_v1").threshold_for_fmr(1e-2)) < 1e-9
+
+
+def test_one_threshold_policy_for_every_door():
+    from facelens.decide import ThresholdPolicy
+
+    model = "dlib_resnet_v1"
+    prof = profile(model)
+    assert ThresholdPolicy().threshold(model) == verify_threshold(model)
+    assert ThresholdPolicy.for_verify(0.5, fmr=1e-3).threshold(model) == 0.5  # a fixed similarity wins
+    assert ThresholdPolicy.for_verify(fmr=1e-3).threshold(model) == prof.threshold_for_fmr(1e-3)
+    assert ThresholdPolicy.for_identify().mode == "fpir"
+    small, large = (ThresholdPolicy.for_identify(fpir=0.01).threshold(model, n) for n in (10, 10_000))
+    assert small == threshold_for_fpir(model, 0.01, 10) and large > small
+    assert ThresholdPolicy.for_identify(threshold=0.8).threshold(model, 10_000) == 0.8
+    with pytest.raises(ValueError):
+        ThresholdPolicy(similarity=0.5, fmr=1e-3)
+    with pytest.raises(ValueError):
+        ThresholdPolicy(fpir=1.5)
+
+
+def test_verify_batches_both_images_and_gates_on_liveness():
+    """Liveness on: each face reports its liveness, and a spoof never matches even its own live photo."""
+    spoof = need_data("spoof", "minivision_silent_face")
+    live, fake = spoof / "live" / "image_T1.jpg", spoof / "spoof" / "image_F2.jpg"
+    plain = facelens.verify(live, fake)
+    gated = facelens.verify(live, fake, liveness=True)
+    assert gated.similarity == pytest.approx(plain.similarity, abs=1e-6)
+    assert gated.face_a["liveness"]["is_live"] and not gated.face_b["liveness"]["is_live"]
+    assert not gated.is_match and "liveness" not in plain.face_a

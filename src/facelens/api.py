@@ -1,39 +1,52 @@
-"""The top-level verbs: detect, embed, verify, identify, open_gallery — thin doors onto the shared pipeline."""
+"""The top-level verbs — detect, embed, verify, identify, enroll, open_gallery — thin doors onto the engine.
+
+Each verb on one image runs :class:`facelens.engine.FaceAnalyzer` in this process and returns its
+:class:`facelens.result.ImageResult` (an unreadable image raises its typed error); thresholds come from
+:class:`facelens.decide.ThresholdPolicy`. For many images, use ``FaceAnalyzer(...).run(images)``.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from facelens.decide import profile, similarity_to_distance, verify_threshold
+from facelens.decide import DEFAULT_FPIR, ThresholdPolicy, similarity_to_distance
 from facelens.detect import DEFAULT_DETECTOR
+from facelens.engine import FaceAnalyzer
 from facelens.errors import FacelensError, NoFaceError
-from facelens.gallery import Gallery, Match, open_gallery
+from facelens.gallery import EnrollResult, Gallery, open_gallery
 from facelens.io.image import ImageInput
-from facelens.pipeline import ImageFaces, get_pipeline
-from facelens.types import DetectedFace, Face
+from facelens.result import FaceResult, ImageResult
 
 log = logging.getLogger(__name__)
 
 
-def detect(image: ImageInput, detector: str = DEFAULT_DETECTOR, landmarks68: bool = False) -> list[DetectedFace]:
+def detect(image: ImageInput, detector: str = DEFAULT_DETECTOR, landmarks68: bool = False) -> ImageResult:
     """Faces in the image, largest first: box (x1, y1, x2, y2), score and 5 landmarks (68 on request)."""
-    return get_pipeline(detector=detector, landmarks68=landmarks68).detect(image)
+    engine = FaceAnalyzer(detector=detector, tasks=("detect",), landmarks68=landmarks68, workers=1)
+    return engine.run_one(image).raise_for_error()
 
 
-def embed(image: ImageInput, detector: str = DEFAULT_DETECTOR, largest_only: bool = False) -> list[Face]:
-    """Every face's L2-normalised embedding (dlib ResNet 128-D by default), largest face first."""
-    return get_pipeline(detector=detector).process(image, largest_only=largest_only).faces
+def embed(image: ImageInput, detector: str = DEFAULT_DETECTOR, largest_only: bool = False) -> ImageResult:
+    """Every face's L2-normalised embedding (dlib ResNet 128-D by default) in ``faces.embedding``, largest first."""
+    engine = FaceAnalyzer(detector=detector, select="largest" if largest_only else None, workers=1)
+    return engine.run_one(image).raise_for_error()
 
 
-def _liveness(found: ImageFaces, face: Face) -> bool:
-    from facelens.liveness.checker import attach_liveness, is_live
-
-    attach_liveness(found.image, [face])
-    return is_live(face)
+def select_face(result: ImageResult, select: str = "largest") -> int:
+    """Index of the face to use when an operation needs one: ``largest`` (default), ``best`` (detector score) or
+    ``only`` (error if the image holds more than one)."""
+    if select not in ("largest", "best", "only"):
+        raise ValueError(f"unknown face selection {select!r}: use largest, best or only")
+    if not len(result.faces):
+        raise NoFaceError(f"{result.source}: no face found")
+    if select == "only" and len(result.faces) > 1:
+        raise NoFaceError(f"{result.source}: {len(result.faces)} faces found where exactly one was expected")
+    return int(np.argmax(result.faces.score)) if select == "best" else 0
 
 
 @dataclass(frozen=True)
@@ -80,46 +93,44 @@ def verify(
 
     When an image holds several faces the ``select`` rule picks one (``largest``, ``best`` score, or ``only``) and
     the result says which (its index and box). ``fmr`` sets the threshold as a target false-match rate (from the
-    model's measured impostor distribution) instead of a similarity. The default threshold was chosen on LFW DevTest pairs (see README).
-    With ``liveness=True`` a face judged a presentation attack never matches. When a calibration is stored for the
-    model (``facelens eval calibrate --save``), the calibrated probability and likelihood ratio are added.
+    model's measured impostor distribution) instead of a similarity. The default threshold was chosen on LFW
+    DevTest pairs (see README). With ``liveness=True`` a face judged a presentation attack never matches. When a
+    calibration is stored for the model (``facelens eval calibrate --save``), the calibrated probability and
+    likelihood ratio are added.
     """
-    pipe = get_pipeline(detector=detector)
-    face_a, index_a, found_a = pipe.one_face(a, select=select)
-    face_b, index_b, found_b = pipe.one_face(b, select=select)
+    policy = ThresholdPolicy.for_verify(threshold, fmr)
+    engine = FaceAnalyzer(detector=detector, tasks=("embed", "liveness") if liveness else ("embed",), workers=1)
+    found_a, found_b = (r.raise_for_error() for r in engine.run([a, b]))  # both images' faces in one embed batch
+    index_a, index_b = select_face(found_a, select), select_face(found_b, select)
+    face_a, face_b = found_a.faces[index_a], found_b.faces[index_b]
     similarity = float(np.dot(face_a.embedding, face_b.embedding))
-    if threshold is not None:
-        limit = float(threshold)
-    elif fmr is not None:
-        limit = profile(pipe.model_id).threshold_for_fmr(fmr)
-    else:
-        limit = verify_threshold(pipe.model_id)
+    model_id = found_a.faces.model_id or engine.model_id
+    limit = policy.threshold(model_id)
     is_match = similarity >= limit
     if liveness:
-        live_a, live_b = _liveness(found_a, face_a), _liveness(found_b, face_b)
-        is_match = is_match and live_a and live_b
+        is_match = is_match and bool(face_a.is_live) and bool(face_b.is_live)
     calibrated: dict[str, Any] = {}
     try:
         from facelens.evaluate.calibration import calibrated_fields
 
-        calibrated = calibrated_fields(similarity, pipe.model_id)
+        calibrated = calibrated_fields(similarity, model_id)
     except FacelensError as exc:  # calibration is optional: a damaged file is reported, not fatal
         log.warning("%s", exc)
         calibrated = {}
 
-    def describe(face: Face, index: int) -> dict[str, Any]:
-        return {"index": index, **face.to_dict(with_embedding=False)}
+    def describe(face: FaceResult) -> dict[str, Any]:
+        return {"index": face.index, **face.to_dict()}
 
     return VerifyResult(
         similarity=similarity,
         distance=similarity_to_distance(similarity),
         threshold=limit,
         is_match=bool(is_match),
-        face_a=describe(face_a, index_a),
-        face_b=describe(face_b, index_b),
+        face_a=describe(face_a),
+        face_b=describe(face_b),
         faces_in_a=len(found_a.faces),
         faces_in_b=len(found_b.faces),
-        model_id=pipe.model_id,
+        model_id=model_id,
         calibrated=calibrated,
     )
 
@@ -129,43 +140,143 @@ def identify(
     gallery: Gallery | str,
     k: int = 3,
     threshold: float | None = None,
-    fpir: float = 0.01,
+    fpir: float = DEFAULT_FPIR,
     detector: str = DEFAULT_DETECTOR,
     liveness: bool = False,
     analyze: bool = False,
     where: dict | None = None,
-) -> list[Match]:
-    """Name every face in ``image`` against ``gallery`` (open set: ``name`` is None for strangers).
+) -> ImageResult:
+    """Name every face in ``image`` against ``gallery`` (open set: ``faces.name`` is None for strangers).
 
-    ``liveness=True`` adds a liveness score per face and never names a spoof; ``analyze=True`` adds expression,
-    age/gender and quality from the same detections; ``where`` limits candidates by person metadata."""
+    ``threshold`` (a fixed similarity) overrides ``fpir`` (the share of strangers given a name, for the gallery's
+    size). ``liveness=True`` adds a liveness score per face and never names a spoof; ``analyze=True`` adds
+    expression, age/gender and quality from the same detections; ``where`` limits candidates by person metadata."""
     owned = isinstance(gallery, str)
     store = open_gallery(gallery, create=False) if owned else gallery
     try:
-        pipe = get_pipeline(detector=detector)
-        store.check_model(pipe.model_id)
-        found = pipe.process(image)
-        matches = store.identify_faces(
-            [f.embedding for f in found.faces], [f.box for f in found.faces], k, threshold, fpir, where=where
-        )
-        if analyze and found.faces:
-            from facelens.analyze.api import attach_analysis
-
-            attach_analysis(found.image, found.faces)
-        if liveness and found.faces:
-            from facelens.liveness.checker import attach_liveness, is_live
-
-            attach_liveness(found.image, found.faces)
-        if analyze or liveness:
-            matches = [
-                Match(m.box, m.name if (not liveness or is_live(f)) else None, m.score, m.threshold, m.candidates,
-                      dict(f.extras))
-                for m, f in zip(matches, found.faces)
-            ]
-        return matches
+        tasks = ("identify",) + (("liveness",) if liveness else ()) + (("analyze",) if analyze else ())
+        engine = FaceAnalyzer(detector=detector, tasks=tasks, gallery=store, k=k, where=where, workers=1,
+                              policy=ThresholdPolicy.for_identify(threshold, fpir))
+        store.check_model(engine.model_id)
+        return engine.run_one(image).raise_for_error()
     finally:
         if owned:
             store.close()
 
 
-__all__ = ["detect", "embed", "verify", "identify", "open_gallery", "VerifyResult", "NoFaceError"]
+def enroll(
+    gallery: Gallery | str,
+    name: str,
+    images: Sequence[ImageInput],
+    metadata: dict[str, Any] | None = None,
+    select: str = "largest",
+    min_quality: float | None = None,
+    detector: str = DEFAULT_DETECTOR,
+    workers: int | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> EnrollResult:
+    """Embed one face per image (the largest by default) and add them to ``name`` in ``gallery``.
+
+    Images with no face, unreadable images and images already enrolled for this person (same decoded pixels)
+    are skipped with a reason — also faces whose quality score is below ``min_quality``, with the quality's
+    reasons. The faces that are added go in one transaction, so a crash leaves either all or none of them."""
+    return enroll_people(gallery, [(name, images)], metadata=metadata, select=select, min_quality=min_quality,
+                         detector=detector, workers=workers, progress=progress)[0]
+
+
+def enroll_people(
+    gallery: Gallery | str,
+    people: Mapping[str, Sequence[ImageInput]] | Iterable[tuple[str, Sequence[ImageInput]]],
+    metadata: dict[str, Any] | None = None,
+    select: str = "largest",
+    min_quality: float | None = None,
+    detector: str = DEFAULT_DETECTOR,
+    workers: int | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> list[EnrollResult]:
+    """:func:`enroll` for many people in one engine run (every core busy however few images each person has);
+    each person's faces are written in their own transaction. One :class:`EnrollResult` per person, in order."""
+    from facelens.gallery.base import _check_metadata, _check_name
+
+    metadata = _check_metadata(metadata) or None  # refused before any image is processed
+    jobs = [(_check_name(name), list(images)) for name, images in (people.items() if isinstance(people, Mapping) else people)]
+    owned = isinstance(gallery, str)
+    store = open_gallery(gallery) if owned else gallery
+    try:
+        engine = FaceAnalyzer(detector=detector, tasks=("embed", "analyze") if min_quality is not None else ("embed",),
+                              heads=("quality",), select=select, content_hash=True, workers=workers)
+        store.check_model(engine.model_id)
+        owners = [j for j, (_, images) in enumerate(jobs) for _ in images]
+        results = [EnrollResult(name=name) for name, _ in jobs]
+        pending: list[tuple[list, list]] = [([], []) for _ in jobs]
+        seen: list[set[str]] = [set() for _ in jobs]
+        remaining = [len(images) for _, images in jobs]
+
+        def write(j: int) -> None:
+            vectors, faces = pending[j]
+            if vectors:
+                results[j].added = store.add_faces(jobs[j][0], np.stack(vectors), faces, metadata)
+            pending[j] = ([], [])
+
+        for j in (j for j, count in enumerate(remaining) if count == 0):
+            write(j)
+        all_images = [image for _, images in jobs for image in images]
+        for owner, found in zip(owners, engine.run(all_images, progress=progress)):
+            reason = _enrol_refusal(found, min_quality, seen[owner], store, jobs[owner][0])
+            if reason is not None:
+                results[owner].skipped.append({"source": found.source, "reason": reason})
+            else:
+                face = found.faces[0]
+                seen[owner].add(found.content_hash or "")
+                pending[owner][0].append(face.embedding)
+                pending[owner][1].append(
+                    {
+                        "source": found.source,
+                        "content_hash": found.content_hash or "",
+                        "box": [round(float(v), 1) for v in face.box],
+                        "score": face.score,
+                    }
+                )
+            remaining[owner] -= 1
+            if remaining[owner] == 0:  # this person's images are all in: write them now
+                write(owner)
+        return results
+    finally:
+        if owned:
+            store.close()
+
+
+def _enrol_refusal(found: ImageResult, min_quality: float | None, seen: set[str], store: Gallery, name: str) -> str | None:
+    """Why this image's face is not enrolled (None: it is)."""
+    if found.error is not None:
+        return found.error
+    if not len(found.faces):
+        return f"{found.source}: no face found"
+    face = found.faces[0]
+    if min_quality is not None:
+        quality = face.quality
+        if quality is None:
+            return f"quality unavailable: {(face.errors or {}).get('quality', 'not measured')}"
+        if quality.score < min_quality:
+            why = ", ".join(quality.reasons) or "low overall quality"
+            return f"quality {quality.score:.2f} < {min_quality}: {why}"
+    digest = found.content_hash or ""
+    if digest in seen or store.has_image(name, digest):
+        return "already enrolled (same image)"
+    return None
+
+
+__all__ = [
+    "EnrollResult",
+    "ImageResult",
+    "NoFaceError",
+    "VerifyResult",
+    "detect",
+    "embed",
+    "enroll",
+    "enroll_people",
+    "identify",
+    "open_gallery",
+    "select_face",
+    "verify",
+]

@@ -92,3 +92,72 @@ def verify_threshold(model_id: str) -> float:
 def similarity_to_distance(similarity: float) -> float:
     """Euclidean distance between unit vectors with this cosine similarity."""
     return math.sqrt(max(0.0, 2.0 - 2.0 * similarity))
+
+
+#: Default open-set false-positive identification rate (share of strangers given some enrolled name).
+DEFAULT_FPIR = 0.01
+
+
+@dataclass(frozen=True)
+class ThresholdPolicy:
+    """How a similarity threshold is chosen — the one place every door (verify, identify, enrol duplicate checks,
+    video, eval) turns a user's wish into a number:
+
+    - ``similarity``: a fixed cosine similarity;
+    - ``fmr``: the similarity at which impostor pairs match at this rate (the model's measured profile);
+    - ``fpir``: the share of strangers given some enrolled name, for a gallery of ``gallery_size`` faces;
+    - none of them: the model's measured verification threshold (LFW DevTest accuracy).
+    """
+
+    similarity: float | None = None
+    fmr: float | None = None
+    fpir: float | None = None
+
+    def __post_init__(self) -> None:
+        if sum(v is not None for v in (self.similarity, self.fmr, self.fpir)) > 1:
+            raise ValueError("give at most one of a fixed similarity, a target FMR or a target FPIR")
+        for name in ("fmr", "fpir"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 < value < 1.0:
+                raise ValueError(f"{name.upper()} must be in (0, 1), got {value}")
+
+    @classmethod
+    def for_verify(cls, threshold: float | None = None, fmr: float | None = None) -> ThresholdPolicy:
+        """1:1 comparison: a fixed similarity wins over a target FMR; neither = the measured verify threshold."""
+        return cls(similarity=threshold) if threshold is not None else cls(fmr=fmr)
+
+    @classmethod
+    def for_identify(cls, threshold: float | None = None, fpir: float | None = DEFAULT_FPIR) -> ThresholdPolicy:
+        """Open set: a fixed similarity wins over a target FPIR (1 % by default) for the gallery's size."""
+        if threshold is not None:
+            return cls(similarity=threshold)
+        return cls(fpir=DEFAULT_FPIR if fpir is None else fpir)
+
+    @property
+    def mode(self) -> str:
+        if self.similarity is not None:
+            return "similarity"
+        if self.fmr is not None:
+            return "fmr"
+        return "fpir" if self.fpir is not None else "verify"
+
+    def threshold(self, model_id: str, gallery_size: int | None = None) -> float:
+        """The similarity threshold for this model (and, for ``fpir``, a gallery of ``gallery_size`` faces)."""
+        if self.similarity is not None:
+            return float(self.similarity)
+        if self.fmr is not None:
+            return profile(model_id).threshold_for_fmr(self.fmr)
+        if self.fpir is not None:
+            return threshold_for_fpir(model_id, self.fpir, max(gallery_size or 1, 1))
+        return verify_threshold(model_id)
+
+
+def open_set_names(candidates: list[list], threshold: float) -> tuple[list[str | None], list[float]]:
+    """Per probe, the best candidate's name when its score clears ``threshold`` (else None) and that score."""
+    names: list[str | None] = []
+    scores: list[float] = []
+    for ranked in candidates:
+        best = ranked[0] if ranked else None
+        names.append(best.name if best is not None and best.score >= threshold else None)
+        scores.append(best.score if best is not None else 0.0)
+    return names, scores

@@ -30,3 +30,15 @@ def draw_matches(image: np.ndarray, matches: Sequence) -> np.ndarray:
         [f"{m.label} {m.score:.2f}" for m in matches],
         [m.name is not None for m in matches],
     )
+
+
+def draw_faces(image: np.ndarray, faces) -> np.ndarray:
+    """Boxes of a :class:`facelens.result.Faces` labelled with the name and identity score when identification
+    ran (green = known), else the detector score."""
+    if faces.name is not None:
+        labels = [f"{label} {score:.2f}" for label, score in zip(faces.label, faces.identity_score)]
+        known = list(faces.known)
+    else:
+        labels = [f"{score:.2f}" for score in faces.score]
+        known = [True] * len(faces)
+    return draw_boxes(image, list(faces.box), labels, known)

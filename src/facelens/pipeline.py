@@ -1,7 +1,8 @@
-"""The one pipeline every entry point shares: decode → detect → align → embed.
+"""The loaded models of one configuration: a detector and an embedder (lazily, once per process).
 
-A :class:`FacePipeline` holds one detector and one embedder (loaded lazily, once). ``get_pipeline`` caches
-one per configuration per process so the CLI, service, video and batch code never load models twice.
+``get_pipeline`` caches one :class:`FacePipeline` per configuration per process, so the engine
+(:mod:`facelens.engine`, which orchestrates every door) and the stages that work frame by frame (video) share
+the same models. ``process`` is the plain one-image decode → detect → embed path.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import numpy as np
 import facelens.models.catalog  # noqa: F401  (registers the core model specs)
 from facelens.detect import DEFAULT_DETECTOR, Detector, get_detector
 from facelens.embed import DEFAULT_EMBEDDER, Embedder, get_embedder
-from facelens.errors import NoFaceError
 from facelens.io.image import ImageInput, decode_image, describe_source
 from facelens.types import DetectedFace, Face
 
@@ -41,9 +41,11 @@ class FacePipeline:
         upsample: int | None = None,
         max_pixels: int | None = None,
         landmarks68: bool = False,
+        embed_threads: int | None = None,
     ) -> None:
         self.detector_name = detector
         self.embedder_name = embedder
+        self.embed_threads = embed_threads
         self.detector_options = {"min_face_size": min_face_size, "landmarks68": landmarks68}
         if upsample is not None:
             self.detector_options["upsample"] = upsample
@@ -55,6 +57,13 @@ class FacePipeline:
 
     @cached_property
     def embedder(self) -> Embedder:
+        if self.embed_threads is not None:
+            # ONNX embedders take a per-session thread count (so pool workers do not oversubscribe the cores);
+            # the dlib embedder has none and runs single-threaded anyway
+            try:
+                return get_embedder(self.embedder_name, threads=self.embed_threads)
+            except TypeError:
+                pass
         return get_embedder(self.embedder_name)
 
     @property
@@ -79,22 +88,6 @@ class FacePipeline:
         if largest_only:
             detections = detections[:1]
         return ImageFaces(source=describe_source(source), image=image, faces=self.embed_detections(image, detections))
-
-    def one_face(self, source: ImageInput, select: str = "largest") -> tuple[Face, int, ImageFaces]:
-        """The face to use when an operation needs one: ``largest`` (default), ``best`` (detector score) or
-        ``only`` (error if the image holds more than one). Returns the face, its index and all faces."""
-        found = self.process(source)
-        if not found.faces:
-            raise NoFaceError(f"{found.source}: no face found")
-        if select == "only" and len(found.faces) > 1:
-            raise NoFaceError(f"{found.source}: {len(found.faces)} faces found where exactly one was expected")
-        if select == "best":
-            index = int(np.argmax([f.detection.score for f in found.faces]))
-        elif select in ("largest", "only"):
-            index = 0
-        else:
-            raise ValueError(f"unknown face selection {select!r}: use largest, best or only")
-        return found.faces[index], index, found
 
 
 _PIPELINES: dict[tuple, FacePipeline] = {}

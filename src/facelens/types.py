@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -51,12 +51,12 @@ class DetectedFace:
 
 @dataclass(frozen=True)
 class Face:
-    """A detected face with its embedding (L2-normalised float32) and the model that made it."""
+    """A detected face with its embedding (L2-normalised float32) and the model that made it — what the video
+    tracker keeps per sample. Per-image results are :class:`facelens.result.ImageResult`."""
 
     detection: DetectedFace
     embedding: np.ndarray
     model_id: str
-    extras: dict[str, Any] = field(default_factory=dict)  # analysis heads add their results here
 
     @property
     def box(self) -> np.ndarray:
@@ -66,5 +66,4 @@ class Face:
         out = self.detection.to_dict()
         if with_embedding:
             out["embedding"] = [round(float(v), 6) for v in self.embedding]
-        out.update(self.extras)
         return out

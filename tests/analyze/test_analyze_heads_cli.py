@@ -73,7 +73,7 @@ def test_analyze_api_two_people(data_dir: Path):
     assert len(result.faces) == 2
     for face in result.faces:
         d = face.to_dict()
-        assert d["gender"] == "male" and 30 < d["age"] < 80
+        assert d["gender"]["label"] == "male" and 30 < d["age"]["years"] < 80
         assert set(d["expression"]["probabilities"]) == {
             "angry",
             "disgust",
@@ -129,18 +129,22 @@ def test_cli_fit_then_apply_on_face_crops(data_dir: Path, tmp_path):
     assert sum(p == t for p, t in zip(predicted, truth)) >= 4  # of 6
 
 
-def test_module_is_callable_and_attaches_to_faces(data_dir: Path, pipeline):
+def test_module_is_callable_and_fills_the_engine_columns(data_dir: Path):
+    """facelens.analyze(...) and the engine's analyze task give the same typed columns (no dicts on the side)."""
     import facelens.analyze as analyze_module
-    from facelens.analyze import Analyzer, attach_analysis
+    from facelens.analyze import Analyzer
+    from facelens.engine import FaceAnalyzer
 
     image_path = data_dir / "identity" / "face_recognition" / "examples" / "obama.jpg"
     result = analyze_module(image_path, heads=("expression", "quality"))
-    assert len(result.faces) == 1 and result.faces[0].age_gender is None
-    found = pipeline.process(image_path)
-    attach_analysis(found.image, found.faces, Analyzer(heads=("expression", "quality")))
-    extras = found.faces[0].extras
-    assert extras["expression"] == result.faces[0].expression.to_dict()
-    assert extras["quality"]["score"] == result.faces[0].quality.to_dict()["score"]
+    assert len(result.faces) == 1 and result.faces.age is None and result.faces[0].age is None
+    found = FaceAnalyzer(tasks=("embed", "analyze"), heads=("expression", "quality"), workers=1).run_one(image_path)
+    assert found.faces[0].to_dict()["expression"] == result.faces[0].to_dict()["expression"]
+    assert found.faces[0].quality.score == result.faces[0].quality.score
+    # the heads' own API on the same detections says the same
+    heads = Analyzer(heads=("expression", "quality")).analyze_detections(found.image, found.faces.detections())
+    assert heads[0].expression.to_dict() == found.faces[0].to_dict()["expression"]
+    assert heads[0].quality.to_dict()["score"] == found.faces[0].to_dict()["quality"]["score"]
 
 
 def test_cli_routes_when_mounted(data_dir: Path):

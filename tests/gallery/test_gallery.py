@@ -16,17 +16,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import facelens
 from helpers import need_data
 from facelens.errors import GalleryError, ModelMismatchError, NotFoundError
 from facelens.gallery import open_gallery
 
 
 @pytest.fixture
-def knn_gallery(gallery_at, pipeline):
+def knn_gallery(gallery_at):
     root = need_data("identity", "face_recognition", "examples", "knn_examples")
     gallery = open_gallery(**gallery_at("knn"))
     for folder in sorted((root / "train").iterdir()):
-        result = gallery.enroll(folder.name, sorted(folder.iterdir()), pipeline=pipeline)
+        result = facelens.enroll(gallery, folder.name, sorted(folder.iterdir()))
         assert result.added and not result.skipped
     return gallery, root
 
@@ -41,7 +42,7 @@ def test_knn_examples_identified(knn_gallery):
         "obama_and_biden.jpg": {"obama", "biden"},
     }
     for name, people in expected.items():
-        found = {m.name for m in gallery.identify(root / "test" / name)} - {None}
+        found = set(facelens.identify(root / "test" / name, gallery).faces.name) - {None}
         assert found == people, name
 
 
@@ -69,22 +70,23 @@ def test_lfw_identification_rank1_and_impostors(lfw_split, gallery_at):
     assert fnir <= 0.15  # measured 0.027
 
 
-def test_people_rename_remove_and_stats(gallery_at, pipeline):
+def test_people_rename_remove_and_stats(gallery_at):
     root = need_data("identity", "face_recognition", "examples")
     gallery = open_gallery(**gallery_at("g"))
-    first = gallery.enroll("obama", [root / "obama.jpg", root / "obama2.jpg"], metadata={"site": "dc"}, pipeline=pipeline)
+    first = facelens.enroll(gallery, "obama", [root / "obama.jpg", root / "obama2.jpg"], metadata={"site": "dc"})
     assert len(first.added) == 2
-    again = gallery.enroll("obama", [root / "obama.jpg"], pipeline=pipeline)
+    again = facelens.enroll(gallery, "obama", [root / "obama.jpg"])
     assert again.added == [] and "already enrolled" in again.skipped[0]["reason"]
-    nothing = gallery.enroll("nobody", [np.full((100, 100, 3), 50, np.uint8)], pipeline=pipeline)
+    nothing = facelens.enroll(gallery, "nobody", [np.full((100, 100, 3), 50, np.uint8)])
     assert nothing.added == [] and "no face" in nothing.skipped[0]["reason"]
     assert [p.name for p in gallery.people()] == ["obama"]
     assert gallery.people()[0].metadata == {"site": "dc"}
     gallery.rename("obama", "barack")
-    assert gallery.identify(root / "obama3.jpg" if (root / "obama3.jpg").exists() else root / "obama-480p.jpg")[0].name == "barack"
+    probe = root / "obama3.jpg" if (root / "obama3.jpg").exists() else root / "obama-480p.jpg"
+    assert facelens.identify(probe, gallery).faces[0].name == "barack"
     with pytest.raises(NotFoundError):
         gallery.rename("nobody", "x")
-    gallery.enroll("biden", [root / "biden.jpg"], pipeline=pipeline)
+    facelens.enroll(gallery, "biden", [root / "biden.jpg"])
     with pytest.raises(GalleryError):
         gallery.rename("biden", "barack")
     stats = gallery.stats()
@@ -115,7 +117,7 @@ def test_other_model_refused(gallery_at):
         open_gallery(**gallery_at("other"), model_id="dlib_resnet_v1")
     reopened = open_gallery(**gallery_at("other"))
     with pytest.raises(ModelMismatchError):
-        reopened.enroll("x", [np.zeros((10, 10, 3), np.uint8)])
+        facelens.enroll(reopened, "x", [np.zeros((10, 10, 3), np.uint8)])
     with pytest.raises(ModelMismatchError):
         reopened.add_embeddings(["x"], np.ones((1, 128), np.float32), model_id="dlib_resnet_v1")
     with pytest.raises(ModelMismatchError):
@@ -266,7 +268,7 @@ def test_search_api_for_external_embeddings(gallery_at):
         gallery.add_embeddings(["x"], np.full((1, 128), np.nan, np.float32))
 
 
-def test_enroll_refuses_poor_quality_faces(gallery_at, pipeline):
+def test_enroll_refuses_poor_quality_faces(gallery_at):
     import cv2
 
     from facelens.io.image import decode_image
@@ -275,7 +277,7 @@ def test_enroll_refuses_poor_quality_faces(gallery_at, pipeline):
     sharp = decode_image(root / "obama.jpg")
     blurred = cv2.GaussianBlur(sharp, (0, 0), 6)
     gallery = open_gallery(**gallery_at("q"))
-    result = gallery.enroll("obama", [blurred, sharp], pipeline=pipeline, min_quality=0.5)
+    result = facelens.enroll(gallery, "obama", [blurred, sharp], min_quality=0.5)
     assert len(result.added) == 1
     assert len(result.skipped) == 1 and result.skipped[0]["reason"].startswith("quality")
 

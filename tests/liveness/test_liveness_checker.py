@@ -113,18 +113,17 @@ def test_thread_safe_and_deterministic(minivision):
     assert np.allclose(scores[:3] * 4, scores)
 
 
-def test_attach_liveness_to_pipeline_faces(pipeline, spoof_dir):
+def test_liveness_task_fills_engine_columns(spoof_dir):
     """What verify/identify/video do with the option on: every face carries {score, is_live}; spoofs are not live."""
-    from facelens.liveness import attach_liveness, is_live
+    from facelens.engine import FaceAnalyzer
 
+    engine = FaceAnalyzer(tasks=("embed", "liveness"), workers=1)
     for rel, expected in (("live/image_T1.jpg", True), ("spoof/image_F2.jpg", False)):
-        found = pipeline.process(spoof_dir / "minivision_silent_face" / rel)
-        results = attach_liveness(found.image, found.faces)
-        assert len(results) == len(found.faces) == 1
+        found = engine.run_one(spoof_dir / "minivision_silent_face" / rel)
+        assert len(found.faces) == 1 and found.faces.is_live.shape == (1,)
         face = found.faces[0]
-        assert set(face.extras["liveness"]) == {"score", "is_live"}
-        assert is_live(face) is expected
-        assert "liveness" in face.to_dict(with_embedding=False)
-    unchecked = pipeline.process(spoof_dir / "minivision_silent_face" / "live" / "image_T1.jpg").faces[0]
-    assert not is_live(unchecked)
-
+        assert set(face.to_dict()["liveness"]) == {"score", "is_live"}
+        assert face.is_live is expected
+        assert len(found.faces[found.faces.is_live]) == int(expected)
+    unchecked = FaceAnalyzer(workers=1).run_one(spoof_dir / "minivision_silent_face" / "live" / "image_T1.jpg")
+    assert unchecked.faces.is_live is None and "liveness" not in unchecked.faces[0].to_dict()

@@ -3,9 +3,10 @@
 import sys
 import types
 
-from facelens.analyze.api import HEADS, Analyzer, FaceAnalysis, ImageAnalysis, analyze, annotate, attach_analysis
+from facelens.analyze.api import HEADS, Analyzer, FaceAnalysis, ImageAnalysis, analyze, annotate
 from facelens.analyze.heads import CustomHead, HeadResult
 from facelens.analyze.quality import Quality, assess_quality
+from facelens.result import ImageResult
 from facelens.analyze.temporal import Episode, Summary, episodes, smooth, summarize
 
 __all__ = [
@@ -21,7 +22,6 @@ __all__ = [
     "analyze",
     "annotate",
     "assess_quality",
-    "attach_analysis",
     "episodes",
     "smooth",
     "summarize",
@@ -32,7 +32,7 @@ class _CallableModule(types.ModuleType):
     """Makes ``facelens.analyze(source, ...)`` work while ``facelens.analyze`` stays this subpackage: a function
     of that name in ``facelens/__init__.py`` would be replaced by the subpackage as soon as it is imported."""
 
-    def __call__(self, *args, **kwargs) -> ImageAnalysis:
+    def __call__(self, *args, **kwargs) -> ImageResult:
         return analyze(*args, **kwargs)
 
 

@@ -105,6 +105,12 @@ class AgeGenderModel:
         gender, age = self.probabilities([p[0] for p in pairs], [p[1] for p in pairs])
         return [_result(g, a) for g, a in zip(gender, age)]
 
+    def predict_shapes_many(self, faces: list[tuple[np.ndarray, Any]]) -> list[AgeGender]:
+        """(image, 5-point shape) pairs from several images, both networks run once on the whole batch."""
+        pairs = [chips(image, shape) for image, shape in faces]
+        gender, age = self.probabilities([p[0] for p in pairs], [p[1] for p in pairs])
+        return [_result(g, a) for g, a in zip(gender, age)]
+
     def predict(self, image: np.ndarray, detections: list[DetectedFace]) -> list[AgeGender]:
         return self.predict_shapes(image, [detection_shape(image, d) for d in detections])
 

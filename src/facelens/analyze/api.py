@@ -1,8 +1,9 @@
-"""One call per image: expression, age/gender, quality and an optional custom head for every face.
+"""Expression, age/gender, quality and an optional custom head for every face.
 
-Detections come from the shared pipeline (``get_pipeline()``), so recognition and analysis share one
-detector pass; :meth:`Analyzer.analyze_detections` takes detections another stage already has (identify,
-video) and returns results to merge into ``Face.extras``.
+:meth:`Analyzer.fill` is the engine's ``analyze`` task: it runs each head once on all faces of a chunk of images
+and fills the heads' typed columns of :class:`facelens.result.Faces` (a head that fails — e.g. its model is
+missing — records its error per face; the others still answer). :func:`analyze` is the one-image door onto the
+engine; :meth:`Analyzer.analyze_detections` serves callers that hold detections (the analyze CLI, video).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from facelens.analyze.age_gender import AgeGender, get_age_gender_model
 from facelens.analyze.expression import Expression, face_crop, get_expression_model, whole_crop
 from facelens.analyze.heads import CustomHead, HeadResult, feature_matrix
 from facelens.analyze.quality import Quality, assess_quality
-from facelens.errors import ModelIntegrityError, ModelUnavailableError
+from facelens.errors import FacelensError, ModelIntegrityError, ModelUnavailableError
+from facelens.result import ImageResult
 from facelens.types import DetectedFace
 
 log = logging.getLogger(__name__)
@@ -39,9 +41,8 @@ class FaceAnalysis:
     head: HeadResult | None = None
     errors: dict[str, str] = field(default_factory=dict)  # head -> why it has no answer (e.g. its model is missing)
 
-    def extras(self) -> dict[str, Any]:
-        """The analysis fields alone (what identify/video put into ``Face.extras``); a failed head is
-        ``{"error": ...}`` under its name."""
+    def fields(self) -> dict[str, Any]:
+        """The analysis fields alone; a failed head is ``{"error": ...}`` under its name."""
         out: dict[str, Any] = {head: {"error": why} for head, why in self.errors.items()}
         if self.expression is not None:
             out["expression"] = self.expression.to_dict()
@@ -54,7 +55,7 @@ class FaceAnalysis:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.detection.to_dict(), **self.extras()}
+        return {**self.detection.to_dict(), **self.fields()}
 
 
 @dataclass
@@ -172,6 +173,74 @@ class Analyzer:
             for i, d in enumerate(detections)
         ]
 
+    def fill(self, images: Sequence[np.ndarray], faces: Sequence[Any], face_crops: bool = False) -> None:
+        """Run the heads on every face of several images (each head once for all of them) and fill the heads'
+        columns of each image's :class:`facelens.result.Faces`. A failing head records ``{head: message}`` in
+        each face's ``errors`` and leaves its column ``None``; the other heads still answer."""
+        from facelens.result import _column
+
+        detections = [f.detections() for f in faces]
+        flat = [(image, d) for image, dets in zip(images, detections) for d in dets]
+        counts = [len(dets) for dets in detections]
+        offsets = np.cumsum([0, *counts])
+
+        def split(values: Any) -> list[Any]:
+            return [values[offsets[j] : offsets[j + 1]] for j in range(len(faces))]
+
+        def failed(head: str, exc: Exception) -> None:
+            message = str(exc) if isinstance(exc, FacelensError) else f"{exc.__class__.__name__}: {exc}"
+            log.warning("analysis head %s failed: %s", head, message)
+            for found in faces:
+                for i in range(len(found)):
+                    found.add_error(i, head, message)
+
+        probs = labels = None
+        if self._needs("expression"):
+            try:
+                model = get_expression_model(self.expression_runtime)
+                crops = [whole_crop(image) if face_crops else face_crop(image, d) for image, d in flat]
+                probs, labels = model.probabilities(crops), tuple(model.labels)
+                if "expression" in self.heads:
+                    for found, part in zip(faces, split(probs)):
+                        found.expression, found.expression_labels = np.asarray(part, np.float32), labels
+            except Exception as exc:  # noqa: BLE001  (a failing head reports itself; the others still answer)
+                failed("expression", exc)
+        if "age_gender" in self.heads:
+            try:
+                from facelens.analyze.age_gender import detection_shape
+
+                model = get_age_gender_model()
+                results = model.predict_shapes_many([(image, detection_shape(image, d)) for image, d in flat])
+                for found, part in zip(faces, split(results)):
+                    found.age = np.array([r.age for r in part], np.float32)
+                    found.age_confidence = np.array([r.age_confidence for r in part], np.float32)
+                    found.gender = _column([r.gender for r in part])
+                    found.gender_confidence = np.array([r.gender_confidence for r in part], np.float32)
+            except Exception as exc:  # noqa: BLE001  (a failing head reports itself; the others still answer)
+                failed("age_gender", exc)
+        if "quality" in self.heads:
+            try:
+                qualities = [assess_quality(image, d) for image, d in flat]
+                for found, part in zip(faces, split(qualities)):
+                    found.quality = _column(part)
+            except Exception as exc:  # noqa: BLE001  (a failing head reports itself; the others still answer)
+                failed("quality", exc)
+        if self.custom_head is not None:
+            try:
+                embeddings = None
+                if "embedding" in self.custom_head.features:
+                    missing = [f for f in faces if f.embedding is None]
+                    if missing:
+                        raise FacelensError("the custom head needs embeddings: run the embed task")
+                    embeddings = np.concatenate([f.embedding for f in faces])
+                X = feature_matrix(self.custom_head.features, embeddings, probs)
+                base = [labels[int(k)] for k in probs.argmax(1)] if probs is not None and labels else None
+                results = self.custom_head.predict(X, base)
+                for found, part in zip(faces, split(results)):
+                    found.head = _column(list(part))
+            except Exception as exc:  # noqa: BLE001  (a failing head reports itself; the others still answer)
+                failed("head", exc)
+
     def analyze_image(self, source: Any, face_crops: bool = False) -> ImageAnalysis:
         """Decode, detect (or take the whole input as the face with ``face_crops``) and analyse."""
         from facelens.io.image import describe_source
@@ -188,13 +257,20 @@ def analyze(
     face_crops: bool = False,
     custom_head: CustomHead | str | Path | None = None,
     pipeline: Any = None,
-) -> ImageAnalysis:
-    """Expression, age/gender and quality of every face in an image (path, bytes or RGB array).
+    detector: str | None = None,
+) -> ImageResult:
+    """Expression, age/gender and quality of every face in an image (path, bytes or RGB array), through the engine.
 
     >>> result = analyze("photo.jpg")
-    >>> result.faces[0].expression.label, result.faces[0].age_gender.age
+    >>> result.faces.expression_label, result.faces.age, result.faces.gender
     """
-    return Analyzer(heads, custom_head=custom_head, pipeline=pipeline).analyze_image(source, face_crops=face_crops)
+    from facelens.detect import DEFAULT_DETECTOR
+    from facelens.engine import FaceAnalyzer
+
+    detector = detector or getattr(pipeline, "detector_name", None) or DEFAULT_DETECTOR
+    engine = FaceAnalyzer(detector=detector, tasks=("analyze",), heads=tuple(heads), custom_head=custom_head,
+                          face_crops=face_crops, workers=1)
+    return engine.run_one(source).raise_for_error()
 
 
 def annotate(image: np.ndarray, faces: list[FaceAnalysis]) -> np.ndarray:
@@ -269,15 +345,3 @@ def face_features(
     X = feature_matrix(features, np.array(rows_embed) if rows_embed else None, probs)
     base = [model.labels[k] for k in probs.argmax(1)] if len(probs) else []
     return X, base, kept
-
-
-def attach_analysis(image: np.ndarray, faces: list[Any], analyzer: Analyzer | None = None) -> list[Any]:
-    """Add the analysis fields to each ``Face.extras`` (identify results, video frames), reusing the faces'
-    detections and embeddings: no second detector pass. Returns the same faces."""
-    if not faces:
-        return faces
-    analyzer = analyzer or Analyzer()
-    embeddings = np.stack([f.embedding for f in faces])
-    for face, result in zip(faces, analyzer.analyze_detections(image, [f.detection for f in faces], embeddings)):
-        face.extras.update(result.extras())
-    return faces

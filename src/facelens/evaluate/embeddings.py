@@ -1,4 +1,4 @@
-"""Embeddings for evaluation: one per image (its largest face), computed once with the shared pipeline.
+"""Embeddings for evaluation: one per image (its largest face), computed once by the engine on every core.
 
 Images that cannot be decoded or hold no detectable face are *failures to enrol* (FTE). They are kept, with
 their reason, so every report can say how many there were and how their pairs were scored.
@@ -70,24 +70,30 @@ class EmbeddingSet:
         return out
 
 
-def _pipeline(pipeline=None):
-    if pipeline is not None:
-        return pipeline
-    from facelens.pipeline import get_pipeline
+def _engine(pipeline=None, workers: int | None = None):
+    """The engine for evaluation: the largest face of each image; detector/embedder from ``pipeline`` if given."""
+    from facelens.engine import FaceAnalyzer
 
-    return get_pipeline()
+    options = {}
+    if pipeline is not None:
+        options = {"detector": pipeline.detector_name, "embedder": pipeline.embedder_name}
+        options.update({k: v for k, v in pipeline.detector_options.items() if k in ("min_face_size", "upsample", "landmarks68")})
+        if pipeline.max_pixels is not None:
+            options["max_pixels"] = pipeline.max_pixels
+    return FaceAnalyzer(tasks=("embed",), select="largest", workers=workers, **options)
+
+
+def _outcome(result) -> tuple[np.ndarray | None, str | None]:
+    if result.error is not None:
+        return None, result.error
+    if not len(result.faces):
+        return None, "no face detected"
+    return result.faces.embedding[0].astype(np.float32), None
 
 
 def embed_one(source, pipeline=None) -> tuple[np.ndarray | None, str | None]:
     """Embedding of the largest face in ``source`` (path or RGB array), or (None, reason) on failure to enrol."""
-    pipe = _pipeline(pipeline)
-    try:
-        found = pipe.process(source, largest_only=True)
-    except FacelensError as exc:
-        return None, str(exc)
-    if not found.faces:
-        return None, "no face detected"
-    return found.faces[0].embedding.astype(np.float32), None
+    return _outcome(_engine(pipeline, workers=1).run_one(source))
 
 
 def embed_images(
@@ -95,20 +101,20 @@ def embed_images(
     pipeline=None,
     into: EmbeddingSet | None = None,
     progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
 ) -> EmbeddingSet:
-    """Embed every path not already in ``into`` (each image once)."""
-    pipe = _pipeline(pipeline)
-    out = into if into is not None else EmbeddingSet(pipe.model_id)
-    if out.model_id != pipe.model_id:
-        raise FacelensError(f"cached embeddings are from {out.model_id!r}, the pipeline uses {pipe.model_id!r}")
+    """Embed every path not already in ``into`` (each image once), through the engine on every core."""
+    engine = _engine(pipeline, workers)
+    model_id = engine.model_id
+    out = into if into is not None else EmbeddingSet(model_id)
+    if out.model_id != model_id:
+        raise FacelensError(f"cached embeddings are from {out.model_id!r}, the pipeline uses {model_id!r}")
     todo = [p for p in dict.fromkeys(paths) if p not in out]
-    for i, path in enumerate(todo):
-        vector, reason = embed_one(path, pipe)
+    for path, result in zip(todo, engine.run(todo, progress=(lambda done, total: progress(done, len(todo))) if progress else None)):
+        vector, reason = _outcome(result)
         if vector is None:
             out.failures[path] = reason or "failed"
             log.info("failure to enrol: %s (%s)", path, reason)
         else:
             out.vectors[path] = vector
-        if progress:
-            progress(i + 1, len(todo))
     return out

@@ -58,10 +58,9 @@ def identity_preservation(pairs: list[tuple[str, str]], threshold: float | None 
         from facelens.pipeline import get_pipeline
 
         pipeline = get_pipeline()
-    if threshold is None:
-        from facelens.decide import verify_threshold
+    from facelens.decide import ThresholdPolicy
 
-        threshold = verify_threshold(pipeline.model_id)
+    threshold = ThresholdPolicy.for_verify(threshold).threshold(pipeline.model_id)
     emb = embed_images([p for pair in pairs for p in pair], pipeline=pipeline)
     rows, sims = [], []
     fte_a = fte_b = 0

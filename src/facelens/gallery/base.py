@@ -1,5 +1,7 @@
-"""The gallery interface. Backends (folder = SQLite + vectors, PostgreSQL + pgvector) implement a few storage
-primitives; enrolment, identification and open-set decisions live here once, so every backend gives the same answers.
+"""The gallery interface: it stores and searches vectors and never runs a model. Backends (folder = SQLite +
+vectors, PostgreSQL + pgvector) implement a few storage primitives; writes of embedded faces, identity-level search
+and open-set decisions live here once, so every backend gives the same answers. Enrolment from images and
+identification of images are :func:`facelens.enroll` / :func:`facelens.identify` (the engine embeds, this stores).
 """
 
 from __future__ import annotations
@@ -15,13 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from facelens.errors import FacelensError, GalleryError, ModelMismatchError
-from facelens.io.image import ImageInput, describe_source
+from facelens.decide import DEFAULT_FPIR, ThresholdPolicy, open_set_names
+from facelens.errors import GalleryError, ModelMismatchError
+from facelens.io.image import ImageInput
 
 #: People written per transaction by bulk imports (each person whole inside one transaction).
 BULK_PEOPLE = 2000
-#: Default open-set false-positive identification rate (share of strangers given some enrolled name).
-DEFAULT_FPIR = 0.01
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,6 @@ class Match:
     score: float
     threshold: float
     candidates: list[Candidate]
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -90,7 +90,6 @@ class Match:
             "threshold": round(self.threshold, 4),
             "candidates": [c.to_dict() for c in self.candidates],
         }
-        out.update(self.extras)
         return out
 
 
@@ -258,66 +257,45 @@ class Gallery(ABC):
     def dim(self) -> int:
         return 128
 
-    def enroll(
+    def add_faces(
         self,
         name: str,
-        images: Sequence[ImageInput],
+        vectors: np.ndarray,
+        faces: Sequence[dict[str, Any]],
         metadata: dict[str, Any] | None = None,
-        pipeline: Any = None,
-        select: str = "largest",
-        on_progress: Any = None,
-        min_quality: float | None = None,
-    ) -> EnrollResult:
-        """Embed one face per image (the largest by default) and add them to ``name``.
+        model_id: str | None = None,
+    ) -> list[int]:
+        """Add one person's faces, already embedded, in one transaction (all or none); creates the person if new.
 
-        Images with no face, unreadable images and images already enrolled for this person are skipped with a
-        reason (also faces whose quality score is below ``min_quality``, with the quality's reasons); the faces that
-        are added go in one transaction, so a crash leaves either all or none of them.
+        ``faces`` holds per-face fields: ``source``, ``content_hash``, ``box``, ``score``. Returns the new face ids.
         """
-        from facelens.pipeline import get_pipeline
-
         name = _check_name(name)
         metadata = _check_metadata(metadata) or None
-        pipe = pipeline or get_pipeline()
-        self.check_model(pipe.model_id)
-        result = EnrollResult(name=name)
-        vectors, faces = [], []
-        seen: set[str] = set()
-        for source in images:
-            label = describe_source(source)
-            try:
-                face, _, found = pipe.one_face(source, select=select)
-            except (FacelensError, ValueError) as exc:
-                result.skipped.append({"source": label, "reason": str(exc)})
-                continue
-            finally:
-                if on_progress:
-                    on_progress()
-            if min_quality is not None:
-                from facelens.analyze.quality import assess_quality
+        if model_id is not None:
+            self.check_model(model_id)
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(faces), -1) if len(faces) else np.zeros((0, self.dim))
+        if not len(faces):
+            return []
+        if vectors.shape[1] != self.dim:
+            raise ModelMismatchError(f"gallery vectors are {self.dim}-D; got {vectors.shape[1]}-D")
+        if not np.isfinite(vectors).all():
+            raise GalleryError("embeddings contain NaN or infinity")
+        return self._insert_people([NewFaces(name, vectors, list(faces), metadata)])[0]
 
-                quality = assess_quality(found.image, face.detection)
-                if quality.score < min_quality:
-                    why = ", ".join(quality.reasons) or "low overall quality"
-                    result.skipped.append({"source": label, "reason": f"quality {quality.score:.2f} < {min_quality}: {why}"})
-                    continue
-            digest = content_hash(found.image)
-            if digest in seen or self._hash_exists(name, digest):
-                result.skipped.append({"source": label, "reason": "already enrolled (same image)"})
-                continue
-            seen.add(digest)
-            vectors.append(face.embedding)
-            faces.append(
-                {
-                    "source": label,
-                    "content_hash": digest,
-                    "box": [round(float(v), 1) for v in face.box],
-                    "score": float(face.detection.score),
-                }
-            )
-        if vectors:
-            result.added = self._insert_people([NewFaces(name, np.stack(vectors), faces, metadata)])[0]
-        return result
+    def has_image(self, name: str, digest: str) -> bool:
+        """Whether ``name`` already has a face from an image with this content hash (see :func:`content_hash`)."""
+        return self._hash_exists(_check_name(name), digest)
+
+    def enroll(self, name: str, images: Sequence[ImageInput], metadata: dict[str, Any] | None = None,
+               pipeline: Any = None, select: str = "largest", on_progress: Any = None,
+               min_quality: float | None = None) -> EnrollResult:
+        """Deprecated shim for callers not yet moved to :func:`facelens.enroll` (the gallery runs no model)."""
+        from facelens.api import enroll
+
+        detector = getattr(pipeline, "detector_name", None)
+        return enroll(self, name, images, metadata=metadata, select=select, min_quality=min_quality,
+                      progress=(lambda done, total: on_progress()) if on_progress else None,
+                      **({"detector": detector} if detector else {}))
 
     def search(self, vectors: np.ndarray, k: int = 5, where: dict[str, Any] | None = None) -> list[list[Candidate]]:
         """Top-k identities per query vector, scored at identity level (see ``identity_score``), among people
@@ -367,28 +345,7 @@ class Gallery(ABC):
 
     def open_set_threshold(self, fpir: float = DEFAULT_FPIR) -> float:
         """Similarity a probe must reach so that strangers are named at rate ``fpir`` for this gallery's size."""
-        from facelens.decide import threshold_for_fpir
-
-        return threshold_for_fpir(self.model_id, fpir, max(self.face_count(), 1))
-
-    def identify(
-        self,
-        source: ImageInput,
-        k: int = 3,
-        threshold: float | None = None,
-        fpir: float = DEFAULT_FPIR,
-        pipeline: Any = None,
-        where: dict[str, Any] | None = None,
-    ) -> list[Match]:
-        """Name every face in the image (largest first). ``threshold`` (cosine similarity) overrides ``fpir``."""
-        from facelens.pipeline import get_pipeline
-
-        pipe = pipeline or get_pipeline()
-        self.check_model(pipe.model_id)
-        found = pipe.process(source)
-        return self.identify_faces(
-            [f.embedding for f in found.faces], [f.box for f in found.faces], k, threshold, fpir, where=where
-        )
+        return ThresholdPolicy(fpir=fpir).threshold(self.model_id, self.face_count())
 
     def identify_faces(
         self,
@@ -399,23 +356,16 @@ class Gallery(ABC):
         fpir: float = DEFAULT_FPIR,
         where: dict[str, Any] | None = None,
     ) -> list[Match]:
+        """Open-set decisions for faces already embedded: one batched search, one threshold (see decide.py)."""
         if not len(embeddings):
             return []
-        limit = self.open_set_threshold(fpir) if threshold is None else float(threshold)
-        results = []
-        for box, candidates in zip(boxes, self.search(np.stack(embeddings), k, where=where)):
-            best = candidates[0] if candidates else None
-            accepted = best is not None and best.score >= limit
-            results.append(
-                Match(
-                    box=[float(v) for v in box],
-                    name=best.name if accepted else None,
-                    score=best.score if best else 0.0,
-                    threshold=limit,
-                    candidates=candidates,
-                )
-            )
-        return results
+        limit = ThresholdPolicy.for_identify(threshold, fpir).threshold(self.model_id, self.face_count())
+        ranked = self.search(np.stack(embeddings), k, where=where)
+        names, scores = open_set_names(ranked, limit)
+        return [
+            Match(box=[float(v) for v in box], name=name, score=score, threshold=limit, candidates=candidates)
+            for box, name, score, candidates in zip(boxes, names, scores, ranked)
+        ]
 
     def add_person(self, name: str, metadata: dict[str, Any] | None = None) -> Person:
         """Create a person with no faces yet (enrolment also creates people implicitly)."""

@@ -8,9 +8,8 @@ from facelens.liveness.checker import (
     DEFAULT_MODEL,
     LivenessChecker,
     LivenessResult,
-    attach_liveness,
+    fill_liveness,
     get_checker,
-    is_live,
 )
 
-__all__ = ["DEFAULT_MODEL", "LivenessChecker", "LivenessResult", "attach_liveness", "get_checker", "is_live"]
+__all__ = ["DEFAULT_MODEL", "LivenessChecker", "LivenessResult", "fill_liveness", "get_checker"]

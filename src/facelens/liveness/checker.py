@@ -23,10 +23,11 @@ from typing import Any
 import cv2
 import numpy as np
 
+from facelens.errors import FacelensError
 from facelens.liveness.frequency import feature_matrix
 from facelens.liveness.fusion import Fusion
 from facelens.liveness.models import MODELS, get_model
-from facelens.types import DetectedFace, Face
+from facelens.types import DetectedFace
 
 DEFAULT_MODEL = "minifasnet"
 
@@ -147,21 +148,22 @@ class LivenessChecker:
         return [r for r in results if r is not None]
 
 
-def attach_liveness(
-    image: np.ndarray, faces: list[Face], checker: LivenessChecker | None = None
-) -> list[LivenessResult]:
-    """Score every face of one image in one batch and record ``{score, is_live}`` in ``face.extras["liveness"]``
-    (what verify/identify/video put in their output with the liveness option on). Returns the results in order."""
-    checker = checker or get_checker()
-    results = checker.check_many(image, [f.detection for f in faces])
-    for face, result in zip(faces, results):
-        face.extras["liveness"] = result.to_dict()
+def fill_liveness(image: np.ndarray, faces: Any, checker: LivenessChecker | None = None) -> list[LivenessResult]:
+    """The engine's ``liveness`` task: score every face of one image in one batch and fill the ``liveness_score``
+    and ``is_live`` columns of its :class:`facelens.result.Faces`. A checker that fails (e.g. its model is
+    missing) records the error per face and leaves the columns ``None``. Returns the results in order."""
+    if not len(faces):
+        return []
+    try:
+        results = (checker or get_checker()).check_many(image, faces.detections())
+    except Exception as exc:  # noqa: BLE001  (a failing checker reports itself; the other tasks still answer)
+        message = str(exc) if isinstance(exc, FacelensError) else f"{exc.__class__.__name__}: {exc}"
+        for i in range(len(faces)):
+            faces.add_error(i, "liveness", message)
+        return []
+    faces.liveness_score = np.array([r.score for r in results], np.float32)
+    faces.is_live = np.array([r.is_live for r in results], bool)
     return results
-
-
-def is_live(face: Face) -> bool:
-    """True only for a face that was checked and passed: with the liveness option on, anything else never matches."""
-    return bool(face.extras.get("liveness", {}).get("is_live", False))
 
 
 _CHECKERS: dict[tuple, LivenessChecker] = {}
