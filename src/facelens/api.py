@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -169,33 +169,41 @@ def enroll(
     name: str,
     images: Sequence[ImageInput],
     metadata: dict[str, Any] | None = None,
-    select: str = "largest",
+    select: str = "single",
     min_quality: float | None = None,
     detector: str = DEFAULT_DETECTOR,
     workers: int | None = None,
     progress: Callable[[int, int | None], None] | None = None,
+    sources: Sequence[str] | None = None,
 ) -> EnrollResult:
-    """Embed one face per image (the largest by default) and add them to ``name`` in ``gallery``.
+    """Embed one face per image and add them to ``name`` in ``gallery``.
 
-    Images with no face, unreadable images and images already enrolled for this person (same decoded pixels)
-    are skipped with a reason — also faces whose quality score is below ``min_quality``, with the quality's
-    reasons. The faces that are added go in one transaction, so a crash leaves either all or none of them."""
+    ``select`` says which face of a photo (see :data:`ENROL_SELECTIONS`): by default a photo of several people of
+    similar size is refused rather than enrolling the largest face, which may be someone else's. Images with no
+    face, unreadable images and images already enrolled for this person (same decoded pixels) are skipped with a
+    reason — also faces whose quality score is below ``min_quality``, with the quality's reasons. The faces that
+    are added go in one transaction, so a crash leaves either all or none of them. ``sources`` name the images
+    (one each) in the faces' records and the skip reasons."""
     return enroll_people(gallery, [(name, images)], metadata=metadata, select=select, min_quality=min_quality,
-                         detector=detector, workers=workers, progress=progress)[0]
+                         detector=detector, workers=workers, progress=progress,
+                         sources=[list(sources)] if sources is not None else None)[0]
 
 
 def enroll_people(
     gallery: Gallery | str,
     people: Mapping[str, Sequence[ImageInput]] | Iterable[tuple[str, Sequence[ImageInput]]],
     metadata: dict[str, Any] | None = None,
-    select: str = "largest",
+    select: str = "single",
     min_quality: float | None = None,
     detector: str = DEFAULT_DETECTOR,
     workers: int | None = None,
     progress: Callable[[int, int | None], None] | None = None,
+    sources: Sequence[Sequence[str]] | None = None,
 ) -> list[EnrollResult]:
     """:func:`enroll` for many people in one engine run (every core busy however few images each person has);
-    each person's faces are written in their own transaction. One :class:`EnrollResult` per person, in order."""
+    each person's faces are written in their own transaction. One :class:`EnrollResult` per person, in order.
+    ``sources`` (per person, one name per image) are what the faces' ``source`` records and skip reasons say, for
+    images given as bytes or arrays (an upload's file name, say)."""
     from facelens.gallery.base import _check_metadata, _check_name
 
     metadata = _check_metadata(metadata) or None  # refused before any image is processed
@@ -203,8 +211,11 @@ def enroll_people(
     owned = isinstance(gallery, str)
     store = open_gallery(gallery) if owned else gallery
     try:
+        if select not in ENROL_SELECTIONS:
+            raise ValueError(f"unknown face selection {select!r}: use {', '.join(ENROL_SELECTIONS)}")
         engine = FaceAnalyzer(detector=detector, tasks=("embed", "analyze") if min_quality is not None else ("embed",),
-                              heads=("quality",), select=select, content_hash=True, workers=workers)
+                              heads=("quality",), select=None if select == "single" else select, content_hash=True,
+                              workers=workers)
         store.check_model(engine.model_id)
         owners = [j for j, (_, images) in enumerate(jobs) for _ in images]
         results = [EnrollResult(name=name) for name, _ in jobs]
@@ -221,7 +232,13 @@ def enroll_people(
         for j in (j for j, count in enumerate(remaining) if count == 0):
             write(j)
         all_images = [image for _, images in jobs for image in images]
-        for owner, found in zip(owners, engine.run(all_images, progress=progress)):
+        labels = [str(label) for person in sources for label in person] if sources is not None else None
+        if labels is not None and len(labels) != len(all_images):
+            raise ValueError(f"{len(labels)} sources for {len(all_images)} images")
+        for index, (owner, found) in enumerate(zip(owners, engine.run(all_images, progress=progress))):
+            if labels is not None:
+                found = replace(found, source=labels[index],
+                                error=found.error.replace(found.source, labels[index]) if found.error else None)
             reason = _enrol_refusal(found, min_quality, seen[owner], store, jobs[owner][0])
             if reason is not None:
                 results[owner].skipped.append({"source": found.source, "reason": reason})
@@ -246,12 +263,25 @@ def enroll_people(
             store.close()
 
 
+#: Which face of a photo to enrol: ``single`` (the default) takes the only face, or the largest when every other
+#: face is far smaller (a face in the background), and refuses a photo of several people of similar size;
+#: ``largest`` / ``best`` (detector score) / ``only`` as in verify.
+ENROL_SELECTIONS = ("single", "largest", "best", "only")
+#: Under ``single``, another face smaller than the largest by this area ratio is taken for a bystander.
+BYSTANDER_AREA_RATIO = 4.0
+
+
 def _enrol_refusal(found: ImageResult, min_quality: float | None, seen: set[str], store: Gallery, name: str) -> str | None:
-    """Why this image's face is not enrolled (None: it is)."""
+    """Why this image's face is not enrolled (None: it is; its face is then ``found.faces[0]``)."""
     if found.error is not None:
         return found.error
     if not len(found.faces):
         return f"{found.source}: no face found"
+    if len(found.faces) > 1:
+        area = np.sort(found.faces.area)[::-1]
+        if area[1] * BYSTANDER_AREA_RATIO > area[0]:
+            return (f"{len(found.faces)} faces of similar size: enrol from a photo of this person alone, or choose "
+                    "one with select='largest' (CLI: --select largest)")
     face = found.faces[0]
     if min_quality is not None:
         quality = face.quality

@@ -41,7 +41,7 @@ def test_identify_under_load(live_server, service, devtest_embeddings):
                                files={"image": ("probe.jpg", data, "image/jpeg")})
         elapsed = time.perf_counter() - start
         faces = response.json().get("faces") if response.status_code == 200 else None
-        found = faces[0]["candidates"][0]["name"] if faces else None
+        found = faces[0]["identity"]["candidates"][0]["name"] if faces else None
         return elapsed, response.status_code, found, name
 
     with httpx.Client(base_url=live_server, headers={"X-API-Key": token}, timeout=60,

@@ -39,7 +39,7 @@ def test_replicas_share_gallery_and_keys(replicas, people_photos):
     assert len(enrolled["added"]) == 2
     found = b.post(f"/v1/identify?gallery={gallery}", headers=headers,
                    files={"image": (photos[4].name, photos[4].read_bytes(), "image/jpeg")}).json()
-    assert found["faces"][0]["name"] == name
+    assert found["faces"][0]["identity"]["name"] == name
     assert b.get(f"/v1/galleries/{gallery}/people/{name}", headers=headers).json()["face_count"] == 2
     assert b.delete(f"/v1/galleries/{gallery}", headers=headers).json()["faces_removed"] == 2
     assert a.get(f"/v1/galleries/{gallery}", headers=headers).status_code == 404

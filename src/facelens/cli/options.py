@@ -3,7 +3,6 @@ and the expansion of image arguments (files, folders, ``@list.txt``, ``-``)."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -82,23 +81,9 @@ def _folders(items: list[str]) -> list[str]:
 
 def parse_pairs(items: Optional[list[str]], option: str) -> dict[str, Any] | None:
     """``KEY=VALUE`` items (repeat a key for a list of values); values are JSON when they parse, else strings."""
-    if not items:
-        return None
-    pairs: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise FacelensError(f"{option} expects KEY=VALUE, got {item!r}")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        if key in pairs:
-            previous = pairs[key]
-            pairs[key] = (previous if isinstance(previous, list) else [previous]) + [value]
-        else:
-            pairs[key] = value
-    return pairs
+    from facelens.gallery.base import parse_key_values
+
+    return parse_key_values(items, option)
 
 
 def parse_where(items: Optional[list[str]]) -> dict[str, Any] | None:

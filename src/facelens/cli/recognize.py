@@ -35,25 +35,26 @@ def _table(*columns: str):
 
 
 def _batch(inputs: list[str], embed: bool, as_json: bool, detector: str, workers: int, largest: bool) -> None:
-    from facelens.batch import run_batch
+    from facelens.engine import FaceAnalyzer
 
     try:
         sources = expand_inputs(inputs)
-    except FacelensError as exc:
-        fail(exc)
+        engine = FaceAnalyzer(detector=detector, tasks=("embed",) if embed else ("detect",),
+                              select="largest" if largest else None, workers=workers or None)
+    except (FacelensError, ValueError) as exc:
+        fail(exc, USAGE)
     failed = 0
     table = _table("path", "faces", "boxes (x1,y1,x2,y2)", "error")
     with progress_bar(len(sources)) as progress:
         task = progress.add_task("embedding" if embed else "detecting", total=len(sources))
         try:
-            for item in run_batch(sources, embed=embed, workers=workers, largest_only=largest, detector=detector):
-                progress.advance(task)
-                failed += item.error is not None
+            for result in engine.run(sources, progress=lambda done, total: progress.update(task, completed=done)):
+                failed += result.error is not None
                 if as_json:
-                    emit({"path": item.source, "faces": item.faces, "error": item.error})
+                    emit(result.to_dict(with_embedding=embed))
                 else:
-                    boxes = "; ".join(",".join(f"{v:.0f}" for v in f["box"]) for f in item.faces)
-                    table.add_row(item.source, str(len(item.faces)), boxes, item.error or "")
+                    boxes = "; ".join(",".join(f"{v:.0f}" for v in box) for box in result.faces.box)
+                    table.add_row(result.source, str(len(result.faces)), boxes, result.error or "")
         except (FacelensError, ValueError) as exc:
             fail(exc, USAGE)
     if not as_json:
@@ -145,10 +146,17 @@ def enroll(
     min_quality: Annotated[
         Optional[float], typer.Option(help="Refuse faces whose quality score (0-1) is below this.")
     ] = None,
+    select: Annotated[
+        str,
+        typer.Option(help="Which face of a photo: single (refuse photos of several people of similar size), "
+                          "largest, best (detector score) or only."),
+    ] = "single",
 ) -> None:
-    """Add people to a gallery, one face (the largest) per image. Exit 1 when an image was skipped."""
+    """Add people to a gallery, one face per image. Exit 1 when an image was skipped (an image already enrolled
+    for that person is not a failure, so re-running an enrolment exits 0)."""
+    import facelens
+    from facelens.detect import get_detector
     from facelens.gallery import open_gallery
-    from facelens.pipeline import get_pipeline
 
     try:
         meta = parse_pairs(metadata, "--metadata")
@@ -162,32 +170,31 @@ def enroll(
             jobs.append((name, expand_inputs(list(images))))
         else:
             raise FacelensError("give a NAME and IMAGES, or --from-folders ROOT")
-        pipeline = get_pipeline(detector=detector)
+        get_detector(detector)  # an unknown detector is a usage error before anything is read
     except (FacelensError, ValueError) as exc:
         fail(exc, USAGE)
     total = sum(len(j[1]) for j in jobs)
-    skipped = 0
-    results = []
+    failed = 0
     try:
         with open_gallery(gallery, collection=collection) as store, progress_bar(total) as progress:
             task = progress.add_task("enrolling", total=total)
-            for person, paths in jobs:
-                result = store.enroll(
-                    person, paths, metadata=meta, pipeline=pipeline, min_quality=min_quality,
-                    on_progress=lambda: progress.advance(task),
-                )
-                skipped += len(result.skipped)
-                results.append(result)
-                if json_out:
-                    emit(result.to_dict())
+            results = facelens.enroll_people(
+                store, jobs, metadata=meta, min_quality=min_quality, detector=detector, select=select,
+                progress=lambda done, _total: progress.update(task, completed=done),
+            )
     except (FacelensError, ValueError) as exc:
         fail(exc, USAGE)
+    for result in results:
+        # an image already enrolled for this person is not a failure: re-running an enrolment is safe
+        failed += sum(not s["reason"].startswith("already enrolled") for s in result.skipped)
+        if json_out:
+            emit(result.to_dict())
     if not json_out:
         table = _table("person", "faces added", "skipped (reason)")
         for r in results:
             table.add_row(r.name, str(len(r.added)), "; ".join(f"{s['source']}: {s['reason']}" for s in r.skipped))
         out.print(table)
-    if skipped:
+    if failed:
         raise typer.Exit(FAILED)
 
 
@@ -208,7 +215,8 @@ def identify(
     analyze: Analyze = False,
 ) -> None:
     """Name the faces in images (open set: 'unknown' below the threshold). Exit 1 when an input failed."""
-    import facelens
+    from facelens.decide import ThresholdPolicy
+    from facelens.engine import FaceAnalyzer
     from facelens.gallery import open_gallery
 
     try:
@@ -221,32 +229,30 @@ def identify(
     table = _table("path", "box", "name", "score", "threshold")
     with store, progress_bar(len(sources)) as progress:
         task = progress.add_task("identifying", total=len(sources))
-        for source in sources:
-            progress.advance(task)
-            try:
-                matches = facelens.identify(
-                    source, store, k=k, threshold=threshold, fpir=fpir, detector=detector, liveness=liveness,
-                    analyze=analyze, where=filters,
-                )
-            except (FacelensError, ValueError) as exc:
-                if not isinstance(exc, FacelensError) or exit_code(exc) == USAGE:
-                    fail(exc, USAGE)  # a missing model or a bad option fails every input alike
-                failed += 1
+        try:
+            tasks = ("identify",) + (("liveness",) if liveness else ()) + (("analyze",) if analyze else ())
+            engine = FaceAnalyzer(detector=detector, tasks=tasks, gallery=store, k=k, where=filters,
+                                  policy=ThresholdPolicy.for_identify(threshold, fpir), keep_images=annotate is not None)
+            store.check_model(engine.model_id)
+            results = engine.run(sources, progress=lambda done, total: progress.update(task, completed=done))
+            for result in results:
+                if result.error is not None:
+                    failed += 1
+                    if not json_out:
+                        table.add_row(result.source, "", "", "", result.error)
                 if json_out:
-                    emit({"path": source, "faces": [], "error": message(exc)})
-                else:
-                    table.add_row(source, "", "", "", message(exc))
-                continue
-            if json_out:
-                emit({"path": source, "faces": [m.to_dict() for m in matches], "error": None})
-            for m in matches:
-                table.add_row(source, ",".join(f"{v:.0f}" for v in m.box), m.label, f"{m.score:.4f}", f"{m.threshold:.4f}")
-            if annotate is not None:
-                from facelens.draw import draw_matches
-                from facelens.io.image import decode_image, save_image
+                    emit(result.to_dict())
+                for face in result.faces:
+                    score, limit = face.identity_score, face.threshold
+                    table.add_row(result.source, ",".join(f"{v:.0f}" for v in face.box), face.label or "",
+                                  "" if score is None else f"{score:.4f}", "" if limit is None else f"{limit:.4f}")
+                if annotate is not None and result.image is not None:
+                    from facelens.draw import draw_faces
+                    from facelens.io.image import save_image
 
-                drawn = draw_matches(decode_image(source), matches)
-                save_image(drawn, annotate / (Path(source).stem + ".png"))
+                    save_image(draw_faces(result.image, result.faces), annotate / (Path(result.source).stem + ".png"))
+        except (FacelensError, ValueError) as exc:
+            fail(exc, USAGE)  # a missing model or a bad option fails every input alike
     if not json_out:
         out.print(table)
     if failed:

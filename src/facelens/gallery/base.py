@@ -452,6 +452,28 @@ def check_metadata(metadata: Any) -> dict[str, Any]:
 _check_metadata = check_metadata
 
 
+def parse_key_values(items: Sequence[str] | None, what: str = "filter") -> dict[str, Any] | None:
+    """``KEY=VALUE`` items as a dict (a repeated key collects a list, meaning "any of"); values are JSON when they
+    parse, else strings. The one parser of metadata and filters given as text, for the CLI and the service."""
+    if not items:
+        return None
+    pairs: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = str(item).partition("=")
+        if not sep or not key:
+            raise GalleryError(f"{what} expects KEY=VALUE, got {item!r}")
+        try:
+            value = json.loads(raw)
+        except (json.JSONDecodeError, RecursionError):
+            value = raw
+        if key in pairs:
+            previous = pairs[key]
+            pairs[key] = (previous if isinstance(previous, list) else [previous]) + [value]
+        else:
+            pairs[key] = value
+    return pairs
+
+
 def matches(metadata: dict[str, Any], where: dict[str, Any] | None) -> bool:
     """Whether person metadata satisfies a filter: equality per key, a list value meaning any of its values."""
     for key, wanted in (where or {}).items():

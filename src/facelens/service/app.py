@@ -41,7 +41,9 @@ from facelens.errors import (
     NotFoundError,
 )
 from facelens.gallery import Gallery, drop_collection, list_collections, open_gallery
-from facelens.gallery.base import check_metadata
+from facelens.engine import FaceAnalyzer
+from facelens.gallery.base import check_metadata, parse_key_values
+from facelens.result import ImageResult
 from facelens.io.image import decode_image, describe_source
 from facelens.service import schemas as S
 from facelens.service.audit import AuditLog
@@ -199,6 +201,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(500, "internal_error", "internal error (details are in the server log)")
 
 
+def _image_answer(found: ImageResult) -> dict[str, Any]:
+    """An image's result as every image endpoint answers it: the library's one JSON form, without the source (the
+    client knows what it sent) and with errors raised as HTTP errors."""
+    record = found.raise_for_error().to_dict()
+    return {"width": record["width"], "height": record["height"], "faces": record["faces"]}
+
+
 def _client_face(face: dict[str, Any]) -> dict[str, Any]:
     """A stored face as clients see it: its source by file name only (never a path on the server)."""
     source = str(face.get("source") or "")
@@ -325,15 +334,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upload = (await payload(request, ("image",))).one("image")
 
         def run() -> dict[str, Any]:
-            image = decode(upload)
-            faces = facelens.detect(image, detector=settings.detector)
-            out = [f.to_dict() for f in faces]
-            if liveness and faces:
-                from facelens.liveness.checker import get_checker
-
-                for item, result in zip(out, get_checker().check_many(image, faces)):
-                    item["liveness"] = result.to_dict()
-            return {"width": image.shape[1], "height": image.shape[0], "faces": out}
+            engine = FaceAnalyzer(detector=settings.detector, tasks=("detect", "liveness") if liveness else ("detect",))
+            return _image_answer(engine.run_one(decode(upload)))
 
         result = await work(run)
         if state.audit.images_dir is not None:
@@ -375,21 +377,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         fpir: float = Query(0.01, gt=0, lt=1, description="Open-set false-positive identification rate."),
         liveness: bool = Query(False, description="Score liveness per face; spoofs are never named."),
         analyze: bool = Query(False, description="Add expression, age/gender and quality per face."),
+        where: list[str] | None = Query(None, description="Only people whose metadata has KEY=VALUE (repeat a key "
+                                                          "for any of its values; values parse as JSON)."),
     ) -> dict[str, Any]:
-        """Name every face in the image against a gallery (``name`` is null for strangers)."""
+        """Name every face in the image against a gallery (``identity.name`` is null for strangers)."""
+        filters = parse_key_values(where, "where")
         upload = (await payload(request, ("image",))).one("image")
         store = await work(state.gallery, gallery)
 
         def run() -> dict[str, Any]:
-            image = decode(upload)
-            matches = facelens.identify(image, store, k=k, threshold=threshold, fpir=fpir,
-                                        detector=settings.detector, liveness=liveness, analyze=analyze)
-            return {"width": image.shape[1], "height": image.shape[0], "gallery": gallery,
-                    "faces": [m.to_dict() for m in matches]}
+            found = facelens.identify(decode(upload), store, k=k, threshold=threshold, fpir=fpir, where=filters,
+                                      detector=settings.detector, liveness=liveness, analyze=analyze)
+            return {**_image_answer(found), "gallery": gallery}
 
         result = await work(run)
         state.audit.record(key.key_id, "identify", gallery, faces=len(result["faces"]),
-                           names=[f["name"] for f in result["faces"]], image=keep(upload))
+                           names=[f["identity"]["name"] for f in result["faces"]], image=keep(upload))
         return result
 
     @app.post("/v1/analyze", tags=["faces"], openapi_extra=image_body(("image",)),
@@ -399,11 +402,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upload = (await payload(request, ("image",))).one("image")
 
         def run() -> dict[str, Any]:
-            image = decode(upload)
-            result = facelens.analyze(image, pipeline=state.pipeline).to_dict()
-            result.pop("path", None)
-            result.pop("error", None)
-            return {"width": image.shape[1], "height": image.shape[0], **result}
+            engine = FaceAnalyzer(detector=settings.detector, tasks=("detect", "analyze"))
+            return _image_answer(engine.run_one(decode(upload)))
 
         result = await work(run)
         if state.audit.images_dir is not None:
@@ -537,8 +537,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gallery: str,
         name: Annotated[str, PathParam(description="Created if not yet in the gallery.")],
         key: Admin,
+        select: str = Query("single", pattern="^(single|largest|best|only)$",
+                            description="Which face of a photo: single refuses photos of several people of similar "
+                                        "size; largest, best (detector score) or only."),
     ) -> dict[str, Any]:
-        """Enrol one face per image (the largest) for a person; unusable images are skipped with a reason."""
+        """Enrol one face per image for a person, all in one transaction; unusable images are skipped with a reason."""
         body = await payload(request, ("image", "images"))
         uploads = body.images.get("image", []) + body.images.get("images", [])
         if not uploads:
@@ -553,23 +556,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         def run() -> dict[str, Any]:
             store = state.gallery(gallery)
-            # one library call per image, so each skipped image is reported under the client's own file name
-            # (duplicates across the request are still caught: each call commits before the next)
-            total = {"name": name, "added": [], "skipped": []}
+            images, labels, skipped = [], [], []
             for upload in uploads:
                 try:
-                    image = decode(upload)
+                    images.append(decode(upload))
+                    labels.append(upload.label)
                 except ImageDecodeError as exc:
-                    reason = str(exc).removeprefix(f"{upload.label}: ")
-                    total["skipped"].append({"source": upload.label, "reason": reason})
-                    continue
-                result = store.enroll(name, [image], metadata=metadata, pipeline=state.pipeline)
-                total["name"] = result.name
-                total["added"] += result.added
-                total["skipped"] += [{"source": upload.label,
-                                      "reason": s["reason"].removeprefix(describe_source(image) + ": ")}
-                                     for s in result.skipped]
-            return total
+                    skipped.append({"source": upload.label, "reason": str(exc).removeprefix(f"{upload.label}: ")})
+            # one library call for every photo: its faces are written in one transaction (all of them or none,
+            # whatever happens to this process), and each skip is reported under the client's own file name
+            result = facelens.enroll(store, name, images, metadata=metadata, detector=settings.detector,
+                                     select=select, sources=labels, workers=1)
+            return {"name": result.name, "added": result.added,
+                    "skipped": skipped + [{"source": s["source"], "reason": s["reason"].removeprefix(f"{s['source']}: ")}
+                                          for s in result.skipped]}
 
         result = await work(run)
         state.audit.record(key.key_id, "enroll", gallery, name, added=len(result["added"]),

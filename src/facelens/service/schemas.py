@@ -1,11 +1,13 @@
-"""Response schemas: the API contract in OpenAPI. Fields the library adds on request (liveness, analysis, calibrated
-probabilities) pass through as extra fields, so the service never has to mirror every library result here."""
+"""Response schemas: the API contract in OpenAPI. A face is the library's own record (``facelens.result.FaceRecord``,
+the one JSON form every door writes), so the schema of faces is generated from the result type, never restated."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from facelens.result import FaceRecord
 
 
 class _Open(BaseModel):
@@ -31,18 +33,12 @@ class WhoAmI(BaseModel):
     scope: str = Field(..., description="identify (read-only) or admin")
 
 
-class DetectedFaceOut(_Open):
-    """A face; with ``liveness=true`` also ``liveness: {score, is_live}``."""
-
-    box: list[float] = Field(..., description="x1, y1, x2, y2 in pixels of the (EXIF-rotated) image")
-    score: float
-    landmarks: list[list[float]] = Field(..., description="right eye, left eye, nose, mouth right, mouth left")
-
-
 class DetectResponse(BaseModel):
+    """Faces, largest first: box, detector score, 5 landmarks; with ``liveness=true`` also ``liveness``."""
+
     width: int
     height: int
-    faces: list[DetectedFaceOut]
+    faces: list[FaceRecord]
 
 
 class VerifyResponse(_Open):
@@ -59,34 +55,20 @@ class VerifyResponse(_Open):
     model_id: str
 
 
-class CandidateOut(BaseModel):
-    name: str
-    score: float
-    face_id: int
-
-
-class MatchOut(_Open):
-    """One face: ``name`` is null for a stranger. With ``liveness``/``analyze`` the library's fields are added."""
-
-    box: list[float]
-    name: str | None
-    label: str
-    score: float
-    threshold: float
-    candidates: list[CandidateOut]
-
-
 class IdentifyResponse(BaseModel):
+    """One record per face; ``identity.name`` is null for a stranger. With ``liveness``/``analyze`` the faces also
+    carry those fields."""
+
     width: int
     height: int
     gallery: str
-    faces: list[MatchOut]
+    faces: list[FaceRecord]
 
 
 class AnalyzeResponse(BaseModel):
     width: int
     height: int
-    faces: list[dict[str, Any]] = Field(..., description="box, landmarks, expression, age, gender, quality per face")
+    faces: list[FaceRecord] = Field(..., description="box, landmarks, expression, age, gender, quality per face")
 
 
 class GalleryName(BaseModel):
