@@ -242,7 +242,7 @@ def test_a_head_without_its_model_reports_in_its_field(examples, tmp_path):
     (face,) = record["faces"]
     assert record["error"] is None and face["expression"]["label"] in face["expression"]["probabilities"]
     assert 0 <= face["quality"]["score"] <= 1
-    assert "age" not in face and "-v1.onnx is not available" in face["age_gender"]["error"]
+    assert "age" not in face and "-v1.onnx is not available" in face["errors"]["age_gender"]
 
 
 def test_options_are_the_same_on_every_door():

@@ -33,12 +33,23 @@ def draw_matches(image: np.ndarray, matches: Sequence) -> np.ndarray:
 
 
 def draw_faces(image: np.ndarray, faces) -> np.ndarray:
-    """Boxes of a :class:`facelens.result.Faces` labelled with the name and identity score when identification
-    ran (green = known), else the detector score."""
-    if faces.name is not None:
-        labels = [f"{label} {score:.2f}" for label, score in zip(faces.label, faces.identity_score)]
-        known = list(faces.known)
-    else:
-        labels = [f"{score:.2f}" for score in faces.score]
-        known = [True] * len(faces)
+    """The one annotator of a :class:`facelens.result.Faces`: each box labelled with what the stages that ran found
+    — the name and identity score (green = known, red = unknown) when identification ran, else the detector score;
+    then expression, gender and age, quality and liveness when those ran."""
+    labels, known = [], []
+    for face in faces:
+        parts = []
+        if face.label is not None:
+            score = face.identity_score
+            parts.append(face.label if score is None else f"{face.label} {score:.2f}")
+        if face.expression_label is not None:
+            parts.append(face.expression_label)
+        if face.gender is not None:
+            parts.append(f"{face.gender[0].upper()}{'' if face.age is None else f' {face.age:.0f}'}")
+        if face.quality is not None:
+            parts.append(f"q{face.quality.score:.2f}")
+        if face.is_live is not None:
+            parts.append("live" if face.is_live else "spoof")
+        labels.append(" ".join(parts) or f"{face.score:.2f}")
+        known.append(face.label is None or face.name is not None)
     return draw_boxes(image, list(faces.box), labels, known)

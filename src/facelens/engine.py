@@ -395,6 +395,10 @@ class FaceAnalyzer:
             if self.gallery is None:
                 raise ValueError("the identify task needs a gallery")
             tasks.add("embed")
+        if self.custom_head is not None and isinstance(self.custom_head, (str, Path)):
+            from facelens.analyze.heads import CustomHead
+
+            self.custom_head = CustomHead.load(self.custom_head)
         if self.custom_head is not None and "embedding" in getattr(self.custom_head, "features", ()):
             tasks.add("embed")
         if self.select is not None and self.select not in SELECTIONS:
@@ -404,10 +408,6 @@ class FaceAnalyzer:
             from facelens.analyze.api import HEADS
 
             self.heads = HEADS
-        if self.custom_head is not None and isinstance(self.custom_head, (str, Path)):
-            from facelens.analyze.heads import CustomHead
-
-            self.custom_head = CustomHead.load(self.custom_head)
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
 

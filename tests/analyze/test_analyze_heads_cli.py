@@ -124,7 +124,8 @@ def test_cli_fit_then_apply_on_face_crops(data_dir: Path, tmp_path):
     )
     assert applied.exit_code == 0, applied.output
     docs = [json.loads(line) for line in applied.stdout.splitlines()]
-    predicted = [d["faces"][0]["smile"]["label"] for d in docs]
+    assert all(d["faces"][0]["head"]["name"] == "smile" for d in docs)  # a custom head answers under "head"
+    predicted = [d["faces"][0]["head"]["label"] for d in docs]
     truth = [Path(d["path"]).parent.name for d in docs]
     assert sum(p == t for p, t in zip(predicted, truth)) >= 4  # of 6
 

@@ -18,3 +18,21 @@ def test_unreadable_files_in_a_labelled_folder_are_reported_not_hidden(spoof_dir
     assert report["images"] == 3
     assert sorted(u["path"].rsplit("/", 1)[1] for u in report["unreadable"]) == ["cut.jpg", "gone.jpg"]
     assert all(u["error"] for u in report["unreadable"])
+
+
+def test_eval_cli_lists_unreadable_files_and_exits_1(spoof_dir, tmp_path):
+    import json
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from facelens.cli.liveness import app
+
+    source = spoof_dir / "minivision_silent_face"
+    for label in ("live", "spoof"):
+        shutil.copytree(source / label, tmp_path / label)
+    (tmp_path / "live" / "gone.jpg").symlink_to(tmp_path / "no-such-file.jpg")
+    done = CliRunner().invoke(app, ["eval", str(tmp_path), "--json"])
+    assert done.exit_code == 1, done.output
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert [u["path"].rsplit("/", 1)[1] for u in report["unreadable"]] == ["gone.jpg"]

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from facelens.cli.options import DEFAULT_DETECTOR, Detector, Images, Json, expand_inputs
-from facelens.cli.output import FAILED, USAGE, default_command_group, emit, error_line, exit_code, fail, message
+from facelens.cli.output import FAILED, USAGE, default_command_group, emit, error_line, fail
 from facelens.cli.output import out as stdout
 from facelens.cli.output import progress_bar
 from facelens.errors import FacelensError
@@ -43,53 +43,44 @@ def images_cmd(
 ) -> None:
     """Analyse every face in each image. A head whose model is missing reports its error in its field
     (``"age_gender": {"error": ...}``) while the others answer. Exit 1 when an input failed."""
-    from facelens.analyze.api import Analyzer, annotate
-    from facelens.pipeline import get_pipeline
-
     from rich.table import Table
+
+    from facelens.engine import FaceAnalyzer
 
     try:
         sources = expand_inputs(images)
-        analyzer = Analyzer(
-            tuple(h for h in heads.split(",") if h), custom_head=head, pipeline=get_pipeline(detector=detector)
-        )
+        engine = FaceAnalyzer(detector=detector, tasks=("analyze",), heads=tuple(h for h in heads.split(",") if h),
+                              custom_head=head, face_crops=face_crops, keep_images=annotate_dir is not None)
     except (FacelensError, ValueError) as exc:
         fail(exc, USAGE)
     results, failed = [], 0
     with progress_bar(len(sources)) as progress:
         task = progress.add_task("analysing", total=len(sources))
-        for path in sources:
-            progress.advance(task)
-            try:
-                result = analyzer.analyze_image(path, face_crops=face_crops)
-            except FacelensError as exc:
-                if exit_code(exc) == USAGE:
-                    fail(exc)
-                failed += 1
-                record = {"path": path, "faces": [], "error": message(exc)}
+        try:
+            for result in engine.run(sources, progress=lambda done, total: progress.update(task, completed=done)):
+                record = result.to_dict()
+                if result.error is not None:
+                    failed += 1
+                    if not as_json:
+                        error_line(f"{result.source}: {result.error}")
+                if annotate_dir is not None and result.image is not None:
+                    from facelens.draw import draw_faces
+                    from facelens.io.image import save_image
+
+                    save_image(draw_faces(result.image, result.faces), annotate_dir / f"{Path(result.source).stem}.jpg")
                 if as_json:
                     emit(record)
                 else:
                     results.append(record)
-                    error_line(f"{path}: {message(exc)}")
-                continue
-            if annotate_dir is not None and result.image is not None:
-                import cv2
-
-                annotate_dir.mkdir(parents=True, exist_ok=True)
-                drawn = annotate(result.image, result.faces)
-                cv2.imwrite(str(annotate_dir / f"{Path(path).stem}.jpg"), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
-            if as_json:
-                emit(result.to_dict())
-            else:
-                results.append(result.to_dict())
+        except (FacelensError, ValueError) as exc:
+            fail(exc, USAGE)  # a bad head file or option fails every input alike
     if not as_json:
         columns = ("image", "face", "box", "expression", "age", "gender", "quality", "reasons", "head")
         rows = []
         for r in results:
             for i, f in enumerate(r["faces"]):
                 q = f.get("quality")
-                h = next((v for v in f.values() if isinstance(v, dict) and "from_base" in v), None)
+                h = f.get("head")
                 rows.append(
                     (
                         Path(r["path"]).name,
@@ -117,13 +108,13 @@ def images_cmd(
 
 
 def _age(face: dict) -> str:
-    if isinstance(face.get("age_gender"), dict):
-        return "error" if "error" in face["age_gender"] else ""
-    return f"{face['age']:.0f}" if "age" in face else ""
+    if "age_gender" in face.get("errors", {}):
+        return "error"
+    return f"{face['age']['years']:.0f}" if "age" in face else ""
 
 
 def _gender(face: dict) -> str:
-    return f"{face['gender']} {face['gender_confidence']:.2f}" if "gender" in face else ""
+    return f"{face['gender']['label']} {face['gender']['confidence']:.2f}" if "gender" in face else ""
 
 
 @app.command("fit")

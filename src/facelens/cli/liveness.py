@@ -157,13 +157,17 @@ def eval_cmd(
         fail(exc, USAGE)
     if as_json:
         emit(report)
-        return
-    stdout.print(
-        f"{report['data']}: {report['images']} images, model {report['model']}, detector {report['detector']}, "
-        f"AUC {report['auc']:.4f}, no face found in {report['no_face']} (counted as rejected)"
-    )
-    stdout.print(_metrics_table("operating threshold", {"op": report["metrics"]}))
-    stdout.print(_metrics_table(f"threshold for BPCER ≤ {target_bpcer}", {"t": report["at_target_bpcer"]}))
+    else:
+        stdout.print(
+            f"{report['data']}: {report['images']} images, model {report['model']}, detector {report['detector']}, "
+            f"AUC {report['auc']:.4f}, no face found in {report['no_face']} (counted as rejected)"
+        )
+        stdout.print(_metrics_table("operating threshold", {"op": report["metrics"]}))
+        stdout.print(_metrics_table(f"threshold for BPCER ≤ {target_bpcer}", {"t": report["at_target_bpcer"]}))
+        for item in report["unreadable"]:
+            error_line(f"not scored: {item['error']}")
+    if report["unreadable"]:  # files that could not be read are failed inputs, never silently left out
+        raise typer.Exit(FAILED)
 
 
 @app.command("fit")
