@@ -213,3 +213,10 @@ def test_docs_load_nothing_from_other_hosts(client):
 def test_head_on_health_checks(client):
     assert client.head("/healthz").status_code == 200
     assert client.head("/readyz").status_code == 200
+
+
+def test_api_enrolled_faces_keep_the_uploads_name(client, admin_headers, reader_headers, photo):
+    response = _enrol(client, admin_headers, "named-upload", photo, {"k": "v"})
+    assert response.status_code == 200 and len(response.json()["added"]) == 1, response.text
+    faces = client.get("/v1/galleries/default/people/named-upload", headers=reader_headers).json()["faces"]
+    assert [f["source"] for f in faces] == [photo.name]
