@@ -213,9 +213,10 @@ function draw(bitmap, result) {
   const items = [];
   for (const face of result.faces) {
     const [x1, y1, x2, y2] = face.box.map((v, i) => v * (i % 2 ? sy : sx));
-    const known = face.name !== null;
+    const who = face.identity;  // the library's face record: identity.name is null for a stranger
+    const known = who.name !== null;
     const color = known ? "#00c853" : "#ff9100";
-    const text = known ? `${face.name} ${face.score.toFixed(2)}` : "unknown";
+    const text = known ? `${who.name} ${who.score.toFixed(2)}` : "unknown";
     ctx.lineWidth = line;
     ctx.strokeStyle = color;
     ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
@@ -230,7 +231,7 @@ function draw(bitmap, result) {
     li.textContent = `${text} · box ${face.box.map((v) => Math.round(v)).join(",")}`;
     items.push(li);
   }
-  canvas.dataset.labels = result.faces.map((f) => f.label).join(",");
+  canvas.dataset.labels = result.faces.map((f) => f.identity.label).join(",");
   $("identify-results").replaceChildren(...items);
 }
 
