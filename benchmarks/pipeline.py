@@ -44,17 +44,10 @@ from facelens.engine import FaceAnalyzer
 
 
 def devtest(lfw: Path) -> list[tuple[Path, Path, int]]:
-    def img(name: str, n: str) -> Path:
-        return lfw / "lfw_deepfunneled" / name / f"{name}_{int(n):04d}.jpg"
+    """The LFW View-1 DevTest pairs as (image a, image b, same person)."""
+    from facelens.evaluate.protocols import read_pairs
 
-    pairs = []
-    for line in (lfw / "pairsDevTest.txt").read_text().split("\n")[1:]:
-        p = line.split()
-        if len(p) == 3:
-            pairs.append((img(p[0], p[1]), img(p[0], p[2]), 1))
-        elif len(p) == 4:
-            pairs.append((img(p[0], p[1]), img(p[2], p[3]), 0))
-    return pairs
+    return [(Path(p.a), Path(p.b), int(p.same)) for p in read_pairs(lfw / "pairsDevTest.txt", lfw).pairs]
 
 
 def accuracy(pairs, vectors: dict, same_fn) -> float:

@@ -34,17 +34,10 @@ def embed_largest(images: list[Path], embedder: str) -> dict[Path, np.ndarray]:
 
 
 def devtest_pairs(lfw: Path) -> list[tuple[Path, Path, int]]:
-    def img(name: str, n: str) -> Path:
-        return lfw / "lfw_deepfunneled" / name / f"{name}_{int(n):04d}.jpg"
+    """The LFW View-1 DevTest pairs as (image a, image b, same person)."""
+    from facelens.evaluate.protocols import read_pairs
 
-    pairs = []
-    for line in (lfw / "pairsDevTest.txt").read_text().split("\n")[1:]:
-        parts = line.split()
-        if len(parts) == 3:
-            pairs.append((img(parts[0], parts[1]), img(parts[0], parts[2]), 1))
-        elif len(parts) == 4:
-            pairs.append((img(parts[0], parts[1]), img(parts[2], parts[3]), 0))
-    return pairs
+    return [(Path(p.a), Path(p.b), int(p.same)) for p in read_pairs(lfw / "pairsDevTest.txt", lfw).pairs]
 
 
 def main() -> None:
