@@ -132,37 +132,12 @@ def identification(name: str, vectors: dict, split) -> dict:
     from facelens.evaluate.identification import evaluate_identification
 
     images = [img for _, img in split.gallery + split.mated + split.non_mated]
-    if name == REFERENCE:  # −distance is not a dot product: search with it directly
-        return _identify_by_distance(vectors, split)
     emb = EmbeddingSet(name, {k: vectors[k] for k in images if k in vectors},
                        {k: "no face detected" for k in images if k not in vectors})
-    metrics = evaluate_identification(split, pipeline=SimpleNamespace(model_id=name), embeddings=emb).metrics
-    return {"rank1": metrics.cmc["rank1"], "fnir_fpir1%": metrics.fnir_at_fpir["0.01"],
-            "fnir_fpir10%": metrics.fnir_at_fpir["0.1"],
-            "resolvable": metrics.fpir_resolvable["0.01"], "non_mated": metrics.n_non_mated}
-
-
-def _identify_by_distance(vectors: dict, split) -> dict:
-    from facelens.evaluate.embeddings import FTE_SCORE
-    from facelens.evaluate.metrics import best_per_identity, identification_metrics
-
-    enrolled = [(p, vectors[img]) for p, img in split.gallery if img in vectors]
-    ids = np.array([p for p, _ in enrolled])
-    gallery = np.stack([v for _, v in enrolled])
-
-    def search(probes):
-        fte = np.array([img not in vectors for _, img in probes])
-        mat = np.stack([vectors.get(img, np.zeros(gallery.shape[1], np.float32)) for _, img in probes])
-        sims = similarity(REFERENCE, mat, gallery)
-        sims[fte] = -10.0 + FTE_SCORE
-        return best_per_identity(sims, ids), fte
-
-    (mated, columns), mated_fte = search(split.mated)
-    (non_mated, _), _ = search(split.non_mated)
-    column = {ident: j for j, ident in enumerate(columns)}
-    truth = np.array([column.get(p, -1) for p, _ in split.mated])
-    truth[mated_fte] = -1
-    metrics = identification_metrics(mated, truth, non_mated, n_gallery_images=len(enrolled))
+    # face_recognition ranks by distance (not a dot product): evaluate its own measure on the same split
+    measure = (lambda probes, gallery: similarity(REFERENCE, probes, gallery)) if name == REFERENCE else None
+    metrics = evaluate_identification(split, pipeline=SimpleNamespace(model_id=name), embeddings=emb,
+                                      similarity=measure).metrics
     return {"rank1": metrics.cmc["rank1"], "fnir_fpir1%": metrics.fnir_at_fpir["0.01"],
             "fnir_fpir10%": metrics.fnir_at_fpir["0.1"],
             "resolvable": metrics.fpir_resolvable["0.01"], "non_mated": metrics.n_non_mated}

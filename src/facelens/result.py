@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from typing_extensions import NotRequired, TypedDict
 
-from facelens.types import DetectedFace
+from facelens.types import BoxGeometry, DetectedFace
 
 # -- the JSON form (also the service's schema) -----------------------------------------------------------
 
@@ -350,7 +350,7 @@ class Faces:
 
 
 @dataclass(frozen=True)
-class FaceResult:
+class FaceResult(BoxGeometry):
     """One face of a :class:`Faces`: its columns' values as attributes (``None`` where a stage did not run)."""
 
     faces: Faces = field(repr=False)
@@ -371,18 +371,6 @@ class FaceResult:
     @property
     def landmarks(self) -> np.ndarray:
         return self.faces.landmarks[self.index]
-
-    @property
-    def width(self) -> float:
-        return float(self.box[2] - self.box[0])
-
-    @property
-    def height(self) -> float:
-        return float(self.box[3] - self.box[1])
-
-    @property
-    def area(self) -> float:
-        return max(self.width, 0.0) * max(self.height, 0.0)
 
     @property
     def embedding(self) -> np.ndarray | None:

@@ -16,15 +16,10 @@ def _round(values: np.ndarray, digits: int = 2) -> list:
     return np.round(np.asarray(values, dtype=float), digits).tolist()
 
 
-@dataclass(frozen=True)
-class DetectedFace:
-    """One face found by a detector: box (x1, y1, x2, y2) in pixels, confidence, 5 landmarks (see LANDMARK_ORDER)."""
+class BoxGeometry:
+    """Width, height and area of ``self.box`` (x1, y1, x2, y2), for every type that carries a face box."""
 
-    box: np.ndarray  # float32 [4]
-    score: float
-    landmarks: np.ndarray  # float32 [5, 2]
-    landmarks68: np.ndarray | None = None  # float32 [68, 2] when requested
-    detector: str = ""
+    box: np.ndarray  # provided by the subclass (a field or a property)
 
     @property
     def width(self) -> float:
@@ -37,6 +32,17 @@ class DetectedFace:
     @property
     def area(self) -> float:
         return max(self.width, 0.0) * max(self.height, 0.0)
+
+
+@dataclass(frozen=True)
+class DetectedFace(BoxGeometry):
+    """One face found by a detector: box (x1, y1, x2, y2) in pixels, confidence, 5 landmarks (see LANDMARK_ORDER)."""
+
+    box: np.ndarray  # float32 [4]
+    score: float
+    landmarks: np.ndarray  # float32 [5, 2]
+    landmarks68: np.ndarray | None = None  # float32 [68, 2] when requested
+    detector: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -138,3 +138,20 @@ def test_identification_on_devtest_people(devtest, devtest_embeddings):
     assert m.fnir_at_fpir["0.1"] <= m.fnir_at_fpir["0.01"] + 1e-12
     t = m.fpir_thresholds["0.1"]
     assert (run.non_mated_top >= t).mean() <= 0.1
+
+
+def test_identification_with_another_measure_ranks_by_it(devtest, devtest_embeddings):
+    """A distance-based measure (another tool's) on the same split: the same ranking as cosine gives on unit
+    vectors (−euclidean distance is monotone in cosine), so rank-1 and FNIR agree."""
+    from facelens.evaluate.identification import evaluate_identification
+
+    items = [(Path(p).parent.name, p) for p in devtest.images()]
+    split = split_identification(items, seed=0, impostor_share=0.2)
+    cosine = evaluate_identification(split, embeddings=devtest_embeddings).metrics
+
+    def minus_distance(a, b):
+        return -np.sqrt(np.maximum((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T, 0))
+
+    distance = evaluate_identification(split, embeddings=devtest_embeddings, similarity=minus_distance).metrics
+    assert distance.cmc["rank1"] == cosine.cmc["rank1"]
+    assert distance.fnir_at_fpir["0.1"] == pytest.approx(cosine.fnir_at_fpir["0.1"])

@@ -7,6 +7,7 @@ and bottom to a multiple of 32; images whose padded sizes agree run through the 
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from collections import defaultdict
 
 import cv2
@@ -101,13 +102,13 @@ class OnnxDetector(Detector):
         """The model to load (a path, or serialised bytes of a graph rewritten for dynamic shapes)."""
         return path
 
+    @abstractmethod
     def _blob(self, canvases: np.ndarray) -> np.ndarray:
         """[N, H, W, 3] RGB uint8 canvases → the network's input tensor."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _decode(self, outputs: list[np.ndarray], index: int, shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
         """Boxes [n, 4], scores [n], landmarks [n, 5, 2] (facelens' order) of batch item ``index``, canvas pixels."""
-        raise NotImplementedError
 
     # -- shared ---------------------------------------------------------------------------------------
     def _letterbox(self, image: np.ndarray, side: int) -> tuple[np.ndarray, float, tuple[int, int]]:

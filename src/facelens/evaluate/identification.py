@@ -7,6 +7,7 @@ correct rejection (it scores the lowest similarity)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,8 +28,10 @@ class IdentificationRun:
 
 def evaluate_identification(
     split: IdentificationSplit, pipeline=None, embeddings: EmbeddingSet | None = None, fpirs=DEFAULT_FPIRS,
-    progress=None,
+    progress=None, similarity: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> IdentificationRun:
+    """``similarity(probes, gallery)`` scores probe rows against gallery rows (default: the dot product of unit
+    vectors); another tool's measure (minus a distance, say) can be evaluated on the same split."""
     images = [img for _, img in split.gallery + split.mated + split.non_mated]
     emb = embed_images(images, pipeline=pipeline, into=embeddings, progress=progress)
     enrolled = [(person, emb.get(img)) for person, img in split.gallery if emb.get(img) is not None]
@@ -42,8 +45,9 @@ def evaluate_identification(
         vectors = [emb.get(img) for _, img in probes]
         fte = np.array([v is None for v in vectors], bool)
         mat = np.stack([v if v is not None else np.zeros(dim, np.float32) for v in vectors]) if probes else np.zeros((0, dim))
-        sims = mat @ gallery.T
-        sims[fte] = FTE_SCORE
+        sims = mat @ gallery.T if similarity is None else similarity(mat, gallery)
+        # a probe without a face scores below every real similarity
+        sims[fte] = FTE_SCORE if similarity is None else min(FTE_SCORE, float(sims.min(initial=0.0)) - 1.0)
         return best_per_identity(sims, gallery_ids), fte
 
     (mated_scores, ids), mated_fte = search(split.mated)
