@@ -333,3 +333,9 @@ def test_enrolling_a_group_photo_under_one_name_is_refused_unless_a_face_is_chos
     assert refused.returncode == 1 and record["added"] == [] and "faces of similar size" in record["skipped"][0]["reason"]
     chosen = run("enroll", "--gallery", str(gallery), "--json", "--select", "largest", "kit", str(group))
     assert chosen.returncode == 0 and len(json.loads(chosen.stdout)["added"]) == 1
+
+
+def test_detect_with_liveness_like_the_service(examples):
+    proc = run("detect", "--json", "--liveness", str(examples / "obama.jpg"), check=True)
+    (face,) = json.loads(proc.stdout)["faces"]
+    assert 0 <= face["liveness"]["score"] <= 1 and isinstance(face["liveness"]["is_live"], bool)

@@ -220,3 +220,10 @@ def test_api_enrolled_faces_keep_the_uploads_name(client, admin_headers, reader_
     assert response.status_code == 200 and len(response.json()["added"]) == 1, response.text
     faces = client.get("/v1/galleries/default/people/named-upload", headers=reader_headers).json()["faces"]
     assert [f["source"] for f in faces] == [photo.name]
+
+
+def test_enrol_quality_gate_like_the_cli(client, admin_headers, photo):
+    response = client.post("/v1/galleries/default/people/picky/faces?min_quality=1", headers=admin_headers,
+                           files=[("image", (photo.name, photo.read_bytes(), "image/jpeg"))])
+    assert response.status_code == 200, response.text
+    assert response.json()["added"] == [] and "quality" in response.json()["skipped"][0]["reason"]

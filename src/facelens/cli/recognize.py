@@ -34,12 +34,14 @@ def _table(*columns: str):
     return Table(*columns)
 
 
-def _batch(inputs: list[str], embed: bool, as_json: bool, detector: str, workers: int, largest: bool) -> None:
+def _batch(inputs: list[str], embed: bool, as_json: bool, detector: str, workers: int, largest: bool,
+           liveness: bool = False) -> None:
     from facelens.engine import FaceAnalyzer
 
     try:
         sources = expand_inputs(inputs)
-        engine = FaceAnalyzer(detector=detector, tasks=("embed",) if embed else ("detect",),
+        tasks = ("embed",) if embed else ("detect",)
+        engine = FaceAnalyzer(detector=detector, tasks=tasks + (("liveness",) if liveness else ()),
                               select="largest" if largest else None, workers=workers or None)
     except (FacelensError, ValueError) as exc:
         fail(exc, USAGE)
@@ -68,9 +70,10 @@ def detect(
     json_out: Json = False,
     detector: Detector = DEFAULT_DETECTOR,
     workers: Workers = 0,
+    liveness: Liveness = False,
 ) -> None:
-    """Find faces: box, score and 5 landmarks per face."""
-    _batch(images, False, json_out, detector, workers, False)
+    """Find faces: box, score and 5 landmarks per face (and a liveness score and decision with --liveness)."""
+    _batch(images, False, json_out, detector, workers, False, liveness)
 
 
 def embed(

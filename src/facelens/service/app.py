@@ -540,6 +540,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         select: str = Query("single", pattern="^(single|largest|best|only)$",
                             description="Which face of a photo: single refuses photos of several people of similar "
                                         "size; largest, best (detector score) or only."),
+        min_quality: float | None = Query(None, ge=0, le=1, description="Refuse faces whose quality score is below."),
     ) -> dict[str, Any]:
         """Enrol one face per image for a person, all in one transaction; unusable images are skipped with a reason."""
         body = await payload(request, ("image", "images"))
@@ -566,7 +567,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # one library call for every photo: its faces are written in one transaction (all of them or none,
             # whatever happens to this process), and each skip is reported under the client's own file name
             result = facelens.enroll(store, name, images, metadata=metadata, detector=settings.detector,
-                                     select=select, sources=labels, workers=1)
+                                     select=select, min_quality=min_quality, sources=labels, workers=1)
             return {"name": result.name, "added": result.added,
                     "skipped": skipped + [{"source": s["source"], "reason": s["reason"].removeprefix(f"{s['source']}: ")}
                                           for s in result.skipped]}
