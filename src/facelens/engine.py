@@ -384,6 +384,7 @@ class FaceAnalyzer:
     landmarks68: bool = False
     content_hash: bool = False
     keep_images: bool = False
+    runner: Any = None  # runs the chunks elsewhere, e.g. facelens.distributed.RayRunner; None: this machine's pool
     _threshold: float | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -483,6 +484,9 @@ class FaceAnalyzer:
 
     def _chunks(self, images: Iterable[Any], workers: int, chunk_size: int) -> Iterator[list[ImageResult]]:
         batches = _batched(images, chunk_size)
+        if self.runner is not None:  # the same chunks and plan, run by another executor (Ray)
+            yield from self.runner.chunks(self.plan(1), batches)
+            return
         if workers <= 1:
             plan = self.plan(1)
             for batch in batches:

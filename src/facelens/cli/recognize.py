@@ -17,12 +17,15 @@ from facelens.cli.options import (
     Images,
     Json,
     Liveness,
+    Ray,
     Threshold,
     Where,
     Workers,
     expand_inputs,
     parse_pairs,
     parse_where,
+    ray_runner,
+    ray_summary,
 )
 from facelens.cli.output import FAILED, USAGE, emit, err, exit_code, fail, message, out, progress_bar
 from facelens.errors import FacelensError
@@ -35,14 +38,15 @@ def _table(*columns: str):
 
 
 def _batch(inputs: list[str], embed: bool, as_json: bool, detector: str, workers: int, largest: bool,
-           liveness: bool = False) -> None:
+           liveness: bool = False, ray: str | None = None) -> None:
     from facelens.engine import FaceAnalyzer
 
     try:
         sources = expand_inputs(inputs)
         tasks = ("embed",) if embed else ("detect",)
+        runner = ray_runner(ray, workers)
         engine = FaceAnalyzer(detector=detector, tasks=tasks + (("liveness",) if liveness else ()),
-                              select="largest" if largest else None, workers=workers or None)
+                              select="largest" if largest else None, workers=workers or None, runner=runner)
     except (FacelensError, ValueError) as exc:
         fail(exc, USAGE)
     failed = 0
@@ -59,6 +63,7 @@ def _batch(inputs: list[str], embed: bool, as_json: bool, detector: str, workers
                     table.add_row(result.source, str(len(result.faces)), boxes, result.error or "")
         except (FacelensError, ValueError) as exc:
             fail(exc, USAGE)
+    ray_summary(runner)
     if not as_json:
         out.print(table)
     if failed:
@@ -71,9 +76,10 @@ def detect(
     detector: Detector = DEFAULT_DETECTOR,
     workers: Workers = 0,
     liveness: Liveness = False,
+    ray: Ray = None,
 ) -> None:
     """Find faces: box, score and 5 landmarks per face (and a liveness score and decision with --liveness)."""
-    _batch(images, False, json_out, detector, workers, False, liveness)
+    _batch(images, False, json_out, detector, workers, False, liveness, ray)
 
 
 def embed(
@@ -82,9 +88,10 @@ def embed(
     detector: Detector = DEFAULT_DETECTOR,
     workers: Workers = 0,
     largest: Annotated[bool, typer.Option("--largest", help="Only the largest face of each image.")] = False,
+    ray: Ray = None,
 ) -> None:
     """Embed every face (dlib ResNet 128-D, L2-normalised)."""
-    _batch(images, True, json_out, detector, workers, largest)
+    _batch(images, True, json_out, detector, workers, largest, ray=ray)
 
 
 def verify(
@@ -154,6 +161,7 @@ def enroll(
         typer.Option(help="Which face of a photo: single (refuse photos of several people of similar size), "
                           "largest, best (detector score) or only."),
     ] = "single",
+    ray: Ray = None,
 ) -> None:
     """Add people to a gallery, one face per image. Exit 1 when an image was skipped (an image already enrolled
     for that person is not a failure, so re-running an enrolment exits 0)."""
@@ -174,6 +182,7 @@ def enroll(
         else:
             raise FacelensError("give a NAME and IMAGES, or --from-folders ROOT")
         get_detector(detector)  # an unknown detector is a usage error before anything is read
+        runner = ray_runner(ray)
     except (FacelensError, ValueError) as exc:
         fail(exc, USAGE)
     total = sum(len(j[1]) for j in jobs)
@@ -183,10 +192,11 @@ def enroll(
             task = progress.add_task("enrolling", total=total)
             results = facelens.enroll_people(
                 store, jobs, metadata=meta, min_quality=min_quality, detector=detector, select=select,
-                progress=lambda done, _total: progress.update(task, completed=done),
+                progress=lambda done, _total: progress.update(task, completed=done), runner=runner,
             )
     except (FacelensError, ValueError) as exc:
         fail(exc, USAGE)
+    ray_summary(runner)
     for result in results:
         # an image already enrolled for this person is not a failure: re-running an enrolment is safe
         failed += sum(not s["reason"].startswith("already enrolled") for s in result.skipped)
@@ -216,6 +226,7 @@ def identify(
     ] = None,
     liveness: Liveness = False,
     analyze: Analyze = False,
+    ray: Ray = None,
 ) -> None:
     """Name the faces in images (open set: 'unknown' below the threshold). Exit 1 when an input failed."""
     from facelens.decide import ThresholdPolicy
@@ -225,6 +236,7 @@ def identify(
     try:
         sources = expand_inputs(images)
         filters = parse_where(where)
+        runner = ray_runner(ray)
         store = open_gallery(gallery, create=False, collection=collection)
     except (FacelensError, ValueError) as exc:
         fail(exc, USAGE)
@@ -234,7 +246,7 @@ def identify(
         task = progress.add_task("identifying", total=len(sources))
         try:
             tasks = ("identify",) + (("liveness",) if liveness else ()) + (("analyze",) if analyze else ())
-            engine = FaceAnalyzer(detector=detector, tasks=tasks, gallery=store, k=k, where=filters,
+            engine = FaceAnalyzer(detector=detector, tasks=tasks, gallery=store, k=k, where=filters, runner=runner,
                                   policy=ThresholdPolicy.for_identify(threshold, fpir), keep_images=annotate is not None)
             store.check_model(engine.model_id)
             results = engine.run(sources, progress=lambda done, total: progress.update(task, completed=done))
@@ -256,6 +268,7 @@ def identify(
                     save_image(draw_faces(result.image, result.faces), annotate / (Path(result.source).stem + ".png"))
         except (FacelensError, ValueError) as exc:
             fail(exc, USAGE)  # a missing model or a bad option fails every input alike
+    ray_summary(runner)
     if not json_out:
         out.print(table)
     if failed:
