@@ -1,0 +1,119 @@
+"""The engine on Ray gives what it gives on one machine: the same enrolment, faces and vectors, also when an actor
+dies mid-run; a re-run adds nothing; the CLI's --ray runs and summarises; without Ray the message says what to do."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import facelens
+from facelens.gallery import open_gallery
+
+
+def gallery_faces(location) -> dict[tuple[str, str], tuple[list[float], np.ndarray]]:
+    """(person, content hash) -> (box, embedding) of every face; fails on a duplicated face."""
+    with open_gallery(str(location), create=False) as store:
+        faces = store.faces(with_embeddings=True)
+    keys = Counter((f.name, f.content_hash) for f in faces)
+    assert max(keys.values(), default=1) == 1, f"duplicated faces: {[k for k, n in keys.items() if n > 1]}"
+    return {(f.name, f.content_hash): (list(f.box), np.asarray(f.embedding)) for f in faces}
+
+
+def assert_same(local: dict, other: dict) -> None:
+    assert sorted(other) == sorted(local)  # same people, same images, same face count
+    for key, (box, vector) in local.items():
+        assert other[key][0] == box
+        assert np.array_equal(other[key][1], vector), f"{key}: vectors differ"  # bit for bit
+
+
+@pytest.fixture(scope="module")
+def local_enrol(lfw_people, tmp_path_factory):
+    location = tmp_path_factory.mktemp("local") / "gallery"
+    results = facelens.enroll_people(str(location), lfw_people, workers=2)
+    return location, results
+
+
+def test_ray_enrol_equals_local_enrol(ray_cluster, lfw_people, local_enrol, tmp_path):
+    from facelens.distributed import RayRunner
+
+    location, local_results = local_enrol
+    runner = RayRunner(workers=2)
+    results = facelens.enroll_people(str(tmp_path / "gallery"), lfw_people, runner=runner)
+    assert [r.to_dict() for r in results] == [r.to_dict() for r in local_results]  # same adds and same refusals
+    local = gallery_faces(location)
+    assert len(local) > 150  # the subset is a real one: most LFW photos enrol
+    assert_same(local, gallery_faces(tmp_path / "gallery"))
+    assert runner.stats.images == sum(len(images) for _, images in lfw_people)
+    assert runner.stats.faces >= len(local) and runner.stats.failed == 0
+
+
+
+def test_actor_killed_mid_run_loses_and_duplicates_nothing(ray_cluster, lfw_people, local_enrol, tmp_path):
+    import ray.cloudpickle
+
+    from facelens.distributed.runner import ChunkActor, RayRunner
+
+    marker = tmp_path / "killed"
+
+    class KilledOnSecondChunk(ChunkActor):
+        def __call__(self, batch):
+            self.calls = getattr(self, "calls", 0) + 1
+            if self.calls == 2 and not marker.exists():
+                marker.write_text(str(os.getpid()))
+                os._exit(1)  # the worker process dies mid-run, without cleaning up
+            return super().__call__(batch)
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import the tests
+    people = lfw_people[:12]
+    runner = RayRunner(workers=2, actor_class=KilledOnSecondChunk)
+    results = facelens.enroll_people(str(tmp_path / "gallery"), people, runner=runner)
+    assert marker.exists(), "no actor was killed: the test did not test a fault"
+    assert runner.stats.failed == 0  # the dead actor's chunk was retried on a restarted one
+    enrolled = gallery_faces(tmp_path / "gallery")  # no duplicates (checked inside)
+    names = {name for name, _ in people}
+    local = {key: value for key, value in gallery_faces(local_enrol[0]).items() if key[0] in names}
+    assert_same(local, enrolled)
+
+    again = facelens.enroll_people(str(tmp_path / "gallery"), people, runner=RayRunner(workers=2))
+    assert sum(len(r.added) for r in again) == 0  # a re-run writes nothing twice
+    assert all(s["reason"].startswith(("already enrolled", "2 faces")) or "similar size" in s["reason"]
+               for r in again for s in r.skipped)
+    assert gallery_faces(tmp_path / "gallery").keys() == enrolled.keys()
+    assert sum(len(r.added) for r in results) == len(enrolled)
+
+
+def test_cli_enroll_and_identify_on_ray(ray_cluster, lfw_people, tmp_path):
+    """The console script with --ray auto joins the running (test) cluster and prints a summary on stderr."""
+    root = tmp_path / "people"
+    for name, images in lfw_people[:4]:
+        (root / name).mkdir(parents=True)
+        for image in images:
+            (root / name / Path(image).name).symlink_to(image)
+    exe = str(Path(sys.executable).parent / "facelens")
+    enrol = subprocess.run([exe, "enroll", "--from-folders", str(root), "-g", str(tmp_path / "g"), "--ray", "auto",
+                            "--json"], capture_output=True, text=True, timeout=300)
+    assert enrol.returncode in (0, 1), enrol.stderr
+    count = sum(len(images) for _, images in lfw_people[:4])
+    assert f"ray: {count} images" in enrol.stderr and "images/s" in enrol.stderr
+    name, images = lfw_people[0]
+    found = subprocess.run([exe, "identify", images[0], "-g", str(tmp_path / "g"), "--ray", "auto", "--json"],
+                           capture_output=True, text=True, timeout=300)
+    assert found.returncode == 0, found.stderr
+    assert name in found.stdout and "ray: 1 images" in found.stderr
+
+
+def test_without_ray_the_option_says_how_to_get_it(tmp_path):
+    """The base install has no Ray: --ray is a usage error (exit 2) naming the extra. Ray is hidden here."""
+    code = ("import sys; sys.modules['ray'] = None; sys.argv = ['facelens', 'embed', '--ray', 'auto', sys.argv[1]]; "
+            "from facelens.cli import main; main()")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "any.jpg")], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert proc.returncode == 2, proc.stderr
+    assert "pip install 'facelens[ray]'" in proc.stderr
+    assert proc.stdout == ""
