@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # the Ray processes go when these tests are done, not at the end of the suite
 def ray_cluster():
     ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'facelens[ray]' to run the Ray tests")
     pytest.importorskip("ray.data", reason="Ray Data is not installed: pip install 'facelens[ray]'")
