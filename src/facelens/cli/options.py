@@ -45,6 +45,10 @@ Fpir = Annotated[
     float, typer.Option("--fpir", help="Target rate of strangers given a name (sets the threshold by gallery size).")
 ]
 Threshold = Annotated[Optional[float], typer.Option("--threshold", help="Fixed cosine similarity threshold.")]
+Output = Annotated[
+    Optional[Path],
+    typer.Option("--output", help="Also write the results to FILE: .parquet (a row per face, exact embeddings) or .jsonl."),
+]
 RAY_HELP = ("Run on Ray: a cluster ADDRESS (ray://HOST:10001 or HOST:6379) or auto (the running cluster, else a "
             "local one on this machine's cores). Needs pip install 'facelens[ray]'.")
 Ray = Annotated[Optional[str], typer.Option("--ray", help=RAY_HELP, metavar="ADDRESS|auto")]

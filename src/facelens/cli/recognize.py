@@ -17,6 +17,7 @@ from facelens.cli.options import (
     Images,
     Json,
     Liveness,
+    Output,
     Ray,
     Threshold,
     Where,
@@ -38,7 +39,10 @@ def _table(*columns: str):
 
 
 def _batch(inputs: list[str], embed: bool, as_json: bool, detector: str, workers: int, largest: bool,
-           liveness: bool = False, ray: str | None = None) -> None:
+           liveness: bool = False, ray: str | None = None, output: Path | None = None) -> None:
+    from contextlib import nullcontext
+
+    from facelens.distributed.results import ResultWriter
     from facelens.engine import FaceAnalyzer
 
     try:
@@ -47,15 +51,18 @@ def _batch(inputs: list[str], embed: bool, as_json: bool, detector: str, workers
         runner = ray_runner(ray, workers)
         engine = FaceAnalyzer(detector=detector, tasks=tasks + (("liveness",) if liveness else ()),
                               select="largest" if largest else None, workers=workers or None, runner=runner)
+        saved = ResultWriter(output, with_embedding=embed) if output is not None else nullcontext()
     except (FacelensError, ValueError) as exc:
         fail(exc, USAGE)
     failed = 0
     table = _table("path", "faces", "boxes (x1,y1,x2,y2)", "error")
-    with progress_bar(len(sources)) as progress:
+    with progress_bar(len(sources)) as progress, saved:
         task = progress.add_task("embedding" if embed else "detecting", total=len(sources))
         try:
             for result in engine.run(sources, progress=lambda done, total: progress.update(task, completed=done)):
                 failed += result.error is not None
+                if output is not None:
+                    saved.add(result)
                 if as_json:
                     emit(result.to_dict(with_embedding=embed))
                 else:
@@ -77,9 +84,10 @@ def detect(
     workers: Workers = 0,
     liveness: Liveness = False,
     ray: Ray = None,
+    output: Output = None,
 ) -> None:
     """Find faces: box, score and 5 landmarks per face (and a liveness score and decision with --liveness)."""
-    _batch(images, False, json_out, detector, workers, False, liveness, ray)
+    _batch(images, False, json_out, detector, workers, False, liveness, ray, output)
 
 
 def embed(
@@ -89,9 +97,10 @@ def embed(
     workers: Workers = 0,
     largest: Annotated[bool, typer.Option("--largest", help="Only the largest face of each image.")] = False,
     ray: Ray = None,
+    output: Output = None,
 ) -> None:
     """Embed every face (dlib ResNet 128-D, L2-normalised)."""
-    _batch(images, True, json_out, detector, workers, largest, ray=ray)
+    _batch(images, True, json_out, detector, workers, largest, ray=ray, output=output)
 
 
 def verify(
@@ -227,9 +236,13 @@ def identify(
     liveness: Liveness = False,
     analyze: Analyze = False,
     ray: Ray = None,
+    output: Output = None,
 ) -> None:
     """Name the faces in images (open set: 'unknown' below the threshold). Exit 1 when an input failed."""
+    from contextlib import nullcontext
+
     from facelens.decide import ThresholdPolicy
+    from facelens.distributed.results import ResultWriter
     from facelens.engine import FaceAnalyzer
     from facelens.gallery import open_gallery
 
@@ -238,11 +251,12 @@ def identify(
         filters = parse_where(where)
         runner = ray_runner(ray)
         store = open_gallery(gallery, create=False, collection=collection)
+        saved = ResultWriter(output) if output is not None else nullcontext()
     except (FacelensError, ValueError) as exc:
         fail(exc, USAGE)
     failed = 0
     table = _table("path", "box", "name", "score", "threshold")
-    with store, progress_bar(len(sources)) as progress:
+    with store, progress_bar(len(sources)) as progress, saved:
         task = progress.add_task("identifying", total=len(sources))
         try:
             tasks = ("identify",) + (("liveness",) if liveness else ()) + (("analyze",) if analyze else ())
@@ -251,6 +265,8 @@ def identify(
             store.check_model(engine.model_id)
             results = engine.run(sources, progress=lambda done, total: progress.update(task, completed=done))
             for result in results:
+                if output is not None:
+                    saved.add(result)
                 if result.error is not None:
                     failed += 1
                     if not json_out:
