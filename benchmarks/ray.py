@@ -2,16 +2,16 @@
 and sharded search (per-shard HNSW in Ray actors, merged) against one index.
 
     pip install -e '.[ray]'
-    python benchmarks/ray.py                      # 200 LFW images, 1 and 2 workers each way, then 200k-face search
+    python benchmarks/ray.py                      # 960 LFW images, 1 and 2 workers each way, then 200k-face search
     python benchmarks/ray.py --images 400 --rounds 2 --no-search
     python benchmarks/ray.py --no-throughput --search-size 500000
 
 Throughput: ``FaceAnalyzer(tasks=embed)`` over the first N LFW images (people in name order), run by the local
 pool (``workers`` 1 = in this process, 2 = two processes) and by Ray Data (``RayRunner(workers=1|2)``, a local Ray
 of 2 CPUs), alternating the order each round. Two figures per path: wall images/s (start-up included: Ray starts
-its actors and loads the models in each run; the local pool is warmed once) and steady images/s, the marginal
-rate (N - n) / (t(N) - t(n)) between a run of n = N/4 images and the full run, so fixed costs cancel. The results
-are checked equal (faces, vectors) between every run and the first.
+its actors and loads the models in each run; the local pool is warmed once) and steady images/s, from the first
+result to the last (start-up excluded; results arrive per chunk of 8). The results are checked equal (faces,
+vectors) between every run and the first.
 
 Serial parts (what N nodes do not divide): listing (paths/s expanding the LFW folder), and writing the gallery
 from the driver (faces/s of ``add_faces``, one transaction per person, folder gallery).
@@ -60,11 +60,17 @@ def lfw_images(count: int) -> list[str]:
     return paths[:count]
 
 
-def timed_run(analyzer, paths: list[str]) -> tuple[list, float]:
-    """(results, seconds from the call to the last result)."""
+def timed_run(analyzer, paths: list[str]) -> tuple[list, float, float, float]:
+    """(results, wall seconds, seconds to the first result, steady images/s from the first result to the last)."""
     started = time.perf_counter()
-    results = list(analyzer.run(paths))
-    return results, time.perf_counter() - started
+    results, stamps = [], []
+    for result in analyzer.run(paths):
+        results.append(result)
+        stamps.append(time.perf_counter())
+    first = stamps[0] - started
+    after = [t for t in stamps if t > stamps[0]]  # the first chunk arrives whole: count from the one after it
+    steady = len(after) / (stamps[-1] - stamps[0]) if after else float("nan")
+    return results, stamps[-1] - started, first, steady
 
 
 def same(a: list, b: list) -> bool:
@@ -91,18 +97,15 @@ def throughput(count: int, rounds: int) -> dict[str, float]:
     walls: dict[str, list[float]] = {k: [] for k in makers}
     steadies: dict[str, list[float]] = {k: [] for k in makers}
     reference = None
-    small = paths[: min(len(paths) // 4, 32)]
     for r in range(rounds):
         for name in (list(makers) if r % 2 == 0 else list(makers)[::-1]):
-            _, start_up = timed_run(makers[name](), small)  # fixed costs (actors, models) + a few images
-            results, seconds = timed_run(makers[name](), paths)
+            results, seconds, first, steady = timed_run(makers[name](), paths)
             reference = reference or results
             assert same(reference, results), f"{name}: results differ from the first run"
-            wall, steady = len(paths) / seconds, (len(paths) - len(small)) / max(seconds - start_up, 1e-9)
-            walls[name].append(wall)
+            walls[name].append(len(paths) / seconds)
             steadies[name].append(steady)
-            print(f"  round {r + 1} {name:24s} {len(small)} images {start_up:5.1f} s, {len(paths)} images "
-                  f"{seconds:5.1f} s: wall {wall:6.2f} images/s, steady {steady:6.2f} images/s", flush=True)
+            print(f"  round {r + 1} {name:24s} {seconds:6.1f} s, first result after {first:5.1f} s: wall "
+                  f"{len(paths) / seconds:6.2f} images/s, steady {steady:6.2f} images/s", flush=True)
     ray.shutdown()
     faces = sum(len(x.faces) for x in reference)
     print(f"\n{len(paths)} LFW images, {faces} faces, embed task; best of {rounds} round(s), same results everywhere")
@@ -113,10 +116,10 @@ def throughput(count: int, rounds: int) -> dict[str, float]:
         w, s = max(walls[name]), max(steadies[name])
         out[name] = s
         print(f"{name:26s} {w:10.2f} {s:13.2f} {s / base:17.2f}x")
-    return out
+    return out, faces / len(paths)
 
 
-def serial_parts(count: int) -> None:
+def serial_parts(count: int) -> tuple[float, float]:
     from facelens.cli.options import expand_inputs
     from facelens.gallery import open_gallery
 
@@ -137,6 +140,19 @@ def serial_parts(count: int) -> None:
         writes = count / (time.perf_counter() - started)
     print(f"\nserial on the driver: listing {listing:,.0f} paths/s ({len(listed)} LFW files); "
           f"folder-gallery writes {writes:,.0f} faces/s ({count} faces, 4 per transaction)")
+    return listing, writes
+
+
+def scaling_model(rates: dict[str, float], listing: float, writes: float, faces_per_image: float) -> None:
+    """images/s on N nodes of C actors: N*C*r (r: one actor's steady rate here) until a driver-side serial part
+    (listing, gallery writes) caps it."""
+    per_actor = rates["ray 1 actor"]
+    cap = min(listing, writes / faces_per_image)
+    print(f"\nscaling model: images/s = min(N x C x {per_actor:.1f}, {cap:,.0f}) "
+          f"(one actor {per_actor:.1f} images/s here; cap: listing {listing:,.0f} paths/s, "
+          f"writes {writes:,.0f} faces/s / {faces_per_image:.2f} faces per image)")
+    for nodes, cores in ((1, 2), (4, 16), (16, 16), (64, 32)):
+        print(f"  {nodes:3d} nodes x {cores:2d} actors: {min(nodes * cores * per_actor, cap):8,.0f} images/s")
 
 
 def search(size: int, n_queries: int) -> None:
@@ -186,7 +202,7 @@ def search(size: int, n_queries: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--images", type=int, default=960)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--search-size", type=int, default=200_000)
     parser.add_argument("--queries", type=int, default=1000)
@@ -194,8 +210,8 @@ def main() -> None:
     parser.add_argument("--no-search", action="store_true")
     args = parser.parse_args()
     if not args.no_throughput:
-        throughput(args.images, args.rounds)
-        serial_parts(20_000)
+        rates, faces_per_image = throughput(args.images, args.rounds)
+        scaling_model(rates, *serial_parts(20_000), faces_per_image)
     if not args.no_search:
         search(args.search_size, args.queries)
 
