@@ -8,8 +8,8 @@ from collections.abc import Collection
 
 from facelens.errors import FacelensError, ImageDecodeError
 
-#: Schemes read through pyarrow.fs rather than the local file system.
-REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "hdfs://", "abfs://", "abfss://")
+#: Schemes read through pyarrow.fs rather than opened as paths (``file://`` too: a URI list may mix them).
+REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "hdfs://", "abfs://", "abfss://", "file://")
 
 
 def is_remote(source: object) -> bool:
