@@ -140,3 +140,31 @@ def test_without_ray_the_option_says_how_to_get_it(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "pip install 'facelens[ray]'" in proc.stderr
     assert proc.stdout == ""
+
+
+def test_a_chunk_that_kills_every_attempt_fails_alone(ray_cluster, lfw_people):
+    """A poison chunk (its actor dies on every attempt) fails its own images; every other image is answered."""
+    import ray.cloudpickle
+
+    from facelens.distributed.runner import ChunkActor, RayRunner
+    from facelens.engine import FaceAnalyzer
+
+    paths = [p for _, images in lfw_people for p in images][:24]
+    poison = paths[9]  # in the second chunk of 8
+
+    class DiesOnPoison(ChunkActor):
+        def __call__(self, batch):
+            import pickle
+
+            if any(poison in sources for _, sources in map(pickle.loads, batch["payload"])):
+                os._exit(1)
+            return super().__call__(batch)
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    runner = RayRunner(workers=2, task_retries=1, actor_class=DiesOnPoison)
+    results = list(FaceAnalyzer(chunk_size=8, runner=runner).run(paths))
+    assert [r.source for r in results] == paths  # input order, nothing lost
+    failed = [r.source for r in results if r.error is not None]
+    assert failed == paths[8:16]  # exactly the poison chunk
+    assert all("died on every attempt" in r.error for r in results[8:16])
+    assert runner.stats.failed == 8 and runner.stats.images == 24
