@@ -459,7 +459,7 @@ class FaceAnalyzer:
         workers = self.workers or default_workers()
         if total is not None and total <= 1:
             workers = 1
-        if workers > 1 and start_method() != "fork" and not main_is_importable():
+        if self.runner is None and workers > 1 and start_method() != "fork" and not main_is_importable():
             global _UNGUARDED_WARNED
             if not _UNGUARDED_WARNED:
                 script = getattr(sys.modules["__main__"], "__file__", "__main__")
