@@ -19,9 +19,9 @@ from facelens.gallery import open_gallery
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")]
 
 
-def gallery_faces(location) -> dict[tuple[str, str], tuple[list[float], np.ndarray]]:
+def gallery_faces(location, collection: str = "default") -> dict[tuple[str, str], tuple[list[float], np.ndarray]]:
     """(person, content hash) -> (box, embedding) of every face; fails on a duplicated face."""
-    with open_gallery(str(location), create=False) as store:
+    with open_gallery(str(location), create=False, collection=collection) as store:
         faces = store.faces(with_embeddings=True)
     keys = Counter((f.name, f.content_hash) for f in faces)
     assert max(keys.values(), default=1) == 1, f"duplicated faces: {[k for k, n in keys.items() if n > 1]}"
@@ -89,6 +89,21 @@ def test_actor_killed_mid_run_loses_and_duplicates_nothing(ray_cluster, lfw_peop
                for r in again for s in r.skipped)
     assert gallery_faces(tmp_path / "gallery").keys() == enrolled.keys()
     assert sum(len(r.added) for r in results) == len(enrolled)
+
+
+def test_ray_enrol_into_postgres_equals_local_enrol(ray_cluster, lfw_people, local_enrol, postgres_url):
+    """The multi-node gallery: PostgreSQL written from the driver, the same faces as the local folder enrol."""
+    import uuid
+
+    from facelens.distributed import RayRunner
+
+    people, collection = lfw_people[:8], f"ray-{uuid.uuid4().hex[:8]}"
+    with open_gallery(postgres_url, collection=collection) as store:
+        facelens.enroll_people(store, people, runner=RayRunner(workers=2))
+    names = {name for name, _ in people}
+    local = {key: value for key, value in gallery_faces(local_enrol[0]).items() if key[0] in names}
+    assert len(local) >= 8
+    assert_same(local, gallery_faces(postgres_url, collection))
 
 
 def test_cli_enroll_and_identify_on_ray(ray_cluster, lfw_people, tmp_path):
