@@ -121,9 +121,9 @@ def _ms(seconds: float, n: int) -> str:
 def stage_timings(images: list[Path], batch_sizes: list[int]) -> None:
     """Per-stage milliseconds per image, and dlib vs onnxruntime embedding, on the same chips in one process."""
     from facelens.embed import get_embedder
-    from facelens.pipeline import FacePipeline
+    from facelens.engine import Models
 
-    pipe = FacePipeline()
+    pipe = Models()  # its own detector, not the process's shared one
     dlib_runtime, onnx_runtime = get_embedder("dlib"), get_embedder("dlib_onnx")
     onnx_runtime.session()  # conversion (first use only) and session creation are not embedding time
     spent = dict.fromkeys(("decode", "detect", "align", "embed_dlib", "embed_onnx"), 0.0)

@@ -23,7 +23,7 @@ def test_hog_face_counts_on_labelled_images(pipeline):
     root, rows = _labelled()
     wrong = []
     for row in rows:
-        found = pipeline.detect(root / row["image"])
+        found = pipeline.detector.detect(pipeline.decode(root / row["image"]))
         if len(found) != int(row["num_faces_expected"]):
             wrong.append((row["image"], len(found), row["num_faces_expected"]))
     assert not wrong, wrong
@@ -62,5 +62,5 @@ def test_min_face_size_and_large_image_downscale():
 
 
 def test_no_face_and_tiny_image(pipeline):
-    assert pipeline.detect(np.full((300, 300, 3), 127, np.uint8)) == []
-    assert pipeline.detect(np.zeros((1, 1, 3), np.uint8)) == []
+    assert pipeline.detector.detect(np.full((300, 300, 3), 127, np.uint8)) == []
+    assert pipeline.detector.detect(np.zeros((1, 1, 3), np.uint8)) == []

@@ -51,20 +51,16 @@ class ServiceState:
         self._heads: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    @property
-    def pipeline(self) -> Any:
-        """The process-wide pipeline the library verbs use for this detector (images arrive decoded, with the
-        pixel limit already applied, so no pipeline option differs from theirs and models load once)."""
-        from facelens.pipeline import get_pipeline
-
-        return get_pipeline(detector=self.settings.detector)
-
     def load_models(self) -> None:
+        """Load the detector and embedder every endpoint's engine uses (the same objects: the engine's models of
+        this configuration, shared by the process)."""
         try:
-            pipe = self.pipeline
-            pipe.detector, pipe.embedder  # noqa: B018  (cached properties: loading happens here, once)
+            from facelens.engine import FaceAnalyzer
+
+            loaded = FaceAnalyzer(detector=self.settings.detector, workers=1).loaded_models()
+            loaded.detector, loaded.embedder  # noqa: B018  (loading happens here, once)
             self.ready = True
-            log.info("models loaded (%s, %s): ready", self.settings.detector, pipe.model_id)
+            log.info("models loaded (%s, %s): ready", self.settings.detector, loaded.model_id)
         except Exception as exc:  # noqa: BLE001  (reported by /readyz instead of dying silently in this thread)
             self.load_error = str(exc) if isinstance(exc, FacelensError) else f"{type(exc).__name__}: {exc}"
             log.error("models could not be loaded: %s", self.load_error)
