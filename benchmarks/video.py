@@ -31,6 +31,8 @@ CLIPS = (("face_recognition", "short_hamilton_clip.mp4"), ("facenet_pytorch", "v
 
 def naive(clip: Path, gallery, pipeline) -> tuple[float, int, set[str]]:
     """face_recognition's webcam loop: every frame decoded, every face detected, embedded and compared."""
+    from facelens.decide import open_set_names
+
     cap = cv2.VideoCapture(str(clip))
     names: set[str] = set()
     frames = 0
@@ -41,12 +43,10 @@ def naive(clip: Path, gallery, pipeline) -> tuple[float, int, set[str]]:
         if not ok:
             break
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        faces = pipeline.embed_detections(rgb, pipeline.detect(rgb))
-        for match in gallery.identify_faces(
-            [f.embedding for f in faces], [f.box for f in faces], k=1, threshold=threshold
-        ):
-            if match.name:
-                names.add(match.name)
+        detections = pipeline.detector.detect(rgb)
+        if detections:
+            found, _ = open_set_names(gallery.search(pipeline.embedder.embed(rgb, detections), k=1), threshold)
+            names |= {name for name in found if name}
         frames += 1
     cap.release()
     return time.perf_counter() - started, frames, names
@@ -79,18 +79,19 @@ def main() -> None:
     parser.add_argument("--skip-naive", action="store_true", help="skip the naive per-frame loop")
     args = parser.parse_args()
 
+    import facelens
+    from facelens.engine import models
     from facelens.gallery import open_gallery
-    from facelens.pipeline import get_pipeline
     from facelens.video import process_video
 
     video = args.data / "video"
-    pipeline = get_pipeline(**({"detector": args.detector} if args.detector else {}))
+    chosen = {"detector": args.detector} if args.detector else {}
+    pipeline = models(**chosen)
     with tempfile.TemporaryDirectory() as tmp:
         gallery = open_gallery(Path(tmp) / "people")
-        gallery.enroll(
-            "lin-manuel-miranda", [str(video / "face_recognition" / "lin-manuel-miranda.png")], pipeline=pipeline
-        )
-        pipeline.detect(
+        facelens.enroll(gallery, "lin-manuel-miranda", [str(video / "face_recognition" / "lin-manuel-miranda.png")],
+                        **chosen)
+        pipeline.detector.detect(
             cv2.cvtColor(cv2.imread(str(video / "face_recognition" / "lin-manuel-miranda.png")), cv2.COLOR_BGR2RGB)
         )
         gallery.close()
@@ -114,7 +115,7 @@ def main() -> None:
                 print(f"{name}: not found under {video}")
                 continue
             started = time.perf_counter()
-            timeline = process_video(clip, gallery, every=args.every, pipeline=pipeline).run()
+            timeline = process_video(clip, gallery, every=args.every, **chosen).run()
             ours = time.perf_counter() - started
             ours_fps = timeline.frames / ours
             if args.skip_naive:

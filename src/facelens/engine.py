@@ -88,26 +88,94 @@ class Plan:
 # -- what runs inside a worker (or in-process) -----------------------------------------------------------
 
 
+class Models:
+    """The detector and embedder of one configuration in this process, each loaded on first use (see :func:`models`)."""
+
+    def __init__(self, detector: str = DEFAULT_DETECTOR, embedder: str = DEFAULT_EMBEDDER, min_face_size: int = 20,
+                 upsample: int | None = None, max_pixels: int | None = None, landmarks68: bool = False,
+                 embed_threads: int | None = None) -> None:
+        import facelens.models.catalog  # noqa: F401  (registers the core model specs)
+
+        self.detector_name = detector
+        self.embedder_name = embedder
+        self.embed_threads = embed_threads
+        self.detector_options: dict[str, Any] = {"min_face_size": min_face_size, "landmarks68": landmarks68}
+        if upsample is not None:
+            self.detector_options["upsample"] = upsample
+        self.max_pixels = max_pixels
+        self._lock = threading.Lock()
+        self._detector: Any = None
+        self._embedder: Any = None
+
+    @property
+    def detector(self) -> Any:
+        if self._detector is None:
+            with self._lock:  # threads asking at once load it once
+                if self._detector is None:
+                    from facelens.detect import get_detector
+
+                    self._detector = get_detector(self.detector_name, **self.detector_options)
+        return self._detector
+
+    @property
+    def embedder(self) -> Any:
+        if self._embedder is None:
+            with self._lock:
+                if self._embedder is None:
+                    self._embedder = self._load_embedder()
+        return self._embedder
+
+    def _load_embedder(self) -> Any:
+        from facelens.embed import get_embedder
+
+        if self.embed_threads is not None:
+            # ONNX embedders take a per-session thread count (so pool workers do not oversubscribe the cores);
+            # the dlib embedder has none and runs single-threaded anyway
+            try:
+                return get_embedder(self.embedder_name, threads=self.embed_threads)
+            except TypeError:
+                pass
+        return get_embedder(self.embedder_name)
+
+    @property
+    def model_id(self) -> str:
+        return self.embedder.model_id
+
+    def decode(self, source: Any) -> np.ndarray:
+        from facelens.io.image import decode_image
+
+        return decode_image(source, max_pixels=self.max_pixels)
+
+
+_MODELS: dict[tuple, Models] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def models(detector: str = DEFAULT_DETECTOR, embedder: str = DEFAULT_EMBEDDER, min_face_size: int = 20,
+           upsample: int | None = None, max_pixels: int | None = None, landmarks68: bool = False,
+           embed_threads: int | None = None) -> Models:
+    """The shared :class:`Models` of this configuration: every analyzer (and any code that needs a detector or an
+    embedder by itself) of this process uses the same loaded models."""
+    key = (detector, embedder, min_face_size, upsample, max_pixels, landmarks68, embed_threads)
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            _MODELS[key] = Models(*key)
+        return _MODELS[key]
+
+
 class _Stages:
     """The loaded models for one plan, in this process."""
 
     def __init__(self, plan: Plan) -> None:
-        from facelens.pipeline import get_pipeline
-
-        options: dict[str, Any] = {"min_face_size": plan.min_face_size, "landmarks68": plan.landmarks68}
-        if plan.upsample is not None:
-            options["upsample"] = plan.upsample
-        if plan.max_pixels is not None:
-            options["max_pixels"] = plan.max_pixels
-        if plan.threads is not None:
-            options["embed_threads"] = plan.threads
-        self.pipeline = get_pipeline(detector=plan.detector, embedder=plan.embedder, **options)
+        self.pipeline = models(detector=plan.detector, embedder=plan.embedder, min_face_size=plan.min_face_size,
+                               upsample=plan.upsample, max_pixels=plan.max_pixels, landmarks68=plan.landmarks68,
+                               embed_threads=plan.threads)
         self.analyzer = None
         if plan.heads is not None:
             from facelens.analyze.api import Analyzer
 
             self.analyzer = Analyzer(plan.heads, custom_head=plan.custom_head,
-                                     expression_runtime=plan.expression_runtime, pipeline=self.pipeline)
+                                     expression_runtime=plan.expression_runtime)
         self.checker = None
         if plan.liveness is not None:
             from facelens.liveness.checker import get_checker
@@ -251,12 +319,11 @@ def _init_worker(threads: int) -> None:
     parent (a forked copy of a runtime session with threads must not be used)."""
     global _STAGES_LOCK
     os.environ.setdefault("FACELENS_EMBED_THREADS", str(threads))
-    from facelens import pipeline
-
+    global _MODELS_LOCK
     # this process has one thread now: fresh locks (a parent thread may have held one at fork) and empty caches
-    _STAGES_LOCK, pipeline._LOCK = threading.Lock(), threading.Lock()
+    _STAGES_LOCK, _MODELS_LOCK = threading.Lock(), threading.Lock()
     _STAGES.clear()
-    pipeline._PIPELINES.clear()
+    _MODELS.clear()
     try:
         import cv2
 
@@ -432,10 +499,14 @@ class FaceAnalyzer:
             content_hash=self.content_hash, keep_images=self.keep_images, threads=threads,
         )  # fmt: skip
 
+    def loaded_models(self) -> Models:
+        """The detector and embedder this analyzer runs in this process (shared; each loads on first use)."""
+        return _stages(self.plan()).pipeline
+
     @property
     def model_id(self) -> str:
         """The embedding model's id (loads the embedder in this process)."""
-        return _stages(self.plan()).pipeline.model_id
+        return self.loaded_models().model_id
 
     def threshold(self) -> float:
         """The open-set threshold for the gallery as it is now (computed once per run)."""
@@ -564,4 +635,4 @@ def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-__all__ = ["CHUNK_SIZE", "SELECTIONS", "TASKS", "FaceAnalyzer", "Plan", "default_workers", "run_chunk", "safe_chunk"]
+__all__ = ["CHUNK_SIZE", "SELECTIONS", "TASKS", "FaceAnalyzer", "Models", "Plan", "models", "default_workers", "run_chunk", "safe_chunk"]
