@@ -24,7 +24,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,9 +32,12 @@ import cv2
 import numpy as np
 
 from facelens.detect import DEFAULT_DETECTOR
+from facelens.embed import DEFAULT_EMBEDDER
+from facelens.engine import FaceAnalyzer, Plan, fill_faces, run_chunk
 from facelens.errors import FacelensError
 from facelens.io.video import OPEN_TIMEOUT, Frame, FrameSource, VideoWriter, open_source
-from facelens.types import DetectedFace, Face
+from facelens.result import Faces, ImageResult, _column
+from facelens.types import Face
 from facelens.video.identity import BEST_FACES, UnknownPeople, keep_best, tally
 from facelens.video.timeline import Timeline, TrackRecord, people_of
 from facelens.video.tracking import MAX_GAP, MIN_HITS, Sample, Track, Tracker
@@ -83,7 +86,7 @@ class Prepared:
     frame: Frame
     gray: np.ndarray = field(repr=False)
     cut: bool
-    detections: list[DetectedFace] | None
+    detections: Faces | None
     detect_seconds: float = 0.0
 
 
@@ -97,7 +100,7 @@ class Prefetch:
     embedding and drawing on the other core. The loop still detects at once, itself, after it loses a face."""
 
     def __init__(
-        self, source: FrameSource, detect: Callable[[np.ndarray], list[DetectedFace]], cadence: Cadence, size: int = PREFETCH
+        self, source: FrameSource, detect: Callable[[np.ndarray], Faces], cadence: Cadence, size: int = PREFETCH
     ) -> None:
         self.source, self.detect, self.cadence = source, detect, cadence
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, size))
@@ -158,50 +161,35 @@ class Prefetch:
         self.source.close()
 
 
-@dataclass(frozen=True)
-class TrackedFace:
-    """A face in one frame: its track, box, person label (gallery name, ``unknown-N``, or None while undecided),
-    gallery name (None unless identified), identity confidence, and whether a detector found it in this frame."""
+@dataclass
+class FrameResult(ImageResult):
+    """One processed frame, an :class:`ImageResult` of the frame's tracked faces (``faces.track_id``; identity
+    ``name`` None unless a gallery named the track, ``person`` its label: the name or ``unknown-N``; liveness and
+    analysis columns when those tasks ran), where it is in the video, and the appear/identify/disappear events."""
 
-    track: int
-    box: np.ndarray
-    person: str | None
-    name: str | None
-    confidence: float
-    detected: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "track": self.track,
-            "box": [round(float(v), 1) for v in self.box],
-            "person": self.person,
-            "name": self.name,
-            "confidence": round(self.confidence, 4),
-            "detected": self.detected,
-        }
-
-
-@dataclass(frozen=True)
-class FrameResult:
-    """One processed frame: where it is, the faces tracked in it, and the appear/identify/disappear events."""
-
-    index: int
-    time: float
-    faces: list[TrackedFace]
-    detected: bool  # the detector ran on this frame
-    every: int  # current detection interval in frames
+    index: int = 0
+    time: float = 0.0
+    detected: bool = False  # the detector ran on this frame
+    every: int = 1  # current detection interval in frames
     events: list[dict[str, Any]] = field(default_factory=list)
-    image: np.ndarray | None = field(default=None, repr=False)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, with_embedding: bool = False) -> dict[str, Any]:
         return {
             "frame": self.index,
             "time": round(self.time, 3),
             "detected": self.detected,
             "every": self.every,
-            "faces": [f.to_dict() for f in self.faces],
+            **super().to_dict(with_embedding),
             "events": self.events,
         }
+
+
+def detect_frames(plan: Plan, images: list[np.ndarray]) -> list[Faces]:
+    """The engine's detection of in-memory frames (one ``detect_many`` call), one :class:`Faces` per frame."""
+    results = run_chunk(plan, images)
+    for result in results:
+        result.raise_for_error()
+    return [result.faces for result in results]
 
 
 class Cadence:
@@ -261,7 +249,11 @@ def _safe_name(label: str) -> str:
 class VideoRun:
     """A video being processed: iterate for :class:`FrameResult` per frame; ``timeline`` once done (the
     generator's return value too); ``run()`` processes everything and returns the timeline. The source is opened
-    on construction, so a missing file or an unreachable stream raises :class:`facelens.errors.VideoError` at once."""
+    on construction, so a missing file or an unreachable stream raises :class:`facelens.errors.VideoError` at once.
+
+    Every stage runs through the engine (:mod:`facelens.engine`): detection (``run_chunk`` on the frame),
+    embedding, liveness and analysis (``fill_faces`` on the faces kept) and identification
+    (:meth:`FaceAnalyzer.identify`, the one threshold policy of ``decide.py``)."""
 
     def __init__(
         self,
@@ -274,9 +266,11 @@ class VideoRun:
         thumbnails: str | os.PathLike | None = None,
         fpir: float | None = None,
         threshold: float | None = None,
+        where: dict[str, Any] | None = None,
+        liveness: bool = False,
         speed: float | None = None,
         detector: str = DEFAULT_DETECTOR,
-        pipeline: Any = None,
+        embedder: str = DEFAULT_EMBEDDER,
         min_hits: int = MIN_HITS,
         max_gap: float = MAX_GAP,
         fps: float | None = None,
@@ -284,12 +278,10 @@ class VideoRun:
         reconnect: int = 5,
         keep_images: bool = False,
     ) -> None:
-        from facelens.decide import profile
-        from facelens.pipeline import get_pipeline
+        from facelens.decide import ThresholdPolicy
 
         if every is not None and every < 1:
             raise ValueError(f"every must be >= 1 (or None to adapt), got {every}")
-        self.pipeline = pipeline or get_pipeline(detector=detector)
         self._own_gallery = isinstance(gallery, (str, os.PathLike))
         if self._own_gallery:
             from facelens.gallery import open_gallery
@@ -297,12 +289,25 @@ class VideoRun:
             gallery = open_gallery(gallery, create=False)
         self.gallery = gallery
         try:
+            tasks = ("embed", "identify") if gallery is not None else ("embed",)
+            self.engine = FaceAnalyzer(detector=detector, embedder=embedder, tasks=tasks, gallery=gallery, k=1,
+                                       where=where, policy=ThresholdPolicy.for_identify(threshold, fpir), workers=1)
+            base = self.engine.plan(1)
+            self._detect_plan = replace(base, embed=False)
+            self._embed_plan = base
+            self._liveness_plan: Plan | None = None
+            self.liveness_threshold: float | None = None
+            if liveness:
+                from facelens.liveness.checker import DEFAULT_MODEL, get_checker
+
+                self._liveness_plan = replace(base, embed=False, liveness=(DEFAULT_MODEL, None, None))
+                self.liveness_threshold = get_checker(DEFAULT_MODEL).threshold
+            self.model_id = self.engine.model_id
+            self.threshold: float | None = None
             if gallery is not None:
-                gallery.check_model(self.pipeline.model_id)
-                if threshold is None:
-                    threshold = gallery.open_set_threshold(fpir) if fpir else gallery.open_set_threshold()
-            self.threshold = threshold
-            self.reid_threshold = profile(self.pipeline.model_id).verify_threshold
+                gallery.check_model(self.model_id)
+                self.threshold = self.engine.threshold()
+            self.reid_threshold = ThresholdPolicy.for_verify().threshold(self.model_id)
             self.source = open_source(source, fps=fps, timeout=timeout, reconnect=reconnect)
         except BaseException:
             self.close()
@@ -354,6 +359,9 @@ class VideoRun:
         self.close()
 
     # -- the loop -----------------------------------------------------------------------------------
+    def _detect(self, image: np.ndarray) -> Faces:
+        return detect_frames(self._detect_plan, [image])[0]
+
     def _frames(self) -> Generator[FrameResult, None, Timeline]:
         src = self.source
         tracker = Tracker(self.reid_threshold, min_hits=self.min_hits, max_gap=self.max_gap)
@@ -363,7 +371,7 @@ class VideoRun:
         frames, last_time, error = 0, 0.0, None
         started = time.perf_counter()
         detections_run = embeddings_run = 0
-        prefetch = Prefetch(src, self.pipeline.detect, cadence)
+        prefetch = Prefetch(src, self._detect, cadence)
         try:
             for item in prefetch:
                 tick = time.perf_counter()
@@ -373,23 +381,18 @@ class VideoRun:
                 detections, detect_seconds = item.detections, item.detect_seconds
                 if detections is None and cadence.lost:  # a face was lost on the last frame: look again now
                     detect_started = time.perf_counter()
-                    detections = self.pipeline.detect(image)
+                    detections = self._detect(image)
                     detect_seconds = time.perf_counter() - detect_started
                     tick += detect_seconds  # counted once, below
                 detect = detections is not None
-                detected_ids: set[int] = set()
                 if detect:
                     detections_run += 1
                     embeddings_run += self._detect_frame(
-                        image, gray, detections, frame.index, frame.time, tracker, unknowns, events, detected_ids
+                        image, gray, detections, frame.index, frame.time, tracker, unknowns, events
                     )
                 elif not tracker.follow(gray, frame.index, frame.time):
                     cadence.soon()
-                faces = [
-                    TrackedFace(t.id, t.box.copy(), t.label, t.name, t.confidence, t.id in detected_ids)
-                    for t in tracker.tracks
-                    if t.shown
-                ]
+                faces = self._frame_faces([t for t in tracker.tracks if t.shown])
                 if self.out is not None:
                     if writer is None:
                         writer = VideoWriter(self.out, src.fps or 25.0, (image.shape[1], image.shape[0]))
@@ -399,8 +402,9 @@ class VideoRun:
                 cadence.record(detect, time.perf_counter() - tick + detect_seconds)
                 self.events.extend(events)
                 yield FrameResult(
-                    frame.index, frame.time, faces, detect, cadence.every, events, image if self.keep_images else None
-                )
+                    src.name, image.shape[1], image.shape[0], faces, image=image if self.keep_images else None,
+                    index=frame.index, time=frame.time, detected=detect, every=cadence.every, events=events,
+                )  # fmt: skip
         except FacelensError as exc:
             error = str(exc)
             log.warning("video stopped: %s", exc)
@@ -430,32 +434,68 @@ class VideoRun:
             self.close()
         return self.timeline
 
+    def _frame_faces(self, tracks: list[Track]) -> Faces:
+        """The shown tracks as the frame's :class:`Faces`: box where the face is now, the last detection's score
+        and its landmarks moved with the box, track id, person label, identity and liveness of the track."""
+        if not tracks:
+            faces = Faces.empty()
+            faces.track_id = np.zeros(0, np.int64)
+            return faces
+        faces = Faces(
+            box=np.stack([t.box for t in tracks]),
+            score=np.array([t.detection_score for t in tracks], np.float32),
+            landmarks=np.stack([t.landmarks_now() for t in tracks]),
+        )
+        faces.track_id = np.array([t.id for t in tracks], np.int64)
+        faces.person = _column([t.label for t in tracks])
+        faces.name = _column([t.name for t in tracks])
+        faces.identity_score = np.array([t.score for t in tracks], np.float32)
+        faces.threshold = np.full(len(tracks), self.threshold or 0.0, np.float32)
+        faces.candidates = _column([[] for _ in tracks])
+        if self._liveness_plan is not None:
+            faces.liveness_score = np.array([t.liveness if t.liveness is not None else np.nan for t in tracks],
+                                            np.float32)
+            faces.is_live = np.array([t.is_live is True for t in tracks], bool)
+        return faces
+
+    def _embed(self, image: np.ndarray, faces: Faces) -> Faces:
+        """Embed these faces of one frame through the engine (one batch)."""
+        fill_faces(self._embed_plan, [image], {0: faces})
+        return faces
+
     def _detect_frame(
         self,
         image: np.ndarray,
         gray: np.ndarray,
-        detections: list[DetectedFace],
+        found: Faces,
         index: int,
         now: float,
         tracker: Tracker,
         unknowns: UnknownPeople,
         events: list[dict[str, Any]],
-        detected_ids: set[int],
     ) -> int:
         from facelens.analyze.quality import assess_quality
 
-        pipe = self.pipeline
+        detections = found.detections()
 
         def embed(indices: list[int]) -> dict[int, Face]:
-            return dict(zip(indices, pipe.embed_detections(image, [detections[i] for i in indices])))
+            sub = self._embed(image, found[indices])
+            return {
+                i: Face(detection=detections[i], embedding=sub.embedding[j], model_id=self.model_id)
+                for j, i in enumerate(indices)
+            }
 
         was_confirmed = {t.id for t in tracker.tracks if t.confirmed}
         assoc = tracker.associate(gray, detections, embed, index, now)
         embedded = len(assoc.faces)
+        for track, i in assoc.matched:
+            track.detection_score = float(found.score[i])
+            track.landmarks, track.landmarks_box = found.landmarks[i].copy(), found.box[i].copy()
+        if self._liveness_plan is not None:
+            self._check_liveness(image, found, assoc.matched)
         # quality of every matched face; embed the ones that would join their track's best faces
         pending: list[tuple[Track, int, float]] = []
         for track, i in assoc.matched:
-            detected_ids.add(track.id)
             quality = assess_quality(image, detections[i]).score
             if i in assoc.faces:
                 pending.append((track, i, quality))
@@ -471,22 +511,21 @@ class VideoRun:
             faces.update(embed(extra))
             embedded += len(extra)
         if pending:
-            vectors = [faces[i].embedding for _, i, _ in pending]
+            rows = [i for _, i, _ in pending]
+            probe = found[rows]
+            probe.embedding = np.stack([faces[i].embedding for i in rows]).astype(np.float32)
+            probe.model_id = self.model_id
             if self.gallery is not None:
-                matches = self.gallery.identify_faces(
-                    vectors, [detections[i].box for _, i, _ in pending], k=1, threshold=self.threshold
-                )
-            else:
-                matches = [None] * len(pending)
-            for (track, i, quality), match in zip(pending, matches):
+                self.engine.identify([ImageResult("frame", faces=probe)])
+            for k, (track, i, quality) in enumerate(pending):
                 sample = Sample(
                     face=faces[i],
                     quality=quality,
                     time=now,
                     frame=index,
                     thumbnail=_thumbnail(image, detections[i].box),
-                    name=match.name if match is not None else None,
-                    similarity=match.score if match is not None else 0.0,
+                    name=probe.name[k] if probe.name is not None else None,
+                    similarity=float(probe.identity_score[k]) if probe.identity_score is not None else 0.0,
                 )
                 track.last_embedded = now
                 if keep_best(track.samples, sample):
@@ -501,19 +540,39 @@ class VideoRun:
             events.append(self._event("disappear", track, track.last_frame, track.last_time))
         return embedded
 
+    def _check_liveness(self, image: np.ndarray, found: Faces, matched: list[tuple[Track, int]]) -> None:
+        """Passive liveness of the faces detected in this frame, through the engine; each track keeps its
+        scores and is live when their mean clears the checker's threshold."""
+        if not matched:
+            return
+        rows = [i for _, i in matched]
+        sub = found[rows]
+        fill_faces(self._liveness_plan, [image], {0: sub})
+        if sub.liveness_score is None:  # the checker failed (its error is on the faces): the track stays unchecked
+            return
+        for (track, _), score in zip(matched, sub.liveness_score):
+            track.liveness_scores.append(float(score))
+
     def _decide(self, track: Track, unknowns: UnknownPeople, events: list, index: int, now: float) -> None:
         if not track.confirmed:
             return
         vote = tally(track.samples)
         before = track.label
-        if vote.name is not None:
+        name = vote.name
+        if name is not None and self.liveness_threshold is not None:
+            # a track judged a spoof (or not yet checked) is never named, as in identify --liveness
+            live = track.liveness is not None and track.liveness >= self.liveness_threshold
+            name = name if live else None
+        if name is not None:
             if track.name is None:
                 unknowns.release(track)
-            track.label = track.name = vote.name
+            track.label = track.name = name
         else:
             track.name = None
             track.label = unknowns.label_for(track)
         track.confidence, track.score = vote.confidence, vote.score
+        if self.liveness_threshold is not None and track.liveness is not None:
+            track.is_live = track.liveness >= self.liveness_threshold
         if track.label != before and before is not None:
             events.append(self._event("identify", track, index, now, previous=before))
 
@@ -545,6 +604,7 @@ class VideoRun:
                 thumb_path = str(self._save_thumb(f"track-{track.id}", sample.thumbnail))
             if sample is not None and sample.quality > best.get(track.label, (-1.0, None))[0]:
                 best[track.label] = (sample.quality, sample.thumbnail)
+            live = track.liveness
             rows.append(
                 TrackRecord(
                     person=track.label,
@@ -556,6 +616,9 @@ class VideoRun:
                     score=round(track.score, 4),
                     named=track.name is not None,
                     thumbnail=thumb_path,
+                    liveness=None if live is None else round(live, 4),
+                    is_live=None if live is None or self.liveness_threshold is None
+                    else bool(live >= self.liveness_threshold),
                 )
             )
         person_thumbs = {}
@@ -575,7 +638,7 @@ class VideoRun:
             duration=round(duration, 3),
             tracks=rows,
             people=people_of(rows, embeddings, person_thumbs),
-            model_id=self.pipeline.model_id,
+            model_id=self.model_id,
             complete=error is None,
             error=error,
             stats=stats,
@@ -589,14 +652,14 @@ class VideoRun:
         return path
 
 
-def annotate(image: np.ndarray, faces: list[TrackedFace]) -> np.ndarray:
-    """The frame with each tracked face's box, person label, track id and confidence drawn."""
-    from facelens.draw import draw_boxes
+def annotate(image: np.ndarray, faces: Faces) -> np.ndarray:
+    """The frame with each tracked face drawn by the one annotator (:func:`facelens.draw.draw_faces`): box,
+    person label, identity score, track id, and what the other tasks found."""
+    from facelens.draw import draw_faces
 
-    if not faces:
+    if not len(faces):
         return image
-    labels = [f"{f.person or '?'} #{f.track}" + (f" {f.confidence:.2f}" if f.person else "") for f in faces]
-    return draw_boxes(image, [f.box for f in faces], labels, [f.name is not None for f in faces])
+    return draw_faces(image, faces)
 
 
 def process_video(
@@ -610,8 +673,10 @@ def process_video(
     ``gallery``: a :class:`facelens.gallery.base.Gallery` or its location (None: everyone is ``unknown-N``).
     ``every``: run the detector every K frames (None: adapt to the machine's load). Options: ``out`` (annotated
     video path), ``timeline`` (JSON/CSV path), ``thumbnails`` (folder), ``fpir``/``threshold`` (open-set decision),
-    ``speed`` (target multiple of real time), ``detector``, ``min_hits``, ``max_gap``, ``fps`` (for image sequences),
-    ``timeout`` (stream open), ``reconnect`` (attempts after a stream drops), ``keep_images`` (keep each frame's image on its result).
+    ``where`` (metadata filter on the gallery's people), ``liveness`` (passive liveness per track; a spoof is never
+    named), ``speed`` (target multiple of real time), ``detector``, ``embedder``, ``min_hits``, ``max_gap``,
+    ``fps`` (for image sequences), ``timeout`` (stream open), ``reconnect`` (attempts after a stream drops),
+    ``keep_images`` (keep each frame's image on its result).
 
     Iterate the returned :class:`VideoRun` for per-frame results; its ``timeline`` (also the generator's return
     value) is ready when iteration ends, or call ``.run()`` to get it directly.

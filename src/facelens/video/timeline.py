@@ -18,13 +18,17 @@ import numpy as np
 
 from facelens.errors import VideoError
 
-CSV_COLUMNS = ("person", "track", "first_seen", "last_seen", "frames", "confidence", "score", "named", "thumbnail")
+CSV_COLUMNS = (
+    "person", "track", "first_seen", "last_seen", "frames", "confidence", "score", "named", "thumbnail", "liveness",
+    "is_live",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class TrackRecord:
     """One appearance: a track's person label (gallery name or ``unknown-N``), times in seconds from the start,
-    frames in which the face was seen, identity confidence, mean similarity of the winning votes, thumbnail path."""
+    frames in which the face was seen, identity confidence, mean similarity of the winning votes, thumbnail path,
+    and with liveness on the mean passive-liveness score of its faces and the decision (None when not checked)."""
 
     person: str
     track: int
@@ -35,6 +39,8 @@ class TrackRecord:
     score: float = 0.0
     named: bool = False
     thumbnail: str = ""
+    liveness: float | None = None
+    is_live: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -157,6 +163,8 @@ def _row(r: dict[str, str]) -> TrackRecord:
         score=float(r.get("score") or 0.0),
         named=str(r.get("named")).lower() == "true",
         thumbnail=r.get("thumbnail") or "",
+        liveness=float(r["liveness"]) if r.get("liveness") else None,
+        is_live={"true": True, "false": False}.get(str(r.get("is_live")).lower()),
     )
 
 

@@ -93,6 +93,11 @@ class Track:
     confirmed: bool = False
     ended: bool = False
     following: bool = True  # False once the follower lost the face (scene cut, occlusion) until re-detected
+    detection_score: float = 0.0  # the detector's score at the last detection
+    landmarks: np.ndarray | None = field(default=None, repr=False)  # the last detection's 5 landmarks
+    landmarks_box: np.ndarray | None = field(default=None, repr=False)  # ...and its box
+    liveness_scores: list[float] = field(default_factory=list)  # passive liveness of each checked face
+    is_live: bool | None = None
     follower: dlib.correlation_tracker | None = field(default=None, repr=False)
 
     @property
@@ -112,6 +117,19 @@ class Track:
         weights = np.array([max(s.quality, 0.05) for s in self.samples])
         vec = (np.stack([s.face.embedding for s in self.samples]) * weights[:, None]).sum(axis=0)
         return vec / max(float(np.linalg.norm(vec)), 1e-12)
+
+    @property
+    def liveness(self) -> float | None:
+        """Mean passive-liveness score over the track's checked faces (None: never checked)."""
+        return float(np.mean(self.liveness_scores)) if self.liveness_scores else None
+
+    def landmarks_now(self) -> np.ndarray:
+        """The last detection's landmarks carried to where the box is now (same offset and scale in the box)."""
+        if self.landmarks is None or self.landmarks_box is None:
+            return np.zeros((5, 2), np.float32)
+        old, new = self.landmarks_box, self.box
+        scale = np.array([(new[2] - new[0]) / max(old[2] - old[0], 1e-6), (new[3] - new[1]) / max(old[3] - old[1], 1e-6)])
+        return ((self.landmarks - old[:2]) * scale + new[:2]).astype(np.float32)
 
     def best_sample(self) -> Sample | None:
         return max(self.samples, key=lambda s: s.quality, default=None)
