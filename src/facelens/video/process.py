@@ -24,6 +24,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,6 +89,8 @@ class Prepared:
     cut: bool
     detections: Faces | None
     detect_seconds: float = 0.0
+    detect_cpu: float = 0.0  # CPU seconds of this thread in the detector
+    prepare_cpu: float = 0.0
 
 
 _DONE = object()
@@ -100,7 +103,11 @@ class Prefetch:
     embedding and drawing on the other core. The loop still detects at once, itself, after it loses a face."""
 
     def __init__(
-        self, source: FrameSource, detect: Callable[[np.ndarray], Faces], cadence: Cadence, size: int = PREFETCH
+        self,
+        source: FrameSource,
+        detect: Callable[[np.ndarray], Faces],
+        cadence: Cadence,
+        size: int = PREFETCH,
     ) -> None:
         self.source, self.detect, self.cadence = source, detect, cadence
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, size))
@@ -122,17 +129,19 @@ class Prefetch:
         since: int | None = None  # frames since this thread last detected
         try:
             for frame in self.source:
+                cpu = time.thread_time()
                 gray = cv2.cvtColor(frame.image, cv2.COLOR_RGB2GRAY)
                 cut = cuts.is_cut(gray)
-                detections, seconds = None, 0.0
+                prepared = time.thread_time() - cpu
+                detections, seconds, detect_cpu = None, 0.0, 0.0
                 if cut or self.cadence.due(since):
-                    started = time.perf_counter()
+                    started, cpu = time.perf_counter(), time.thread_time()
                     detections = self.detect(frame.image)
-                    seconds = time.perf_counter() - started
+                    seconds, detect_cpu = time.perf_counter() - started, time.thread_time() - cpu
                     since = 0
                 else:
                     since = (since or 0) + 1
-                if not self._put(Prepared(frame, gray, cut, detections, seconds)):
+                if not self._put(Prepared(frame, gray, cut, detections, seconds, detect_cpu, prepared)):
                     return
         except BaseException as exc:  # noqa: BLE001  (handed to the loop, which raises it in its own thread)
             self._put(exc)
@@ -190,6 +199,28 @@ def detect_frames(plan: Plan, images: list[np.ndarray]) -> list[Faces]:
     for result in results:
         result.raise_for_error()
     return [result.faces for result in results]
+
+
+class StageTimes:
+    """CPU seconds (of the thread doing it) spent per stage, reported in the timeline's ``stats`` as milliseconds
+    per frame: CPU time, not wall time, so that the figures hold on a machine shared with other work."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        started = time.thread_time()
+        try:
+            yield
+        finally:
+            self.add(stage, time.thread_time() - started)
+
+    def per_frame(self, frames: int) -> dict[str, float]:
+        return {stage: round(1000 * s / max(frames, 1), 2) for stage, s in self.seconds.items()}
 
 
 class Cadence:
@@ -308,6 +339,8 @@ class VideoRun:
                 gallery.check_model(self.model_id)
                 self.threshold = self.engine.threshold()
             self.reid_threshold = ThresholdPolicy.for_verify().threshold(self.model_id)
+            if not isinstance(source, (str, os.PathLike)) or not Path(source).exists():
+                self._warm()  # a stream does not wait: have the models ready before it opens
             self.source = open_source(source, fps=fps, timeout=timeout, reconnect=reconnect)
         except BaseException:
             self.close()
@@ -359,6 +392,18 @@ class VideoRun:
         self.close()
 
     # -- the loop -----------------------------------------------------------------------------------
+    def _warm(self) -> None:
+        """Load the detector and the landmark model the dlib detectors place their 5 points with."""
+        from facelens.engine import _stages
+
+        detector = _stages(self._detect_plan).pipeline.detector
+        blank = np.zeros((64, 64, 3), np.uint8)
+        detector.detect(blank)
+        if detector.name in ("hog", "cnn"):
+            from facelens.align import landmarks_68
+
+            landmarks_68(blank, np.array([8, 8, 56, 56], np.float32))
+
     def _detect(self, image: np.ndarray) -> Faces:
         return detect_frames(self._detect_plan, [image])[0]
 
@@ -371,6 +416,7 @@ class VideoRun:
         frames, last_time, error = 0, 0.0, None
         started = time.perf_counter()
         detections_run = embeddings_run = 0
+        self._times = times = StageTimes()
         prefetch = Prefetch(src, self._detect, cadence)
         try:
             for item in prefetch:
@@ -379,24 +425,31 @@ class VideoRun:
                 image = frame.image
                 events: list[dict[str, Any]] = []
                 detections, detect_seconds = item.detections, item.detect_seconds
+                detect_cpu = item.detect_cpu
                 if detections is None and cadence.lost:  # a face was lost on the last frame: look again now
-                    detect_started = time.perf_counter()
+                    detect_started, cpu = time.perf_counter(), time.thread_time()
                     detections = self._detect(image)
-                    detect_seconds = time.perf_counter() - detect_started
+                    detect_seconds, detect_cpu = time.perf_counter() - detect_started, time.thread_time() - cpu
                     tick += detect_seconds  # counted once, below
                 detect = detections is not None
+                times.add("prepare", item.prepare_cpu)
                 if detect:
+                    times.add("detect", detect_cpu)
                     detections_run += 1
                     embeddings_run += self._detect_frame(
                         image, gray, detections, frame.index, frame.time, tracker, unknowns, events
                     )
-                elif not tracker.follow(gray, frame.index, frame.time):
-                    cadence.soon()
+                else:
+                    with times("follow"):
+                        followed = tracker.follow(gray, frame.index, frame.time)
+                    if not followed:
+                        cadence.soon()
                 faces = self._frame_faces([t for t in tracker.tracks if t.shown])
                 if self.out is not None:
-                    if writer is None:
-                        writer = VideoWriter(self.out, src.fps or 25.0, (image.shape[1], image.shape[0]))
-                    writer.write(annotate(image, faces))
+                    with times("write"):
+                        if writer is None:
+                            writer = VideoWriter(self.out, src.fps or 25.0, (image.shape[1], image.shape[0]))
+                        writer.write(annotate(image, faces))
                 frames += 1
                 last_time = frame.time
                 cadence.record(detect, time.perf_counter() - tick + detect_seconds)
@@ -426,6 +479,7 @@ class VideoRun:
                 "every": cadence.every,
                 "dropped": src.dropped,
                 "threshold": None if self.threshold is None else round(float(self.threshold), 4),
+                "cpu_ms_per_frame": times.per_frame(frames),
             }
             self.timeline = self._timeline(tracker, unknowns, frames, last_time, error or src.error, stats)
             if self.timeline_path is not None:
@@ -460,7 +514,8 @@ class VideoRun:
 
     def _embed(self, image: np.ndarray, faces: Faces) -> Faces:
         """Embed these faces of one frame through the engine (one batch)."""
-        fill_faces(self._embed_plan, [image], {0: faces})
+        with self._times("embed"):
+            fill_faces(self._embed_plan, [image], {0: faces})
         return faces
 
     def _detect_frame(
@@ -486,7 +541,8 @@ class VideoRun:
             }
 
         was_confirmed = {t.id for t in tracker.tracks if t.confirmed}
-        assoc = tracker.associate(gray, detections, embed, index, now)
+        with self._times("associate"):
+            assoc = tracker.associate(gray, detections, embed, index, now)
         embedded = len(assoc.faces)
         for track, i in assoc.matched:
             track.detection_score = float(found.score[i])
@@ -495,8 +551,12 @@ class VideoRun:
             self._check_liveness(image, found, assoc.matched)
         # quality of every matched face; embed the ones that would join their track's best faces
         pending: list[tuple[Track, int, float]] = []
+        qualities = {}
+        with self._times("quality"):
+            for _, i in assoc.matched:
+                qualities[i] = assess_quality(image, detections[i]).score
         for track, i in assoc.matched:
-            quality = assess_quality(image, detections[i]).score
+            quality = qualities[i]
             if i in assoc.faces:
                 pending.append((track, i, quality))
                 continue
@@ -516,7 +576,8 @@ class VideoRun:
             probe.embedding = np.stack([faces[i].embedding for i in rows]).astype(np.float32)
             probe.model_id = self.model_id
             if self.gallery is not None:
-                self.engine.identify([ImageResult("frame", faces=probe)])
+                with self._times("identify"):
+                    self.engine.identify([ImageResult("frame", faces=probe)])
             for k, (track, i, quality) in enumerate(pending):
                 sample = Sample(
                     face=faces[i],
@@ -547,7 +608,8 @@ class VideoRun:
             return
         rows = [i for _, i in matched]
         sub = found[rows]
-        fill_faces(self._liveness_plan, [image], {0: sub})
+        with self._times("liveness"):
+            fill_faces(self._liveness_plan, [image], {0: sub})
         if sub.liveness_score is None:  # the checker failed (its error is on the faces): the track stays unchecked
             return
         for (track, _), score in zip(matched, sub.liveness_score):
