@@ -55,6 +55,11 @@ def run_cmd(
     threshold: Annotated[float | None, typer.Option(help="Fixed similarity threshold instead of --fpir.")] = None,
     detector: Detector = DEFAULT_DETECTOR,
     liveness: Liveness = False,
+    analyze: Annotated[
+        bool,
+        typer.Option("--analyze", help="Expression on every frame: smoothed per track and person, a summary and "
+                     "episodes (onset, apex, offset) in the timeline, drawn on --out."),
+    ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for a stream to answer.")] = 10.0,
     fps: Annotated[float | None, typer.Option(help="Frame rate of an image sequence.")] = None,
 ) -> None:
@@ -83,6 +88,7 @@ def run_cmd(
             every,
             where=filters or None,
             liveness=liveness,
+            analyze=analyze,
             out=out,
             timeline=timeline,
             thumbnails=thumbnails,
@@ -146,13 +152,15 @@ def run_cmd(
     else:
         table = Table(title=f"{result.source}: {result.frames} frames, {result.duration:.1f} s")
         columns = ["person", "track", "first seen (s)", "last seen (s)", "frames", "confidence", "thumbnail"]
-        for col in columns + (["liveness"] if liveness else []):
+        for col in columns + (["liveness"] if liveness else []) + (["expression", "episodes"] if analyze else []):
             table.add_column(col)
         for row in result.tracks:
             cells = [row.person, str(row.track), f"{row.first_seen:.2f}", f"{row.last_seen:.2f}", str(row.frames),
                      f"{row.confidence:.2f}", row.thumbnail]
             if liveness:
                 cells.append("-" if row.liveness is None else f"{row.liveness:.2f} {'live' if row.is_live else 'spoof'}")
+            if analyze:
+                cells += [row.csv_row()["expression"] or "-", row.csv_row()["episodes"] or "-"]
             table.add_row(*cells)
         stdout.print(table)
         stats = result.stats

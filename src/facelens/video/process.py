@@ -39,6 +39,7 @@ from facelens.errors import FacelensError
 from facelens.io.video import OPEN_TIMEOUT, Frame, FrameSource, VideoWriter, open_source
 from facelens.result import Faces, ImageResult, _column
 from facelens.types import Face
+from facelens.video.expressions import ExpressionTrack, pooled_expression, track_expression, window_frames
 from facelens.video.identity import BEST_FACES, UnknownPeople, keep_best, tally
 from facelens.video.timeline import Timeline, TrackRecord, people_of
 from facelens.video.tracking import MAX_GAP, MIN_HITS, Sample, Track, Tracker
@@ -299,6 +300,7 @@ class VideoRun:
         threshold: float | None = None,
         where: dict[str, Any] | None = None,
         liveness: bool = False,
+        analyze: bool = False,
         speed: float | None = None,
         detector: str = DEFAULT_DETECTOR,
         embedder: str = DEFAULT_EMBEDDER,
@@ -333,6 +335,10 @@ class VideoRun:
 
                 self._liveness_plan = replace(base, embed=False, liveness=(DEFAULT_MODEL, None, None))
                 self.liveness_threshold = get_checker(DEFAULT_MODEL).threshold
+            # the analysis task's expression head (the analyze package's default model) on every followed face
+            self._analyze_plan = replace(base, embed=False, heads=("expression",)) if analyze else None
+            self.expression_labels: tuple[str, ...] = ()
+            self._expressions: dict[int, ExpressionTrack] = {}
             self.model_id = self.engine.model_id
             self.threshold: float | None = None
             if gallery is not None:
@@ -346,6 +352,7 @@ class VideoRun:
             self.close()
             raise
         self.every = every
+        self.expression_window = window_frames(self.source.fps)
         self.speed = speed or (1.0 if self.source.live else FILE_SPEED)
         self.out, self.timeline_path = out, timeline
         self.thumbnails = Path(thumbnails) if thumbnails else None
@@ -444,12 +451,20 @@ class VideoRun:
                         followed = tracker.follow(gray, frame.index, frame.time)
                     if not followed:
                         cadence.soon()
-                faces = self._frame_faces([t for t in tracker.tracks if t.shown])
+                if self._analyze_plan is not None:
+                    # every followed face, confirmed or not yet, so that a track's series starts at its first frame
+                    followed = [t for t in tracker.tracks if not t.ended and t.following and t.missed <= 1]
+                    faces = self._frame_faces(followed)
+                    with times("analyze"):
+                        self._analyze(image, faces, followed, frame.index, frame.time)
+                    faces = faces[np.array([t.shown for t in followed], bool)]
+                else:
+                    faces = self._frame_faces([t for t in tracker.tracks if t.shown])
                 if self.out is not None:
                     with times("write"):
                         if writer is None:
                             writer = VideoWriter(self.out, src.fps or 25.0, (image.shape[1], image.shape[0]))
-                        writer.write(annotate(image, faces))
+                        writer.write(annotate(image, self._drawn(faces)))
                 frames += 1
                 last_time = frame.time
                 cadence.record(detect, time.perf_counter() - tick + detect_seconds)
@@ -503,14 +518,38 @@ class VideoRun:
         faces.track_id = np.array([t.id for t in tracks], np.int64)
         faces.person = _column([t.label for t in tracks])
         faces.name = _column([t.name for t in tracks])
-        faces.identity_score = np.array([t.score for t in tracks], np.float32)
-        faces.threshold = np.full(len(tracks), self.threshold or 0.0, np.float32)
+        if self.gallery is not None:  # without a gallery there is no similarity to show
+            faces.identity_score = np.array([t.score for t in tracks], np.float32)
+            faces.threshold = np.full(len(tracks), self.threshold or 0.0, np.float32)
         faces.candidates = _column([[] for _ in tracks])
         if self._liveness_plan is not None:
             faces.liveness_score = np.array([t.liveness if t.liveness is not None else np.nan for t in tracks],
                                             np.float32)
             faces.is_live = np.array([t.is_live is True for t in tracks], bool)
         return faces
+
+    def _analyze(self, image: np.ndarray, faces: Faces, tracks: list[Track], index: int, now: float) -> None:
+        """The engine's expression head on this frame's followed faces; each track keeps its probabilities."""
+        if not tracks:
+            return
+        fill_faces(self._analyze_plan, [image], {0: faces})
+        if faces.expression is None:  # the head failed: its error is on each face, nothing to add
+            return
+        self.expression_labels = faces.expression_labels
+        for track, probs in zip(tracks, faces.expression):
+            self._expressions.setdefault(track.id, ExpressionTrack()).add(index, now, probs)
+
+    def _drawn(self, faces: Faces) -> Faces:
+        """What the annotated video shows: each face's expression as the mean of its track's last frames (a
+        trailing window, since the video is written as it goes)."""
+        if faces.expression is None or not len(faces):
+            return faces
+        shown = replace(faces, expression=faces.expression.copy())
+        for row, track_id in enumerate(faces.track_id):
+            series = self._expressions.get(int(track_id))
+            if series is not None and len(series):
+                shown.expression[row] = series.recent(self.expression_window)
+        return shown
 
     def _embed(self, image: np.ndarray, faces: Faces) -> Faces:
         """Embed these faces of one frame through the engine (one batch)."""
@@ -655,8 +694,10 @@ class VideoRun:
         self, tracker: Tracker, unknowns: UnknownPeople, frames: int, last_time: float, error: str | None, stats: dict
     ) -> Timeline:
         src = self.source
+        fps = src.fps or 25.0
         rows: list[TrackRecord] = []
         best: dict[str, tuple[float, np.ndarray]] = {}
+        expressions: dict[int, dict[str, Any] | None] = {}
         for track in sorted(tracker.reported(), key=lambda t: t.id):
             if track.label is None:  # never embedded (e.g. the video ended right after it appeared)
                 continue
@@ -667,6 +708,11 @@ class VideoRun:
             if sample is not None and sample.quality > best.get(track.label, (-1.0, None))[0]:
                 best[track.label] = (sample.quality, sample.thumbnail)
             live = track.liveness
+            if self._analyze_plan is not None:
+                series = self._expressions.get(track.id)
+                expressions[track.id] = (
+                    track_expression(series, self.expression_labels, fps, self.expression_window) if series else None
+                )
             rows.append(
                 TrackRecord(
                     person=track.label,
@@ -681,6 +727,7 @@ class VideoRun:
                     liveness=None if live is None else round(live, 4),
                     is_live=None if live is None or self.liveness_threshold is None
                     else bool(live >= self.liveness_threshold),
+                    expression=expressions.get(track.id),
                 )
             )
         person_thumbs = {}
@@ -691,6 +738,15 @@ class VideoRun:
             vectors = [s.face.embedding for t in tracker.reported() if t.id in person.templates for s in t.samples]
             if vectors:
                 embeddings[person.label] = np.stack(vectors)
+        people = people_of(rows, embeddings, person_thumbs)
+        video_expression = None
+        if self._analyze_plan is not None:
+            labels = self.expression_labels
+            by_person = {}
+            for row in rows:
+                by_person.setdefault(row.person, []).append((row.track, row.expression))
+            people = [replace(p, expression=pooled_expression(by_person[p.person], labels, fps)) for p in people]
+            video_expression = pooled_expression([(r.track, r.expression) for r in rows], labels, fps)
         fps = src.fps or 0.0
         duration = frames / fps if fps and not src.live else last_time
         return Timeline(
@@ -699,11 +755,12 @@ class VideoRun:
             frames=frames,
             duration=round(duration, 3),
             tracks=rows,
-            people=people_of(rows, embeddings, person_thumbs),
+            people=people,
             model_id=self.model_id,
             complete=error is None,
             error=error,
             stats=stats,
+            expression=video_expression,
         )
 
     def _save_thumb(self, stem: str, image: np.ndarray) -> Path:
@@ -736,7 +793,8 @@ def process_video(
     ``every``: run the detector every K frames (None: adapt to the machine's load). Options: ``out`` (annotated
     video path), ``timeline`` (JSON/CSV path), ``thumbnails`` (folder), ``fpir``/``threshold`` (open-set decision),
     ``where`` (metadata filter on the gallery's people), ``liveness`` (passive liveness per track; a spoof is never
-    named), ``speed`` (target multiple of real time), ``detector``, ``embedder``, ``min_hits``, ``max_gap``,
+    named), ``analyze`` (expression on every frame of every track: smoothed, summarised and spotted as episodes per
+    track, person and video, see :mod:`facelens.video.expressions`), ``speed`` (target multiple of real time), ``detector``, ``embedder``, ``min_hits``, ``max_gap``,
     ``fps`` (for image sequences), ``timeout`` (stream open), ``reconnect`` (attempts after a stream drops),
     ``keep_images`` (keep each frame's image on its result).
 
