@@ -7,12 +7,16 @@
 
     timeline = facelens.process_video("clip.mp4", gallery="./people").run()   # the same, in one call
 
+Every stage is the engine's (:mod:`facelens.engine`): frames are detected by ``run_chunk``, the faces kept are
+embedded, checked for liveness and analysed by ``fill_faces``, and named by :meth:`FaceAnalyzer.identify`; each
+frame comes out as a :class:`FrameResult`, an :class:`~facelens.result.ImageResult` whose faces carry ``track_id``.
 Detection runs every k-th frame; k adapts to the measured cost so that processing keeps ``speed`` × real time
 (``every=K`` fixes it). Decoding (the source's thread) and grey conversion, cut detection and detection (a prefetch
-thread, see :class:`Prefetch`) run ahead of the loop that follows, embeds and draws, so the stages overlap on two
-cores. Between detections faces are followed (see ``tracking``); a track's best faces (by
-``facelens.analyze.quality``) are embedded and vote on its identity (see ``identity``). A source that fails or ends
-early still gives the timeline up to that point, with ``complete=False`` and the reason in ``error``.
+thread, see :class:`Prefetch`) run ahead of the loop that follows, embeds and draws. Between detections faces are
+followed (see ``tracking``); a track's best faces (by ``facelens.analyze.quality``) are embedded and vote on its
+identity (see ``identity``); with ``analyze`` its expression is followed over time (see ``expressions``). A source
+that fails or ends early still gives the timeline up to that point, with ``complete=False`` and the reason in
+``error``.
 """
 
 from __future__ import annotations
@@ -100,8 +104,9 @@ _DONE = object()
 class Prefetch:
     """Runs ahead of the frame loop in one thread: takes decoded frames from the source (which decodes in its own
     thread), converts them to grey, flags shot cuts and runs the detector on the frames due by the cadence, into a
-    bounded queue. Detection (onnxruntime, OpenCV: the GIL is released) then overlaps the loop's following,
-    embedding and drawing on the other core. The loop still detects at once, itself, after it loses a face."""
+    bounded queue. Detectors that release the GIL (onnxruntime, OpenCV) then overlap the loop's following,
+    embedding and drawing on the other core; decoding always does. The loop still detects at once, itself, after it
+    loses a face."""
 
     def __init__(
         self,
