@@ -43,13 +43,14 @@ from facelens.errors import FacelensError
 from facelens.io.video import OPEN_TIMEOUT, Frame, FrameSource, VideoWriter, open_source
 from facelens.result import Faces, ImageResult, _column
 from facelens.types import Face
-from facelens.video.expressions import ExpressionTrack, pooled_expression, track_expression, window_frames
 from facelens.video.identity import BEST_FACES, UnknownPeople, keep_best, tally
 from facelens.video.timeline import Timeline, TrackRecord, people_of
 from facelens.video.tracking import MAX_GAP, MIN_HITS, Sample, Track, Tracker
 
 if TYPE_CHECKING:
     from typing_extensions import Self
+
+    from facelens.video.expressions import ExpressionTrack
 
 log = logging.getLogger(__name__)
 
@@ -357,7 +358,11 @@ class VideoRun:
             self.close()
             raise
         self.every = every
-        self.expression_window = window_frames(self.source.fps)
+        self.expression_window = 1
+        if analyze:  # imported only when asked: it brings in the analysis package
+            from facelens.video.expressions import window_frames
+
+            self.expression_window = window_frames(self.source.fps)
         self.speed = speed or (1.0 if self.source.live else FILE_SPEED)
         self.out, self.timeline_path = out, timeline
         self.thumbnails = Path(thumbnails) if thumbnails else None
@@ -540,6 +545,8 @@ class VideoRun:
         fill_faces(self._analyze_plan, [image], {0: faces})
         if faces.expression is None:  # the head failed: its error is on each face, nothing to add
             return
+        from facelens.video.expressions import ExpressionTrack
+
         self.expression_labels = faces.expression_labels
         for track, probs in zip(tracks, faces.expression):
             self._expressions.setdefault(track.id, ExpressionTrack()).add(index, now, probs)
@@ -703,6 +710,8 @@ class VideoRun:
         rows: list[TrackRecord] = []
         best: dict[str, tuple[float, np.ndarray]] = {}
         expressions: dict[int, dict[str, Any] | None] = {}
+        if self._analyze_plan is not None:
+            from facelens.video.expressions import pooled_expression, track_expression
         for track in sorted(tracker.reported(), key=lambda t: t.id):
             if track.label is None:  # never embedded (e.g. the video ended right after it appeared)
                 continue

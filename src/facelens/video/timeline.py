@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from facelens.errors import VideoError
-from facelens.video.expressions import episodes_text
 
 CSV_COLUMNS = (
     "person", "track", "first_seen", "last_seen", "frames", "confidence", "score", "named", "thumbnail", "liveness",
@@ -50,8 +49,11 @@ class TrackRecord:
     def csv_row(self) -> dict[str, Any]:
         """The CSV columns: the expression as its dominant label and its episodes in one cell."""
         row = {k: v for k, v in self.to_dict().items() if k != "expression"}
-        row["expression"] = self.expression["summary"]["dominant"] if self.expression else ""
-        row["episodes"] = episodes_text(self.expression)
+        row["expression"] = row["episodes"] = ""
+        if self.expression:
+            from facelens.video.expressions import episodes_text
+
+            row["expression"], row["episodes"] = self.expression["summary"]["dominant"], episodes_text(self.expression)
         return row
 
 
