@@ -145,8 +145,6 @@ class Prefetch:
                     started, cpu = time.perf_counter(), time.thread_time()
                     detections = self.detect(frame.image)
                     seconds, detect_cpu = time.perf_counter() - started, time.thread_time() - cpu
-                    if self.cadence.detect_cost is None:  # the cadence adapts from the first detection, not frames later
-                        self.cadence.record(True, seconds)
                     since = 0
                 else:
                     since = (since or 0) + 1
