@@ -226,6 +226,10 @@ def test_video_frame_faces_are_engine_records(hamilton):
     unknown = next(f for r in hamilton.results for f in r.faces if f.name is None and f.person)
     assert unknown.person.startswith("unknown-") and unknown.label == unknown.person
     assert {"path", "width", "height", "faces", "error", "frame", "time", "events"} <= set(data)
+    from facelens.result import ImageResult
+
+    back = ImageResult.from_dict(data)  # the one record form reads back, person labels included
+    assert back.faces == result.faces and list(back.faces.label) == list(result.faces.label)
 
 
 def test_video_where_filters_the_gallery(lin_gallery):
