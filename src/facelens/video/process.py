@@ -533,8 +533,8 @@ class VideoRun:
             faces.threshold = np.full(len(tracks), self.threshold or 0.0, np.float32)
         faces.candidates = _column([[] for _ in tracks])
         if self._liveness_plan is not None:
-            faces.liveness_score = np.array([t.liveness if t.liveness is not None else np.nan for t in tracks],
-                                            np.float32)
+            # a track never checked (the checker failed: its error is on the detections) counts as not live
+            faces.liveness_score = np.array([t.liveness or 0.0 for t in tracks], np.float32)
             faces.is_live = np.array([t.is_live is True for t in tracks], bool)
         return faces
 
