@@ -49,6 +49,49 @@ def decode_ms(clip: Path) -> float:
     return 1000 * (time.process_time() - started) / max(frames, 1)
 
 
+def follow_costs(clip: Path, pipeline, frames: int = 60) -> tuple[float, float, int]:
+    """CPU ms per face per frame to follow the faces detected on the first frame through the next ``frames``:
+    dlib's correlation tracker (what the video loop used before) against our median flow, on the same frames and
+    boxes, alternating per frame so that both see the same load."""
+    import dlib
+
+    from facelens.video.tracking import flow_image, flow_scale, median_flow
+
+    cap = cv2.VideoCapture(str(clip))
+    images = []
+    for _ in range(frames + 1):
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    cap.release()
+    boxes = [d.box for d in pipeline.detect(images[0])]
+    if not boxes:
+        return float("nan"), float("nan"), 0
+    grays = [cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in images]
+    trackers = []
+    for box in boxes:
+        tracker = dlib.correlation_tracker()
+        tracker.start_track(grays[0], dlib.drectangle(*(float(v) for v in box)))
+        trackers.append(tracker)
+    scale = flow_scale(grays[0].shape)
+    moving, previous = [b * scale for b in boxes], flow_image(grays[0])
+    dlib_s = flow_s = 0.0
+    for gray in grays[1:]:
+        started = time.process_time()
+        for tracker in trackers:
+            tracker.update(gray)
+        dlib_s += time.process_time() - started
+        started = time.process_time()
+        current = flow_image(gray)
+        moved = median_flow(previous, current, moving)
+        moving = [m if m is not None else b for (m, _), b in zip(moved, moving)]
+        previous = current
+        flow_s += time.process_time() - started
+    per = 1000 / ((len(grays) - 1) * len(boxes))
+    return dlib_s * per, flow_s * per, len(boxes)
+
+
 def naive(clip: Path, gallery, pipeline) -> tuple[float, int, set[str]]:
     """face_recognition's webcam loop: every frame decoded, every face detected, embedded and compared."""
     cap = cv2.VideoCapture(str(clip))
@@ -153,6 +196,9 @@ def main() -> None:
             )
             stages = " ".join(f"{k} {v:.1f}" for k, v in timeline.stats["cpu_ms_per_frame"].items())
             print(f"{'':28} CPU ms/frame: decode alone {decode_ms(clip):.1f} | loop: {stages}")
+            dlib_ms, flow_ms, faces = follow_costs(clip, pipeline)
+            print(f"{'':28} following {faces} face(s): dlib correlation tracker {dlib_ms:.2f} CPU ms/face/frame, "
+                  f"median flow {flow_ms:.2f} ({dlib_ms / flow_ms:.1f}x less)")
         gallery.close()
 
 

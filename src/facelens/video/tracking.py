@@ -12,8 +12,10 @@ Between detection frames each track's box is followed by median flow (Kalal et a
 a grid of points in the box is tracked with pyramidal Lucas-Kanade optical flow (OpenCV) on the grey frame scaled
 down to :data:`FLOW_SIDE` pixels, forward and back; the points that come back to where they started (forward-backward
 error at most the median) move the box by their median displacement and scale it by the median change of their
-pairwise distances. All tracks' points go through one ``calcOpticalFlowPyrLK`` call per direction: well under a
-millisecond per face (dlib's correlation tracker, used before, took ~4 ms per face and held the GIL). A face whose
+pairwise distances. All tracks' points go through one ``calcOpticalFlowPyrLK`` call per direction, so the cost
+(1.3-1.9 CPU ms per frame for one face at 640 px on a loaded machine, ``benchmarks/video.py``) is mostly shared
+by every face, and OpenCV releases the GIL while it runs; dlib's correlation tracker, used before, took ~3 CPU ms
+per face per frame in the same runs and holds the GIL. A face whose
 points do not come back (a cut, an occlusion) is lost, and the caller detects again. A track is *confirmed* after
 ``min_hits`` detections (a one-off false detection never becomes a track) and *ends* when no detection has matched
 it for ``max_gap`` seconds.
