@@ -449,13 +449,18 @@ class VideoRun:
                     detect_seconds, detect_cpu = time.perf_counter() - detect_started, time.thread_time() - cpu
                     tick += detect_seconds  # counted once, below
                 detect = detections is not None
+                confirm = False
                 times.add("prepare", item.prepare_cpu)
                 if detect:
                     times.add("detect", detect_cpu)
                     detections_run += 1
-                    embeddings_run += self._detect_frame(
+                    embedded, started_tracks = self._detect_frame(
                         image, gray, detections, frame.index, frame.time, tracker, unknowns, events
                     )
+                    embeddings_run += embedded
+                    # a stream drops frames: a face that just appeared is confirmed (or dropped) by a detection on
+                    # the next frame, not k frames later, when it may be gone
+                    confirm = src.live and started_tracks > 0 and self.min_hits > 1
                 else:
                     with times("follow"):
                         followed = tracker.follow(gray, frame.index, frame.time)
@@ -478,6 +483,8 @@ class VideoRun:
                 frames += 1
                 last_time = frame.time
                 cadence.record(detect, time.perf_counter() - tick + detect_seconds)
+                if confirm:
+                    cadence.soon()
                 self.events.extend(events)
                 yield FrameResult(
                     src.name, image.shape[1], image.shape[0], faces, image=image if self.keep_images else None,
@@ -579,7 +586,8 @@ class VideoRun:
         tracker: Tracker,
         unknowns: UnknownPeople,
         events: list[dict[str, Any]],
-    ) -> int:
+    ) -> tuple[int, int]:
+        """Apply one frame's detections; returns the faces embedded and the tracks started."""
         from facelens.analyze.quality import assess_quality
 
         detections = found.detections()
@@ -650,7 +658,7 @@ class VideoRun:
                 events.append(self._event("appear", track, track.first_frame, track.first_time))
         for track in assoc.ended:
             events.append(self._event("disappear", track, track.last_frame, track.last_time))
-        return embedded
+        return embedded, len(assoc.new)
 
     def _check_liveness(self, image: np.ndarray, found: Faces, matched: list[tuple[Track, int]]) -> None:
         """Passive liveness of the faces detected in this frame, through the engine; each track keeps its
