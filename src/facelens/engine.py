@@ -215,6 +215,37 @@ def _selected(result: ImageResult, faces: Faces, select: str | None) -> Faces:
     return faces
 
 
+def fill_faces(plan: Plan, images: Sequence[np.ndarray | None], faces: dict[int, Faces]) -> None:
+    """The stages after detection for faces already found: embed every face (all crops in one batch), run the
+    analysis heads and liveness; ``faces`` maps an index into ``images`` to that image's :class:`Faces`. Drivers
+    that find faces themselves (video follows them between detections) call it on the faces they keep."""
+    stages = _stages(plan)
+    pipe = stages.pipeline
+    # align every face, embed all crops of the chunk at once
+    if plan.embed and faces:
+        embedder = pipe.embedder
+        crops = []
+        for i, found in faces.items():
+            if len(found):
+                crops += embedder.crops(images[i], found.detections())  # landmark-aligned embedders use them
+        vectors = embedder.embed_crops(crops) if crops else np.zeros((0, embedder.dim), np.float32)
+        start = 0
+        for i, found in faces.items():
+            count = len(found)
+            found.embedding = np.asarray(vectors[start : start + count], np.float32).reshape(count, embedder.dim)
+            found.model_id = embedder.model_id
+            start += count
+    # heads on the whole chunk; a head that fails reports it in each face's errors, the others still answer
+    ready = [i for i in faces if len(faces[i])]
+    if stages.analyzer is not None and ready:
+        stages.analyzer.fill([images[i] for i in ready], [faces[i] for i in ready], face_crops=plan.face_crops)
+    if stages.checker is not None and ready:
+        from facelens.liveness.checker import fill_liveness
+
+        for i in ready:
+            fill_liveness(images[i], faces[i], stages.checker)
+
+
 def run_chunk(plan: Plan, sources: Sequence[Any]) -> list[ImageResult]:
     """Decode, detect, align, embed and analyse a chunk of images; one result per source, in order."""
     stages = _stages(plan)
@@ -253,32 +284,7 @@ def run_chunk(plan: Plan, sources: Sequence[Any]) -> list[ImageResult]:
     for i, found in detections.items():
         faces[i] = _selected(results[i], Faces.from_detections(found), plan.select)
 
-    # align every face, embed all crops of the chunk at once
-    if plan.embed and faces:
-        embedder = pipe.embedder
-        owners, crops = [], []
-        for i, found in faces.items():
-            if len(found):
-                cut = embedder.crops(images[i], found.detections())  # landmark-aligned embedders use them
-                crops += cut
-                owners.append((i, len(cut)))
-        vectors = embedder.embed_crops(crops) if crops else np.zeros((0, embedder.dim), np.float32)
-        start = 0
-        for i, found in faces.items():
-            count = len(found)
-            found.embedding = np.asarray(vectors[start : start + count], np.float32).reshape(count, embedder.dim)
-            found.model_id = embedder.model_id
-            start += count
-
-    # heads on the whole chunk; a head that fails reports it in each face's errors, the others still answer
-    ready = [i for i in faces if len(faces[i])]
-    if stages.analyzer is not None and ready:
-        stages.analyzer.fill([images[i] for i in ready], [faces[i] for i in ready], face_crops=plan.face_crops)
-    if stages.checker is not None and ready:
-        from facelens.liveness.checker import fill_liveness
-
-        for i in ready:
-            fill_liveness(images[i], faces[i], stages.checker)
+    fill_faces(plan, images, faces)
 
     for i, found in faces.items():
         if results[i].error is None:
@@ -594,6 +600,13 @@ class FaceAnalyzer:
             log.warning("a worker failed on a chunk of %d images: %s", len(batch), exc)
             return [ImageResult(describe_source(s), error=_message(describe_source(s), exc)) for s in batch]
 
+    def identify(self, results: list[ImageResult]) -> None:
+        """Name the faces of results whose faces are embedded already (drivers that embed themselves, e.g. video),
+        with the same search, threshold policy and ``where`` filter as :meth:`run`."""
+        if self._threshold is None:
+            self._threshold = self.threshold()
+        self._identify(results)
+
     def _identify(self, results: list[ImageResult]) -> None:
         """Name the faces of a chunk: one batched search, one threshold; spoofs (liveness on) stay unknown."""
         from facelens.decide import open_set_names
@@ -635,4 +648,7 @@ def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-__all__ = ["CHUNK_SIZE", "SELECTIONS", "TASKS", "FaceAnalyzer", "Models", "Plan", "models", "default_workers", "run_chunk", "safe_chunk"]
+__all__ = [
+    "CHUNK_SIZE", "SELECTIONS", "TASKS", "FaceAnalyzer", "Models", "Plan", "default_workers", "fill_faces", "models",
+    "run_chunk", "safe_chunk",
+]  # fmt: skip
