@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("FACELENS_MODEL_DIR", str(ROOT.parent / "shared" / "models"))
@@ -99,7 +98,7 @@ def naive(clip: Path, gallery, pipeline) -> tuple[float, int, set[str]]:
     cap = cv2.VideoCapture(str(clip))
     names: set[str] = set()
     frames = 0
-    from facelens.decide import ThresholdPolicy, open_set_names
+    from facelens.decide import ThresholdPolicy
 
     threshold = ThresholdPolicy.for_identify().threshold(pipeline.model_id, gallery.face_count())
     started = time.perf_counter()
