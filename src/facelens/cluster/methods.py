@@ -1,0 +1,164 @@
+"""Clustering methods on embeddings, with cannot-link constraints: faces of one photo never share a person, and a
+face never joins a person it was marked "not this person" for.
+
+- ``hdbscan``: scikit-learn's HDBSCAN on the faces no person took, then each cluster split where it holds a
+  cannot-link pair (greedy, nearest to the cluster's centre first).
+- ``incremental``: Immich's rule. Each face looks for neighbours within ``eps``; it joins the person of its
+  nearest neighbour that has one (a person of the gallery or one made earlier in this run), or, with at least
+  ``min_size`` neighbours (itself included), starts a new person; the rest are tried once more at the end (their
+  "nightly pass") and otherwise wait for a later run.
+
+Both take unit vectors and Euclidean distances (for unit vectors ``d = sqrt(2 - 2 cos)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+METHODS = ("hdbscan", "incremental")
+#: Smallest group that becomes a person (Immich's minimum faces).
+MIN_SIZE = 3
+#: Neighbour distance of the incremental rule for dlib ResNet unit vectors (cos 0.86), chosen by BCubed F on LFW
+#: DevTest (``python benchmarks/cluster.py --sweep``).
+INCREMENTAL_EPS = 0.53
+
+
+@dataclass
+class Problem:
+    """Faces to cluster (``vectors``, their ``photos``) and faces that already have a person (``known_*``)."""
+
+    vectors: np.ndarray  # [n, d] unit
+    photos: np.ndarray  # [n] photo id per face
+    known_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # [m, d]
+    known_people: Sequence[str] = ()  # [m]
+    known_photos: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # [m]
+    banned: list[set[str]] | None = None  # per face: people it must not join
+
+    def __post_init__(self) -> None:
+        self.vectors = np.asarray(self.vectors, np.float32).reshape(len(self.vectors), -1)
+        self.photos = np.asarray(self.photos, np.int64)
+        if self.banned is None:
+            self.banned = [set() for _ in range(len(self.vectors))]
+        if len(self.known_vectors) == 0:
+            self.known_vectors = np.zeros((0, self.vectors.shape[1]), np.float32)
+        # faces of a photo that already has a person cannot join that person
+        taken: dict[int, set[str]] = {}
+        for photo, person in zip(np.asarray(self.known_photos).tolist(), self.known_people):
+            taken.setdefault(photo, set()).add(person)
+        for i, photo in enumerate(self.photos.tolist()):
+            self.banned[i] |= taken.get(photo, set())
+
+
+@dataclass
+class Outcome:
+    """Per face: ``person`` (an existing person it joins) or ``group`` (a new person, numbered from 0), or neither."""
+
+    person: list[str | None]
+    group: np.ndarray  # int [n], -1: none
+
+    @property
+    def labels(self) -> np.ndarray:
+        """One label per face for evaluation: groups as numbers, existing people after them, -1 for none."""
+        names = {name: i for i, name in enumerate(sorted({p for p in self.person if p is not None}))}
+        offset = int(self.group.max()) + 1 if len(self.group) else 0
+        return np.array([names[p] + offset if p is not None else g for p, g in zip(self.person, self.group)], np.int64)
+
+
+def cluster(problem: Problem, method: str = "hdbscan", min_size: int = MIN_SIZE, eps: float | None = None) -> Outcome:
+    if method == "hdbscan":
+        return hdbscan(problem, min_size)
+    if method == "incremental":
+        return incremental(problem, min_size, INCREMENTAL_EPS if eps is None else eps)
+    raise ValueError(f"unknown clustering method {method!r}; choose one of {', '.join(METHODS)}")
+
+
+def hdbscan(problem: Problem, min_size: int = MIN_SIZE) -> Outcome:
+    from sklearn.cluster import HDBSCAN
+
+    n = len(problem.vectors)
+    group = np.full(n, -1, np.int64)
+    if n >= max(min_size, 2):
+        labels = HDBSCAN(min_cluster_size=max(min_size, 2), min_samples=1, metric="euclidean",
+                         cluster_selection_method="leaf", copy=True).fit_predict(problem.vectors)
+        group = _split_conflicts(problem, labels, min_size)
+    return Outcome([None] * n, group)
+
+
+def _split_conflicts(problem: Problem, labels: np.ndarray, min_size: int) -> np.ndarray:
+    """Each cluster as groups with no two faces of one photo: faces nearest the centre first, each into the first
+    group it does not conflict with; groups under ``min_size`` become noise."""
+    out = np.full(len(labels), -1, np.int64)
+    next_group = 0
+    for label in sorted(set(labels.tolist()) - {-1}):
+        members = np.flatnonzero(labels == label)
+        centre = problem.vectors[members].mean(axis=0)
+        members = members[np.argsort(-(problem.vectors[members] @ centre))]
+        groups: list[list[int]] = []
+        photos: list[set[int]] = []
+        for i in members.tolist():
+            for g, taken in enumerate(photos):
+                if problem.photos[i] not in taken:
+                    groups[g].append(i)
+                    taken.add(int(problem.photos[i]))
+                    break
+            else:
+                groups.append([i])
+                photos.append({int(problem.photos[i])})
+        for members_of in groups:
+            if len(members_of) >= min_size:
+                out[members_of] = next_group
+                next_group += 1
+    return out
+
+
+def incremental(problem: Problem, min_size: int = MIN_SIZE, eps: float = INCREMENTAL_EPS) -> Outcome:
+    n, m = len(problem.vectors), len(problem.known_vectors)
+    everything = np.concatenate([problem.known_vectors, problem.vectors]) if m else problem.vectors
+    # owner of each face in ``everything``: a person name, a new group (int), or None; filled as the run goes
+    owner: list[str | int | None] = [*problem.known_people, *([None] * n)]
+    photo_of = np.concatenate([np.asarray(problem.known_photos, np.int64), problem.photos])
+    limit = 1.0 - eps * eps / 2.0  # cosine at distance eps
+    new_groups = 0
+    deferred: list[int] = []
+
+    def neighbours(i: int) -> np.ndarray:
+        sims = everything @ problem.vectors[i]
+        close = np.flatnonzero(sims >= limit)
+        return close[np.argsort(-sims[close])]
+
+    def taken_in_photo(i: int) -> set[str | int]:
+        same = np.flatnonzero(photo_of == problem.photos[i])
+        return {owner[j] for j in same.tolist() if owner[j] is not None and j != m + i}
+
+    def join(i: int, close: np.ndarray) -> bool:
+        banned: set = problem.banned[i] | taken_in_photo(i)
+        for j in close.tolist():
+            if j != m + i and owner[j] is not None and owner[j] not in banned:
+                owner[m + i] = owner[j]
+                return True
+        return False
+
+    for i in range(n):
+        close = neighbours(i)
+        if join(i, close):
+            continue
+        if len(close) >= min_size:
+            owner[m + i] = new_groups
+            new_groups += 1
+        else:
+            deferred.append(i)
+    for i in deferred:  # the second pass: join a person now within reach, never start one
+        join(i, neighbours(i))
+    person: list[str | None] = []
+    group = np.full(n, -1, np.int64)
+    for i in range(n):
+        label = owner[m + i]
+        if isinstance(label, int):
+            group[i] = label
+            person.append(None)
+        else:
+            person.append(label)
+    return Outcome(person, group)
