@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from facelens.cluster.methods import LINK_CUT, Problem, cluster
+from facelens.cluster.methods import Problem, cluster
 from facelens.decide import DEFAULT_FPIR, ThresholdPolicy
 from facelens.detect import DEFAULT_DETECTOR
 from facelens.gallery.base import Gallery
@@ -190,31 +190,6 @@ def banned_people(gallery: Gallery, detections: Sequence[Detection]) -> list[set
     return [set(by_detection.get(d.detection_id, set())) for d in detections]
 
 
-def _cluster_offers(vectors: np.ndarray, rows: list[int], members: list[Detection], cut: float
-                    ) -> list[tuple[float, int, str]]:
-    """(-mean distance, row, person) for each face whose mean distance to a cluster's faces is within ``cut``:
-    the average-linkage rule that cut the clusters, applied to a newcomer."""
-    from scipy.sparse import csr_matrix
-
-    names = sorted({str(d.person) for d in members})
-    column = {name: k for k, name in enumerate(names)}
-    owner = np.array([column[str(d.person)] for d in members])
-    onehot = csr_matrix((np.ones(len(members)), (np.arange(len(members)), owner)), shape=(len(members), len(names)))
-    counts = np.bincount(owner, minlength=len(names))
-    known = np.stack([d.embedding for d in members])
-    offers = []
-    for start in range(0, len(rows), 1024):
-        chunk = rows[start : start + 1024]
-        distance = np.sqrt(np.maximum(0.0, 2.0 - 2.0 * (vectors[chunk] @ known.T)))
-        mean = np.asarray(onehot.T.dot(distance.T)).T / counts
-        best = np.argmin(mean, axis=1)
-        for position, (row, k) in enumerate(zip(chunk, best.tolist())):
-            value = float(mean[position, k])
-            if value <= cut:
-                offers.append((-value, row, names[k]))
-    return offers
-
-
 def cluster_pending(
     gallery: Gallery,
     method: str = DEFAULT_METHOD,
@@ -224,8 +199,9 @@ def cluster_pending(
     fpir: float = DEFAULT_FPIR,
 ) -> ClusterReport:
     """Give the library's pending faces a person: first the open-set decision against the gallery's people
-    (named and anonymous: ``threshold`` or ``fpir`` as in identify), then ``method`` on what is left, whose
-    clusters become new people ``unknown-N``. Faces already with a person are never moved: corrections stick."""
+    (named and anonymous: ``threshold`` or ``fpir`` as in identify), then ``method`` on what is left together with
+    the library's faces that have a person: what clusters with those joins their person, new clusters become new
+    people ``unknown-N``. Faces already with a person are never moved: corrections stick."""
     started = time.perf_counter()
     report = ClusterReport(method=method)
     everything = gallery.detections(with_embeddings=True)
@@ -265,10 +241,6 @@ def cluster_pending(
         limit = ThresholdPolicy.for_identify(threshold, fpir).threshold(gallery.model_id, gallery.face_count())
         ranked = gallery.search(vectors, k=5)
         take([(c.score, i, c.name) for i, row in enumerate(ranked) for c in row if c.score >= limit])
-    anonymous = [d for d in known if is_anonymous(str(d.person))]
-    if method == "hdbscan" and left and anonymous:  # a cluster of earlier runs takes faces as its own cut would
-        take(_cluster_offers(vectors, left, anonymous, LINK_CUT if eps is None else eps))
-
     fresh = next_anonymous(p.name for p in gallery.people())
     if left:
         problem = Problem(
