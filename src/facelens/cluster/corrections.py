@@ -44,6 +44,15 @@ def _check_photos(moving: Sequence[Detection], staying: Sequence[Detection], tar
                            if len(clash) > 1 else "") + ": two faces of one photo are never the same person")
 
 
+def _drop_empty_clusters(gallery: Gallery) -> None:
+    """An anonymous cluster whose faces all left is no person any more."""
+    from facelens.cluster.library import is_anonymous
+
+    for person in gallery.people():
+        if person.face_count == 0 and is_anonymous(person.name):
+            gallery.remove(person.name)
+
+
 def are_different(gallery: Gallery, a: str, b: str) -> bool:
     pa, pb = _pid(gallery, a), _pid(gallery, b)
     return (DIFFERENT, min(pa, pb), max(pa, pb)) in set(gallery.constraints())
@@ -110,6 +119,7 @@ def split_person(gallery: Gallery, person: str, detection_ids: Sequence[int], in
             sql.add_constraint(conn, NOT_PERSON, d.detection_id, person_id, stamp)
         if not existed:
             sql.add_constraint(conn, DIFFERENT, person_id, _pid(gallery, target), stamp)
+    _drop_empty_clusters(gallery)
     return target
 
 
@@ -117,6 +127,7 @@ def remove_faces(gallery: Gallery, detection_ids: Sequence[int]) -> int:
     """Dismiss faces: they leave their person and never cluster or enrol again."""
     found = _detections(gallery, detection_ids)
     gallery.set_detection_state([d.detection_id for d in found], REMOVED)
+    _drop_empty_clusters(gallery)
     return len(found)
 
 
@@ -132,6 +143,7 @@ def not_person(gallery: Gallery, detection_ids: Sequence[int], person: str) -> i
     leaving = [d.detection_id for d in found if d.person == person and d.state == ASSIGNED]
     if leaving:
         gallery.set_detection_state(leaving, PENDING)
+        _drop_empty_clusters(gallery)
     return len(leaving)
 
 
