@@ -162,7 +162,7 @@ def main() -> None:
     if args.sweep:
         print("\nsweep (BCubed P / R / F):")
         for min_size in (2, 3, 4):
-            for cut in (0.36, 0.40, 0.44, 0.48):
+            for cut in (0.33, 0.35, 0.36, 0.38, 0.40):
                 labels, _ = ours("hdbscan", min_size=min_size, eps=cut)
                 s = cluster_scores(truth, labels)
                 print(f"  hdbscan min_size {min_size} cut {cut:.2f}: {s.bcubed_precision:.3f} {s.bcubed_recall:.3f} "

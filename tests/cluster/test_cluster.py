@@ -58,9 +58,9 @@ def test_bcubed_on_lfw_library(clustered, library_photos):
         truth, labels = _truth_and_labels(gallery, library_photos[1])
         people = gallery.people()
     scores = cluster_scores(truth, labels)
-    # measured 2026-12 (HDBSCAN + average-linkage cut): precision 0.978, recall 1.000, 10 clusters
-    assert scores.bcubed_precision >= 0.93, scores
-    assert scores.bcubed_recall >= 0.90, scores
+    # measured 2026-12 (HDBSCAN + average-linkage cut 0.36): precision 1.000, recall 0.898, 9 clusters
+    assert scores.bcubed_precision >= 0.95, scores
+    assert scores.bcubed_recall >= 0.85, scores
     assert all(p.name.startswith("unknown-") for p in people)
     recurring = sum(n > 1 for n in Counter(library_photos[1].values()).values())
     assert recurring - 2 <= len(people) <= recurring + 3  # about one cluster per recurring person
