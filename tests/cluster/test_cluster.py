@@ -4,6 +4,7 @@ corrections that survive re-clustering and identification, the quality gate, and
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from collections import Counter
 
 import numpy as np
@@ -239,3 +240,35 @@ def test_quality_gate_keeps_detections_but_neither_clusters_nor_enrols(library_p
         assert gallery.face_count() == 0 and not gallery.people()
     assert not QualityGate(min_size=30).passes(0.9, [0, 0, 20, 40])
     assert QualityGate(min_quality=None, min_size=None).passes(0.0, [0, 0, 5, 5])
+
+
+def test_faces_join_enrolled_people_and_erasure_takes_their_detections(library_photos, tmp_path):
+    import csv
+
+    import facelens
+    from facelens.cluster import cluster_photos
+    from facelens.gallery import open_gallery
+    from helpers import need_data
+
+    source, truth = library_photos
+    person = sorted({who for who in truth.values() if list(truth.values()).count(who) > 1})[0]
+    root = need_data("identity", "lfw")
+    with open(root / "identification_subset.csv") as handle:
+        theirs = [root / r["image"] for r in csv.DictReader(handle) if r["person"] == person]
+    in_library = {Path(p).name for p, who in truth.items() if who == person}
+    spare = [p for p in theirs if p.name not in in_library]
+    assert spare, "the library leaves photos of each person for enrolment"
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for path in [p for p, who in truth.items() if who == person][:5]:
+        shutil.copy(path, folder / Path(path).name)
+    with open_gallery(tmp_path / "g") as gallery:
+        facelens.enroll(gallery, person, spare)
+        report = cluster_photos(gallery, [folder], workers=1)
+        assert report.attached >= 3 and not any(p.name.startswith("unknown-") and p.face_count >= 3
+                                                for p in gallery.people())
+        assert len(gallery.detections(person=person)) == report.attached
+        gallery.remove(person)  # erasure: the library's detections of them go too, and do not come back
+        assert all(d.state != "assigned" for d in gallery.detections())
+        assert len(gallery.detections()) == 5 - report.attached
+        assert cluster_photos(gallery, [folder], workers=1).processed == 0

@@ -389,6 +389,7 @@ class Gallery(ABC):
 
     def remove(self, name: str) -> int:
         """Remove a person and all their faces; returns how many faces went."""
+        self._forget_library_faces(name)  # their photo-library detections (embeddings) go too, never to come back
         return self._delete_person(name)
 
     def remove_face(self, face_id: int) -> None:
@@ -418,6 +419,15 @@ class Gallery(ABC):
     def _drop_faces(self, conn: Any, face_ids: list[int]) -> None:
         """Delete gallery faces inside a library transaction (the backend's index follows)."""
         raise NotImplementedError
+
+    def _forget_library_faces(self, name: str) -> None:
+        """Delete the library detections that became this person's faces (the photos stay known, so they are not
+        processed again and the faces do not return)."""
+        try:
+            with self._library() as (conn, sql):
+                sql.forget_person(conn, name)
+        except GalleryError:  # a backend without a library
+            return
 
     def library_photos(self) -> dict[str, Any]:
         """Path -> :class:`~facelens.gallery.library.PhotoState` of every photo the library has processed."""

@@ -233,6 +233,15 @@ class LibrarySQL:
             ))  # fmt: skip
         return out
 
+    def forget_person(self, conn: Any, name: str) -> None:
+        rows = self.run(conn, f"SELECT d.id FROM facelens_detections d JOIN {self.faces} f ON f.id = d.face_id "
+                              f"JOIN {self.people} p ON p.id = f.person_id WHERE d.collection_id = ? AND p.name = ? "
+                              "AND p.collection_id = ?", (self.cid, name, self.cid)).fetchall()
+        for (detection_id,) in rows:
+            self.run(conn, "DELETE FROM facelens_constraints WHERE collection_id = ? AND kind = ? AND a = ?",
+                     (self.cid, NOT_PERSON, int(detection_id)))
+            self.run(conn, "DELETE FROM facelens_detections WHERE id = ?", (int(detection_id),))
+
     def set_state(self, conn: Any, detection_ids: Sequence[int], state: str) -> None:
         """Mark detections (pending / removed / low_quality); they no longer point at any gallery face."""
         for detection_id in detection_ids:
