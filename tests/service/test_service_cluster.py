@@ -54,3 +54,36 @@ def test_cluster_endpoints(client, admin_headers, reader_headers, library):
     assert client.post(base, headers=admin_headers, json={"method": "kmeans"}).status_code == 400
     assert client.post(f"{base}/not", headers=admin_headers,
                        json={"person": "nobody", "detections": [1]}).status_code == 404
+
+
+def test_face_thumbnail(client, reader_headers, library):
+    from facelens.io.image import decode_image
+
+    base = f"/v1/galleries/{library}/cluster/faces"
+    face = client.get(base, headers=reader_headers).json()["faces"][0]
+    response = client.get(f"{base}/{face['detection']}/thumbnail", headers=reader_headers)
+    assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+    assert decode_image(response.content).shape == (96, 96, 3)
+    assert client.get(f"{base}/999999/thumbnail", headers=reader_headers).status_code == 404
+    assert client.get(f"{base}/{face['detection']}/thumbnail").status_code == 401
+
+
+def test_console_people_page_names_a_cluster(live_server, service, library, client, reader_headers):
+    from helpers import chromium_page
+
+    with chromium_page() as page:
+        page.goto(live_server + "/")
+        page.fill("#key", service[2])  # admin key
+        page.click("#signin")
+        page.wait_for_selector("#app:not([hidden])")
+        page.select_option("#gallery", library)
+        page.wait_for_selector("#clusters .cluster[data-person^='unknown-']", timeout=60_000)
+        cluster = page.get_attribute("#clusters .cluster[data-person^='unknown-']", "data-person")
+        block = f"#clusters .cluster[data-person='{cluster}']"
+        page.wait_for_function(f"[...document.querySelectorAll(\"{block} img\")].every(i => i.naturalWidth === 96)",
+                               timeout=60_000)
+        page.fill(f"{block} .cluster-name", "Grace")
+        page.click(f"{block} .name-cluster")
+        page.wait_for_selector("#clusters .cluster[data-person='Grace']", timeout=60_000)
+    people = client.get(f"/v1/galleries/{library}/people", headers=reader_headers).json()["people"]
+    assert "Grace" in {p["name"] for p in people} and cluster not in {p["name"] for p in people}

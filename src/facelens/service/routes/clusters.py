@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from facelens.service import schemas as S
@@ -82,6 +82,39 @@ async def cluster_faces(key: Reader, store: PathGallery, state: State,
     """The library's faces: detection id, photo, box, state, person."""
     faces = await state.work(store.detections, person=person)
     return {"faces": [_face(d.to_dict()) for d in faces]}
+
+
+#: Side of a face thumbnail in pixels, and the margin around the box (share of its size).
+THUMBNAIL, THUMBNAIL_MARGIN = 96, 0.25
+
+
+def face_thumbnail(store: Any, detection_id: int) -> bytes:
+    """A JPEG of one library face, cut from its photo with a margin and scaled to THUMBNAIL pixels."""
+    import cv2
+    import numpy as np
+
+    from facelens.errors import NotFoundError
+    from facelens.io.image import decode_image, encode_jpeg
+
+    found = store.detections(ids=[detection_id])
+    if not found:
+        raise NotFoundError(f"no detection with id {detection_id} in gallery {store.collection!r}")
+    face = found[0]
+    image = decode_image(face.path)
+    x1, y1, x2, y2 = face.box
+    pad = THUMBNAIL_MARGIN * max(x2 - x1, y2 - y1)
+    h, w = image.shape[:2]
+    left, top = int(max(0, x1 - pad)), int(max(0, y1 - pad))
+    right, bottom = int(min(w, x2 + pad)), int(min(h, y2 + pad))
+    crop = np.ascontiguousarray(image[top:bottom, left:right])
+    return encode_jpeg(cv2.resize(crop, (THUMBNAIL, THUMBNAIL), interpolation=cv2.INTER_AREA), quality=85)
+
+
+@router.get("/v1/galleries/{gallery}/cluster/faces/{detection}/thumbnail", responses=S.ERRORS,
+            response_class=Response)
+async def thumbnail(detection: int, key: Reader, store: PathGallery, state: State) -> Response:
+    """One library face as a small JPEG (for the console's people page)."""
+    return Response(await state.work(face_thumbnail, store, detection), media_type="image/jpeg")
 
 
 async def _correct(key: Any, store: Any, state: Any, action: str, fn: Any, *args: Any) -> dict[str, Any]:
