@@ -416,6 +416,10 @@ class Gallery(ABC):
         raise GalleryError(f"{type(self).__name__} galleries keep no photo library (clustering needs a folder or "
                            "PostgreSQL gallery)")
 
+    def _library_exists(self) -> bool:
+        """Whether this store has library tables yet (reads and removals skip the library when not)."""
+        return False
+
     def _drop_faces(self, conn: Any, face_ids: list[int]) -> None:
         """Delete gallery faces inside a library transaction (the backend's index follows)."""
         raise NotImplementedError
@@ -423,11 +427,9 @@ class Gallery(ABC):
     def _forget_library_faces(self, name: str) -> None:
         """Delete the library detections that became this person's faces (the photos stay known, so they are not
         processed again and the faces do not return)."""
-        try:
+        if self._library_exists():
             with self._library() as (conn, sql):
                 sql.forget_person(conn, name)
-        except GalleryError:  # a backend without a library
-            return
 
     def library_photos(self) -> dict[str, Any]:
         """Path -> :class:`~facelens.gallery.library.PhotoState` of every photo the library has processed."""
@@ -509,12 +511,11 @@ class Gallery(ABC):
         """Per probe vector, the names it must never get: those of people a user said a library face showing
         the same face (cosine >= SAME_FACE) is not. Empty sets when there are no such constraints."""
         vectors = np.atleast_2d(np.asarray(vectors, np.float32))
-        try:
-            with self._library(write=False) as (conn, sql):
-                marked, names = sql.not_person_vectors(conn)
-        except GalleryError:  # a backend without a library has no constraints
-            return [set() for _ in vectors]
         out: list[set[str]] = [set() for _ in vectors]
+        if not self._library_exists():
+            return out
+        with self._library(write=False) as (conn, sql):
+            marked, names = sql.not_person_vectors(conn)
         if not names:
             return out
         rows, cols = np.nonzero(vectors @ marked.T >= SAME_FACE)

@@ -689,6 +689,12 @@ class LocalGallery(Gallery):
             self._library_statements = sql
         return sql
 
+    def _library_exists(self) -> bool:
+        if getattr(self, "_library_statements", None) is not None:
+            return True
+        return self._conn().execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'facelens_constraints'").fetchone() is not None
+
     @contextmanager
     def _library(self, write: bool = True) -> Iterator[tuple[sqlite3.Connection, Any]]:
         sql = self._library_sql()

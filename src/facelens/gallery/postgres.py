@@ -336,6 +336,12 @@ class PostgresGallery(Gallery):
             self._library_statements = sql
         return sql
 
+    def _library_exists(self) -> bool:
+        if getattr(self, "_library_statements", None) is not None:
+            return True
+        with self._pool.connection() as conn:
+            return bool(conn.execute("SELECT to_regclass('facelens_constraints') IS NOT NULL").fetchone()[0])
+
     @contextmanager
     def _library(self, write: bool = True) -> Iterator[tuple[Any, Any]]:
         sql = self._library_sql()
