@@ -384,6 +384,7 @@ class FaceAnalyzer:
     landmarks68: bool = False
     content_hash: bool = False
     keep_images: bool = False
+    runner: Any = None  # runs the chunks elsewhere, e.g. facelens.distributed.RayRunner; None: this machine's pool
     _threshold: float | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -458,7 +459,7 @@ class FaceAnalyzer:
         workers = self.workers or default_workers()
         if total is not None and total <= 1:
             workers = 1
-        if workers > 1 and start_method() != "fork" and not main_is_importable():
+        if self.runner is None and workers > 1 and start_method() != "fork" and not main_is_importable():
             global _UNGUARDED_WARNED
             if not _UNGUARDED_WARNED:
                 script = getattr(sys.modules["__main__"], "__file__", "__main__")
@@ -483,6 +484,9 @@ class FaceAnalyzer:
 
     def _chunks(self, images: Iterable[Any], workers: int, chunk_size: int) -> Iterator[list[ImageResult]]:
         batches = _batched(images, chunk_size)
+        if self.runner is not None:  # the same chunks and plan, run by another executor (Ray)
+            yield from self.runner.chunks(self.plan(1), batches)
+            return
         if workers <= 1:
             plan = self.plan(1)
             for batch in batches:
