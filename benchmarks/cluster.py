@@ -11,6 +11,20 @@ Truth per face: the photo's person for its largest face; any other face in a pho
 Unclustered faces count as singletons (they cost recall, never precision).
 
     python benchmarks/cluster.py [--data ../shared/data] [--limit N] [--workers 2] [--sweep]
+
+Measured 2026-12 on all 1,926 images (2,011 faces; the 2-core machine shared with other jobs, load ~25, so the
+rates are loose; parameters were chosen on this same set, there is no held-out split):
+
+    method                              B3-P   B3-R   B3-F  pair-P pair-R  uncl.  clusters
+    facelens hdbscan (stored, 1 run)   0.967  0.935  0.951  0.959  0.883  0.356    376
+    facelens hdbscan (stored, 2 runs)  0.954  0.931  0.943  0.935  0.870  0.349    372
+    facelens incremental (Immich rule) 0.976  0.827  0.895  0.925  0.786  0.585    154
+    DBSCAN(0.5, 3) on facelens vectors 0.002  1.000  0.004  0.002  1.000  0.000      1
+    face_recognition + DBSCAN(0.5, 3)  0.847  0.883  0.864  0.215  0.910  0.518    124
+
+HDBSCAN has higher BCubed precision (0.967 vs 0.847) at higher recall (0.935 vs 0.883) than the Immich-default
+baseline. Ingest 13.6 faces/s (2 workers) vs face_recognition's 1.5 (one process), same run; a second run over
+the unchanged 1,926 files took 4.4 s; clustering alone 308 faces/s (HDBSCAN), 1,008 (incremental rule).
 """
 
 from __future__ import annotations
