@@ -130,6 +130,12 @@ def test_incremental_run_processes_only_new_or_changed_files(library_photos, tmp
         assert {d.detection_id for d in after if d.path != str(changed.resolve())} <= faces_before
         seen.clear()
         assert cluster_photos(gallery, [folder], workers=1).processed == 0 and sum(seen) == 0
+        (folder / files[2].name).unlink()  # deleted from the folder: forgotten, with any face it became
+        faces = gallery.face_count()
+        lost = [d for d in gallery.detections() if d.path == str((folder / files[2].name).resolve())]
+        assert cluster_photos(gallery, [folder], workers=1).forgotten == 1
+        assert all(d.path != str((folder / files[2].name).resolve()) for d in gallery.detections())
+        assert gallery.face_count() == faces - sum(d.face_id is not None for d in lost)
 
 
 def _biggest_cluster(gallery, at_least: int = 4):

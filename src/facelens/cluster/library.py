@@ -60,6 +60,7 @@ class ClusterReport:
     files: int = 0
     processed: int = 0
     unchanged: int = 0
+    forgotten: int = 0  # photos deleted from the folders since the last run (their faces went too)
     failed: list[dict[str, str]] = field(default_factory=list)
     faces_found: int = 0
     low_quality: int = 0
@@ -112,14 +113,22 @@ def cluster_photos(
     progress: Callable[[int, int | None], None] | None = None,
 ) -> ClusterReport:
     """Detect and embed the faces of new or changed photos, then cluster every pending face (see
-    :func:`cluster_pending`). Unreadable files are listed in ``failed`` and retried on the next run."""
+    :func:`cluster_pending`). Unreadable files are listed in ``failed`` and retried on the next run; photos deleted
+    from the given folders since an earlier run are forgotten with their faces."""
     from facelens.engine import FaceAnalyzer
 
     started = time.perf_counter()
     report = ClusterReport(method=method)
+    paths = list(paths)
     files = image_files(paths)
     report.files = len(files)
     known = gallery.library_photos()
+    folders = [str(Path(p).expanduser().resolve()) for p in paths if Path(p).expanduser().is_dir()]
+    present = set(files)
+    gone = [path for path in known if path not in present and not Path(path).exists()
+            and any(path.startswith(folder.rstrip("/") + "/") for folder in folders)]
+    if gone:  # deleted from a folder this run covers: its faces leave the gallery too
+        report.forgotten = gallery.library_forget(gone)
     todo: list[tuple[str, float, int, str]] = []
     for path in files:
         try:
