@@ -201,14 +201,22 @@ def incremental(problem: Problem, min_size: int = 3, eps: float = INCREMENTAL_EP
     new_groups = 0
     deferred: list[int] = []
 
+    # every face's neighbours within eps, nearest first, in blocks of new faces (one matrix product per block)
+    close_to: list[np.ndarray] = []
+    for start in range(0, n, 1024):
+        sims = problem.vectors[start : start + 1024] @ everything.T
+        for row in sims:
+            close = np.flatnonzero(row >= limit)
+            close_to.append(close[np.argsort(-row[close])])
+    in_photo: dict[int, list[int]] = {}
+    for j, photo in enumerate(photo_of.tolist()):
+        in_photo.setdefault(photo, []).append(j)
+
     def neighbours(i: int) -> np.ndarray:
-        sims = everything @ problem.vectors[i]
-        close = np.flatnonzero(sims >= limit)
-        return close[np.argsort(-sims[close])]
+        return close_to[i]
 
     def taken_in_photo(i: int) -> set[str | int]:
-        same = np.flatnonzero(photo_of == problem.photos[i])
-        return {owner[j] for j in same.tolist() if owner[j] is not None and j != m + i}
+        return {owner[j] for j in in_photo[int(problem.photos[i])] if owner[j] is not None and j != m + i}
 
     def join(i: int, close: np.ndarray) -> bool:
         banned: set = problem.banned[i] | taken_in_photo(i)
