@@ -617,7 +617,9 @@ class FaceAnalyzer:
                 _fill_identity(r.faces, [], [], [], self._threshold)
         if not rows:
             return
-        ranked = self.gallery.search(np.concatenate([r.faces.embedding for r in rows]), self.k, where=self.where)
+        vectors = np.concatenate([r.faces.embedding for r in rows])
+        ranked = self.gallery.search(vectors, self.k, where=self.where)
+        ranked = self.gallery.drop_excluded(vectors, ranked)  # faces marked "not this person" (cluster corrections)
         names, scores = open_set_names(ranked, self._threshold)
         start = 0
         for r in rows:

@@ -23,6 +23,7 @@ LAZY: dict[str, tuple[str, str]] = {
     "analyze": ("facelens.cli.analyze", "app"),
     "gallery": ("facelens.cli.gallery", "app"),
     "video": ("facelens.cli.video", "app"),
+    "cluster": ("facelens.cli.cluster", "app"),
     "liveness": ("facelens.cli.liveness", "app"),
     "eval": ("facelens.cli.evaluate", "app"),
     "serve": ("facelens.cli.service", "serve"),

@@ -325,6 +325,8 @@ class LocalGallery(Gallery):
                             ),
                         ).lastrowid
                     )
+                    if face.get("detection_id") is not None:  # a library face joining a person: linked in this tx
+                        self._library_sql().link(conn, face["detection_id"], ids[-1])
                 self._log(conn, ids, 1)
                 out.append(ids)
         return out
@@ -674,3 +676,36 @@ class LocalGallery(Gallery):
             )
             .fetchone()[0]
         )
+
+    # -- the photo library (facelens.gallery.library) ------------------------------------------------
+    def _library_sql(self) -> Any:
+        sql = getattr(self, "_library_statements", None)
+        if sql is None:
+            from facelens.gallery.library import LibrarySQL
+
+            sql = LibrarySQL("sqlite", self._cid, "people", "faces")
+            with self._write() as conn:
+                sql.create(conn)
+            self._library_statements = sql
+        return sql
+
+    def _library_exists(self) -> bool:
+        if getattr(self, "_library_statements", None) is not None:
+            return True
+        return self._conn().execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'facelens_constraints'").fetchone() is not None
+
+    @contextmanager
+    def _library(self, write: bool = True) -> Iterator[tuple[sqlite3.Connection, Any]]:
+        sql = self._library_sql()
+        if not write:
+            yield self._conn(), sql
+            return
+        with self._write() as conn:
+            yield conn, sql
+
+    def _drop_faces(self, conn: sqlite3.Connection, face_ids: list[int]) -> None:
+        for start in range(0, len(face_ids), 900):
+            chunk = [int(i) for i in face_ids[start : start + 900]]
+            conn.execute(f"DELETE FROM faces WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+        self._log(conn, face_ids, -1)

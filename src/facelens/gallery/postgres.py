@@ -13,7 +13,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -231,6 +232,9 @@ class PostgresGallery(Gallery):
                         ids.append(int(cur.fetchone()[0]))
                         if not cur.nextset():
                             break
+                for face, face_id in zip(item.faces, ids):  # library faces joining a person: linked in this tx
+                    if face.get("detection_id") is not None:
+                        self._library_sql().link(conn, face["detection_id"], face_id)
                 out[position] = ids
         return out
 
@@ -317,6 +321,39 @@ class PostgresGallery(Gallery):
                 conn.execute("UPDATE facelens_people SET name = %s WHERE id = %s", (new, self._person_id(conn, old, lock=True)))
         except psycopg.errors.UniqueViolation as exc:
             raise GalleryError(f"{new!r} already exists in gallery {self.collection!r}; remove or rename it first") from exc
+
+    # -- the photo library (facelens.gallery.library) ------------------------------------------------
+    def _library_sql(self) -> Any:
+        sql = getattr(self, "_library_statements", None)
+        if sql is None:
+            from facelens.gallery.library import LibrarySQL
+
+            sql = LibrarySQL("postgres", self._cid, "facelens_people", "facelens_faces")
+            with self._pool.connection() as conn, conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                if not conn.execute("SELECT to_regclass('facelens_constraints') IS NOT NULL").fetchone()[0]:
+                    sql.create(conn)
+            self._library_statements = sql
+        return sql
+
+    def _library_exists(self) -> bool:
+        if getattr(self, "_library_statements", None) is not None:
+            return True
+        with self._pool.connection() as conn:
+            return bool(conn.execute("SELECT to_regclass('facelens_constraints') IS NOT NULL").fetchone()[0])
+
+    @contextmanager
+    def _library(self, write: bool = True) -> Iterator[tuple[Any, Any]]:
+        sql = self._library_sql()
+        with self._pool.connection() as conn, conn.transaction():
+            yield conn, sql
+        if write:
+            self._count_cache = None
+
+    def _drop_faces(self, conn: Any, face_ids: list[int]) -> None:
+        self._count_cache = None
+        conn.execute("DELETE FROM facelens_faces WHERE collection_id = %s AND id = ANY(%s)",
+                     (self._cid, [int(i) for i in face_ids]))
 
     def _people_query(self, extra: str = "", params: Sequence[Any] = ()) -> list[Person]:
         with self._pool.connection() as conn:

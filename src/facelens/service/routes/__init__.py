@@ -1,6 +1,6 @@
 """The service's routers, one per resource; ``create_app`` includes them in this order (adding one is one line)."""
 
-from facelens.service.routes import console, faces, galleries, health, keys, people, recognize
+from facelens.service.routes import clusters, console, faces, galleries, health, keys, people, recognize
 
 ROUTERS = (
     health.router,
@@ -9,5 +9,6 @@ ROUTERS = (
     galleries.router,
     people.router,
     faces.router,
+    clusters.router,
     console.router,
 )
