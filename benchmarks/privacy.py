@@ -32,8 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("FACELENS_MODEL_DIR", str(ROOT.parent / "shared" / "models"))
 
-GRID = {"blur": [0.1, 0.15, 0.2, 0.25, 0.35], "pixelate": [0.1, 0.15, 0.2, 0.25, 0.35], "mask": [0.15, 0.25, 0.35],
-        "solid": [1.0]}
+GRID = {"blur": [0.05, 0.1, 0.2, 0.3], "pixelate": [0.1, 0.2, 0.3], "mask": [0.1, 0.2, 0.3], "solid": [1.0]}
 
 
 def deface_images(images: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
