@@ -67,7 +67,8 @@ def show(rows: list[dict]) -> None:
         print(" | ".join(f"{str(r.get(c, '')):>14}" for c in cols), flush=True)
 
 
-def images_part(data: Path, limit: int | None, with_deface: bool, grid: dict, whole: list[str]) -> list[dict]:
+def images_part(data: Path, limit: int | None, with_deface: bool, grid: dict, whole: list[str],
+                margin: float | None = None) -> list[dict]:
     from facelens.evaluate.anonymization import evaluate_images, original_results
     from facelens.evaluate.protocols import read_pairs
     from facelens.io.image import decode_image
@@ -82,12 +83,12 @@ def images_part(data: Path, limit: int | None, with_deface: bool, grid: dict, wh
     rows = []
     for method, strengths in grid.items():
         for strength in strengths:
-            cover = Cover(method, strength)
+            cover = Cover(method, strength) if margin is None else Cover(method, strength, margin)
             start = time.perf_counter()
             covered = [cover.apply(image.copy(), b) for image, b in zip(images, boxes)]
             speed = len(images) / (time.perf_counter() - start)
             report = evaluate_images(images, covered, identities, originals_done=done)
-            rows.append(row(f"{method} {strength}", report, speed))
+            rows.append(row(f"{method} {strength} margin {cover.margin}", report, speed))
             show(rows[-1:]) if len(rows) > 1 else show(rows)
     if with_deface:
         covered, speed = deface_images(images)
@@ -138,6 +139,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="First N DevTest images only.")
     parser.add_argument("--no-images", action="store_true")
     parser.add_argument("--grid", type=json.loads, default=GRID, help='Methods and strengths, JSON: {"blur": [0.2]}.')
+    parser.add_argument("--margin", type=float, default=None, help="Margin for the grid (default: the default).")
     parser.add_argument("--whole", default="blur,pixelate,mask",
                         help="Methods run through the whole door (detection included) at their default strength.")
     parser.add_argument("--no-video", action="store_true")
@@ -151,7 +153,7 @@ def main() -> None:
     rows = []
     if not args.no_images:
         rows += images_part(args.data, args.limit, bool(args.deface_path), args.grid,
-                            [m for m in args.whole.split(",") if m])
+                            [m for m in args.whole.split(",") if m], args.margin)
     if not args.no_video:
         rows += videos_part(args.data, args.work, args.deface_path)
     if args.json:

@@ -47,10 +47,10 @@ def test_cli_measures_leakage_of_copies_and_anonymised_images(lfw_people, tmp_pa
 
     out = tmp_path / "anon"
     assert _run("anonymize", str(lfw_people), "-o", str(out), "--method", "solid").returncode == 0
-    run = _run("eval", "anonymization", str(lfw_people), str(out), "--identity", "folder", "--json",
-               "--fail-above", "0.01")
+    run = _run("eval", "anonymization", str(lfw_people), str(out), "--identity", "folder", "--json")
     covered = json.loads(run.stdout)
     assert covered["images"] == 8 and covered["threshold_rate"] == 0.0 and covered["visible"] == 0
+    assert covered["rank1_rate"] < leaked["rank1_rate"]  # 8 photos: chance alone names some at rank 1
     assert run.returncode == 0
     assert _run("eval", "anonymization", str(lfw_people), str(tmp_path / "nowhere")).returncode == 2
 

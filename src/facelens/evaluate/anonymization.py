@@ -7,7 +7,8 @@ For images (pairs of original and anonymised):
 - **re-identification at rank 1**: the anonymised face's nearest original face is the same identity. When
   identities are given (people with several photos, as LFW), the gallery is the person's *other* photos and
   everyone else's (the realistic attack: knowing the person from elsewhere; its own original would match on the
-  background alone), over the faces whose person has another photo; else its own original among all;
+  background alone), over the faces whose person has another photo; else its own original among all. An image's
+  person is its largest face; its other faces (background people, partial detections) are strangers;
 - **re-identification at the threshold**: its similarity to the same identity's best original clears the embedding
   model's default verification threshold (a verifier would say "same person");
 - **faces left visible**: a detector still finds a face on the anonymised image overlapping an original face.
@@ -101,13 +102,18 @@ def evaluate_images(
     done = originals_done if originals_done is not None else original_results(originals, detector, embedder, workers)
     pipeline = get_pipeline(detector=detector, embedder=embedder)
     report = AnonymizationReport(threshold=verify_threshold(pipeline.model_id))
+    by_person = len(set(identities)) < len(identities)
     owners = [i for i, r in enumerate(done) if r.error is None for _ in range(len(r.faces))]
     if not owners:
         return report
     gallery = np.concatenate([r.faces.embedding for r in done if r.error is None and len(r.faces)])
-    gallery_identity = np.array([identities[i] for i in owners])
+    # the image's person is its largest face (detectors answer largest first); other faces are strangers, each
+    # their own identity (else a background face or a partial detection would count as the person)
+    labels = [[identities[i] if k == 0 or not by_person else f"{identities[i]}#{i}.{k}" for k in range(len(r.faces))]
+              for i, r in enumerate(done) if r.error is None and len(r.faces)]
+    gallery_identity = np.array([label for image in labels for label in image])
     gallery_owner = np.array(owners)
-    by_person = len(set(identities)) < len(identities)
+    face_labels = dict(zip([i for i, r in enumerate(done) if r.error is None and len(r.faces)], labels))
     analyzer = _analyzer(detector, embedder, embed=False, workers=workers, keep_images=True)
     for i, result in enumerate(analyzer.run(list(anonymised))):
         original = done[i]
@@ -122,16 +128,16 @@ def evaluate_images(
         report.visible += int(_visible(boxes, np.asarray(result.faces.box).reshape(-1, 4)).sum())
         vectors = pipeline.embedder.embed(result.image, original.faces.detections())
         scores = vectors @ gallery.T
-        same = gallery_identity[None, :] == identities[i]
+        same = gallery_identity[None, :] == np.array(face_labels[i])[:, None]
         best_same = np.where(same, scores, -np.inf).max(axis=1)
         others = gallery_owner != i  # rank 1 against the person's *other* photos when there are any
-        if by_person and (same[0] & others).any():
-            report.rank1_faces += len(boxes)
-            ranked = np.where(others[None, :], scores, -np.inf)
-            report.reidentified_rank1 += int(same[0, ranked.argmax(axis=1)].sum())
-        elif not by_person:
-            report.rank1_faces += len(boxes)
-            report.reidentified_rank1 += int(same[0, scores.argmax(axis=1)].sum())
+        for f in range(len(boxes)):
+            if by_person and (same[f] & others).any():
+                report.rank1_faces += 1
+                report.reidentified_rank1 += int(same[f, np.where(others, scores[f], -np.inf).argmax()])
+            elif not by_person:
+                report.rank1_faces += 1
+                report.reidentified_rank1 += int(same[f, scores[f].argmax()])
         report.reidentified_threshold += int((best_same >= report.threshold).sum())
     return report
 
