@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_GALLERY = "default"
 _GALLERY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_HEAD_NAME = _GALLERY_NAME
 T = TypeVar("T")
 
 
@@ -47,25 +48,43 @@ class ServiceState:
         self.executor = ThreadPoolExecutor(settings.worker_count, thread_name_prefix="facelens-worker")
         self._galleries: dict[str, Gallery] = {}
         self._checked: dict[str, float] = {}
+        self._heads: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    @property
-    def pipeline(self) -> Any:
-        """The process-wide pipeline the library verbs use for this detector (images arrive decoded, with the
-        pixel limit already applied, so no pipeline option differs from theirs and models load once)."""
-        from facelens.pipeline import get_pipeline
-
-        return get_pipeline(detector=self.settings.detector)
-
     def load_models(self) -> None:
+        """Load the detector and embedder every endpoint's engine uses (the same objects: the engine's models of
+        this configuration, shared by the process)."""
         try:
-            pipe = self.pipeline
-            pipe.detector, pipe.embedder  # noqa: B018  (cached properties: loading happens here, once)
+            from facelens.engine import FaceAnalyzer
+
+            loaded = FaceAnalyzer(detector=self.settings.detector, workers=1).loaded_models()
+            loaded.detector, loaded.embedder  # noqa: B018  (loading happens here, once)
             self.ready = True
-            log.info("models loaded (%s, %s): ready", self.settings.detector, pipe.model_id)
+            log.info("models loaded (%s, %s): ready", self.settings.detector, loaded.model_id)
         except Exception as exc:  # noqa: BLE001  (reported by /readyz instead of dying silently in this thread)
             self.load_error = str(exc) if isinstance(exc, FacelensError) else f"{type(exc).__name__}: {exc}"
             log.error("models could not be loaded: %s", self.load_error)
+
+    def custom_head(self, name: str) -> Any:
+        """The custom head ``<settings.heads_dir>/<name>.joblib``, loaded once (404 when there is none)."""
+        from pathlib import Path
+
+        from facelens.analyze.heads import CustomHead
+
+        if not self.settings.heads_dir:
+            raise NotFoundError(f"no custom head {name!r}: this server has no heads folder (FACELENS_HEADS_DIR)")
+        if not _HEAD_NAME.fullmatch(name):
+            raise ApiError(400, "bad_request", f"invalid head name {name!r} (letters, digits, '_', '.', '-')")
+        with self._lock:
+            found = self._heads.get(name)
+        if found is not None:
+            return found
+        path = Path(self.settings.heads_dir).expanduser() / f"{name}.joblib"
+        if not path.is_file():
+            raise NotFoundError(f"no custom head {name!r} in this server's heads folder")
+        loaded = CustomHead.load(path)
+        with self._lock:  # one object per head, so the engine's per-process stages for it are built once
+            return self._heads.setdefault(name, loaded)
 
     # -- work and uploads ------------------------------------------------------------------------------
     async def work(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -7,12 +7,13 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 import facelens
+from facelens.analyze.api import HEADS
 from facelens.engine import FaceAnalyzer
 from facelens.gallery.base import parse_key_values
 from facelens.result import ImageResult
 from facelens.service import schemas as S
 from facelens.service.deps import QueryGallery, Reader, State
-from facelens.service.uploads import image_body
+from facelens.service.uploads import ApiError, image_body
 
 router = APIRouter(tags=["faces"])
 
@@ -104,12 +105,28 @@ async def identify(
 
 @router.post("/v1/analyze", openapi_extra=image_body(("image",)), response_model=S.AnalyzeResponse,
              responses=S.ERRORS)
-async def analyze(request: Request, key: Reader, state: State) -> dict[str, Any]:
-    """Expression, age/gender and quality of every face."""
+async def analyze(
+    request: Request,
+    key: Reader,
+    state: State,
+    heads: str = Query(",".join(HEADS), description=f"Comma-separated built-in heads: {', '.join(HEADS)}."),
+    head: str | None = Query(None, description="A custom head (from `facelens analyze fit`) by name: the file "
+                                               "NAME.joblib in the server's heads folder (FACELENS_HEADS_DIR)."),
+    face_crops: bool = Query(False, description="The image is already one face crop (FER2013/CK+ style): "
+                                                "no detection."),
+) -> dict[str, Any]:
+    """Expression, age/gender and quality of every face (the heads chosen), and a custom head's answer under
+    ``head``. A head whose model is missing reports it in the face's ``errors`` while the others answer."""
+    chosen = tuple(h for h in heads.split(",") if h)
+    unknown = sorted(set(chosen) - set(HEADS))
+    if unknown:
+        raise ApiError(422, "invalid_request", f"unknown analysis heads {unknown}; choose from {', '.join(HEADS)}")
+    custom = await state.work(state.custom_head, head) if head else None
     upload = (await state.payload(request, ("image",))).one("image")
 
     def run() -> dict[str, Any]:
-        engine = FaceAnalyzer(detector=state.settings.detector, tasks=("detect", "analyze"))
+        engine = FaceAnalyzer(detector=state.settings.detector, tasks=("detect", "analyze"), heads=chosen,
+                              custom_head=custom, face_crops=face_crops)
         return image_answer(engine.run_one(state.decode(upload)))
 
     result = await state.work(run)
