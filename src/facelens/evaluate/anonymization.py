@@ -100,13 +100,13 @@ def evaluate_images(
     person of image i (default: every image its own identity). ``originals_done``: the originals' results from an
     earlier call (``original_results``), to measure many anonymisations of the same images."""
     from facelens.decide import verify_threshold
-    from facelens.pipeline import get_pipeline
+    from facelens.engine import models
 
     if len(originals) != len(anonymised):
         raise ValueError(f"{len(originals)} originals but {len(anonymised)} anonymised images")
     identities = [str(v) for v in identities] if identities is not None else [str(i) for i in range(len(originals))]
     done = originals_done if originals_done is not None else original_results(originals, detector, embedder, workers)
-    pipeline = get_pipeline(detector=detector, embedder=embedder)
+    pipeline = models(detector, embedder)
     report = AnonymizationReport(threshold=verify_threshold(pipeline.model_id))
     by_person = len(set(identities)) < len(identities)
     owners = [i for i, r in enumerate(done) if r.error is None for _ in range(len(r.faces))]
@@ -167,17 +167,16 @@ def evaluate_video(
 
     from facelens.decide import verify_threshold
     from facelens.io.video import open_source
-    from facelens.pipeline import get_pipeline
+    from facelens.engine import models
     from facelens.video.tracking import Tracker
 
-    pipeline = get_pipeline(detector=detector, embedder=embedder)
+    pipeline = models(detector, embedder)
     report = AnonymizationReport(threshold=verify_threshold(pipeline.model_id))
     tracker = Tracker(reid_threshold=1.0, min_hits=1)
     with open_source(original) as a, open_source(anonymised) as b:
         for orig, anon in zip(a, b):
             report.frames += 1
-            gray = cv2.cvtColor(orig.image, cv2.COLOR_RGB2GRAY)
-            tracker.follow(gray, orig.index, orig.time)
+            gray = cv2.cvtColor(orig.image, cv2.COLOR_RGB2GRAY)  # associate moves the tracks to this frame first
             detections = pipeline.detector.detect(orig.image)
             association = tracker.associate(gray, detections, lambda indices: {}, orig.index, orig.time)
             seen = {track.id for track, _ in association.matched}

@@ -180,14 +180,14 @@ class Anonymizer:
         """``(frame, anonymised image)`` for every frame of a video file, image sequence, stream or iterable of
         frames, in order (delayed by ``lookback``). ``outcome`` (when given) is filled as frames go."""
         from facelens.io.video import open_source
-        from facelens.pipeline import get_pipeline
+        from facelens.engine import models
         from facelens.video.tracking import Tracker
 
         outcome = outcome if outcome is not None else VideoOutcome(str(source), "")
         src = open_source(source, fps=fps, timeout=timeout)
         rate = src.fps or 25.0
         lookback_frames = max(0, round(self.lookback * rate)) if not src.live else 0
-        pipeline = get_pipeline(detector=self.detector, embedder=self.embedder, min_face_size=self.min_face_size)
+        pipeline = models(self.detector, self.embedder, self.min_face_size)
         model_id = pipeline.model_id if self.people is not None else ""
         tracker = Tracker(reid_threshold=1.0, min_hits=1, max_gap=self.hold)
         samples: dict[int, list[np.ndarray]] = {}
@@ -233,8 +233,7 @@ class Anonymizer:
         try:
             for result in analyzer.run(images()):
                 frame = frames.popleft()
-                gray = cv2.cvtColor(frame.image, cv2.COLOR_RGB2GRAY)
-                tracker.follow(gray, frame.index, frame.time)
+                gray = cv2.cvtColor(frame.image, cv2.COLOR_RGB2GRAY)  # associate moves the tracks to this frame first
                 detections = result.faces.detections() if result.error is None else []
                 if result.error is not None:
                     log.warning("frame %d: detection failed (%s); covering tracked faces only", frame.index,
