@@ -15,6 +15,32 @@ frames where a tracked face of the original was left visible or re-identified.
 
 deface is not a dependency: install it into a folder of its own (``pip install --target DIR deface==1.5.0``) and
 pass ``--deface-path DIR``. Timings on a shared machine drift: compare within one run.
+
+Measured 2026-12-02 on the 2-core shared machine (load average 20-28, so absolute speeds are low; ratios are
+within one run), ``--limit 400`` (430 faces; the images' person is its largest face), margin 0.25, dlib HOG + ResNet:
+
+    anonymiser                  rank 1   named@thr  verified-own  visible   images/s
+    solid 1.0                   0.25 %   0.47 %     0.93 %        0         (covering only)
+    blur 0.1 *                  1.51 %   -          14.9 %        7.7 %
+    blur 0.2                    0.50 %   0.70 %     1.16 %        0
+    blur 0.3 (default)          0.25 %   0.47 %     0.93 %        0
+    pixelate 0.35 (default)     0.25 %   0.70 %     1.86 %        0
+    pixelate 0.5                0.50 %   0.93 %     1.16 %        0
+    mask 0.25 (default)         0.50 %   0.70 %     0.93 %        0
+    facelens blur 0.25, whole   0.25 %   0.47 %     0.93 %        0         28.7  (engine, 2 workers)
+    deface 1.5.0 defaults       0.25 %   0.47 %     0.70 %        0          9.5  (its CenterFace included)
+    (* an earlier run of the same images; "verified-own" then counted any photo of the person)
+
+    video (every frame of the original tracked)   face-frames  re-identified  frames leaked  frames/s
+    facelens blur, short_hamilton_clip.mp4         182          0              0 / 275        1.6
+    deface, short_hamilton_clip.mp4                182          0.55 %         1 / 275        0.9
+    facelens blur, facenet_pytorch video.mp4       224          0              0 / 105        0.9
+    deface, facenet_pytorch video.mp4              224          0.89 %         2 / 105        0.2
+
+Commands: ``python benchmarks/privacy.py --limit 400 --no-video --grid '{"solid": [1.0], "blur": [0.2, 0.3],
+"pixelate": [0.35, 0.5], "mask": [0.25]}' --whole blur --deface-path DIR`` and ``python benchmarks/privacy.py
+--no-images --deface-path DIR``. The leak measure's faces are those facelens' own detector finds in the original
+(HOG misses the small audience faces of the Hamilton clip, for both tools' scores alike).
 """
 
 from __future__ import annotations
