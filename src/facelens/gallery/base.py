@@ -338,6 +338,17 @@ class Gallery(ABC):
     def remove_face(self, face_id: int) -> None:
         self._delete_face(face_id)
 
+    def erase(self, name: str) -> dict[str, Any]:
+        """Remove a person so that nothing of their faces can be read back from the storage (right to erasure):
+        the rows go, the vector index is rebuilt without them (no tombstones), and the backend compacts its
+        files (see ``_purge``). ``remove`` only deletes; this also leaves no deleted bytes behind."""
+        removed = self._delete_person(name)
+        return {"name": name, "faces_removed": removed, **self._purge()}
+
+    def _purge(self) -> dict[str, Any]:
+        """Make deleted rows unrecoverable from the store's files (backends override: vacuum, checkpoint)."""
+        return {"index": self.reindex()}
+
     def rename(self, old: str, new: str) -> None:
         self._rename(old, _check_name(new))
 

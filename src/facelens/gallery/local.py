@@ -596,6 +596,25 @@ class LocalGallery(Gallery):
             self._log(conn, face_ids, -1)
         return len(face_ids)
 
+    def _purge(self) -> dict[str, Any]:
+        """The index rebuilt from the store (its old files unlinked), then SQLite's deleted pages rewritten away:
+        checkpoint the WAL, VACUUM (a fresh database file without free pages), checkpoint and truncate the WAL
+        again, so neither the database, its free pages nor the WAL holds the deleted vectors."""
+        index = self.reindex()
+        conn = self._conn()
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("VACUUM")
+        busy = 1
+        for _ in range(50):  # another connection reading right now delays the truncation a moment
+            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if not busy:
+                break
+            time.sleep(0.1)
+        if busy:
+            raise GalleryError(f"{self._db_path}: the write-ahead log could not be truncated while other "
+                               "connections read it; the person is removed, run the erasure again to compact")
+        return {"index": index, "vacuumed": True}
+
     def _delete_face(self, face_id: int) -> None:
         with self._write() as conn:
             row = conn.execute(

@@ -418,6 +418,25 @@ class PostgresGallery(Gallery):
         self._count_cache = (count, time.monotonic())
         return count
 
+    def _purge(self) -> dict[str, Any]:
+        """``VACUUM FULL`` the faces table: PostgreSQL rewrites it (and its indexes, the HNSW graph included) into
+        new files without the deleted rows, and drops the old ones; then a checkpoint, where the role may run one,
+        so the WAL segments that held them get recycled. Locks the faces table of every collection meanwhile."""
+        with self._pool.connection() as conn:
+            conn.commit()
+            previous, conn.autocommit = conn.autocommit, True
+            try:
+                conn.execute("VACUUM FULL facelens_faces")
+                try:
+                    conn.execute("CHECKPOINT")
+                    checkpoint = True
+                except Exception:  # noqa: BLE001  (needs superuser or pg_checkpoint: the rows are gone already)
+                    checkpoint = False
+            finally:
+                conn.autocommit = previous
+        return {"index": {"collection": self.collection, "faces": self.face_count(), "index": "pgvector-hnsw"},
+                "vacuumed": True, "checkpoint": checkpoint}
+
     def reindex(self) -> dict[str, Any]:
         """Rebuild the collection's HNSW index (``REINDEX``), e.g. after very many deletions."""
         with self._pool.connection() as conn:

@@ -29,7 +29,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 #: Routes whose body carries images (multipart, base64 JSON or raw): the upload limit applies to them.
-_UPLOAD_ROUTES = re.compile(r"^/v1/(detect|verify|identify|analyze|galleries/[^/]+/people/.+/faces)/?$")
+_UPLOAD_ROUTES = re.compile(r"^/v1/(detect|verify|identify|analyze|anonymize|galleries/[^/]+/people/.+/faces)/?$")
 #: Routes open without a key.
 _OPEN = ("/healthz", "/readyz")
 SCOPE_KEY = "facelens_key"

@@ -337,6 +337,34 @@ async function runClustering() {
 }
 
 // -- wiring ---------------------------------------------------------------------------------------------
+// -- anonymise: the image comes back as a JPEG (no metadata), previewed here and offered for download ---
+async function anonymize() {
+  const file = $("anonymize-file").files[0];
+  if (!file) return status("Choose an image to anonymise.", true);
+  const params = new URLSearchParams({ method: $("anonymize-method").value, keep: $("anonymize-keep").value,
+                                       gallery: gallery() });
+  if ($("anonymize-strength").value) params.set("strength", $("anonymize-strength").value);
+  const form = new FormData();
+  form.append("image", file);
+  status("Anonymising…");
+  const response = await fetch("/v1/anonymize?" + params, {
+    method: "POST", headers: { Authorization: "Bearer " + state.key }, body: form });
+  if (!response.ok) {
+    const data = await response.json().catch(() => ({}));
+    return status(`Anonymise failed: ${response.status}: ${(data.error && data.error.message) || response.statusText}`, true);
+  }
+  const url = URL.createObjectURL(await response.blob());
+  const kept = JSON.parse(response.headers.get("X-Kept") || "[]");
+  $("anonymize-preview").src = url;
+  $("anonymize-preview").hidden = false;
+  $("anonymize-download").href = url;
+  $("anonymize-download").hidden = false;
+  $("anonymize-result").textContent = `${response.headers.get("X-Faces")} face(s), ` +
+    `${response.headers.get("X-Covered")} covered` + (kept.length ? `, visible: ${kept.join(", ")}` : "");
+  status("Anonymised.");
+}
+
+$("anonymize-btn").addEventListener("click", () => anonymize().catch((err) => status(err.message, true)));
 $("signin-form").addEventListener("submit", (event) => {
   event.preventDefault();
   signIn($("key").value);

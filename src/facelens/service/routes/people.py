@@ -100,11 +100,20 @@ async def update_person(name: str, body: PersonUpdate, key: Admin, store: PathGa
 
 
 @router.delete("/v1/galleries/{gallery}/people/{name:path}", response_model=S.PersonRemoved, responses=S.ERRORS)
-async def delete_person(name: str, key: Admin, store: PathGallery, state: State) -> dict[str, Any]:
-    """Remove a person and all their faces."""
-    removed = await state.work(store.remove, name)
-    state.audit.record(key.key_id, "delete_person", store.collection, name, faces_removed=removed)
-    return {"name": name, "faces_removed": removed}
+async def delete_person(
+    name: str, key: Admin, store: PathGallery, state: State,
+    erase: bool = Query(False, description="Erase everywhere: vectors compacted out of the storage, probe images "
+                                           "and the name removed from the audit log (which keeps the fact)."),
+) -> dict[str, Any]:
+    """Remove a person and all their faces (``?erase=true``: leave nothing of them behind)."""
+    if not erase:
+        removed = await state.work(store.remove, name)
+        state.audit.record(key.key_id, "delete_person", store.collection, name, faces_removed=removed)
+        return {"name": name, "faces_removed": removed, "erased": False}
+    result = await state.work(store.erase, name)
+    await state.work(lambda: state.audit.erase(key.key_id, store.collection, name,
+                                               faces_removed=result["faces_removed"]))
+    return {"name": name, "faces_removed": result["faces_removed"], "erased": True}
 
 
 @router.post(
