@@ -204,6 +204,7 @@ def enroll_people(
     each person's faces are written in their own transaction. One :class:`EnrollResult` per person, in order.
     ``sources`` (per person, one name per image) are what the faces' ``source`` records and skip reasons say, for
     images given as bytes or arrays (an upload's file name, say)."""
+    from facelens.embed import embedder_for_model
     from facelens.gallery.base import _check_metadata, _check_name
 
     metadata = _check_metadata(metadata) or None  # refused before any image is processed
@@ -215,7 +216,7 @@ def enroll_people(
             raise ValueError(f"unknown face selection {select!r}: use {', '.join(ENROL_SELECTIONS)}")
         engine = FaceAnalyzer(detector=detector, tasks=("embed", "analyze") if min_quality is not None else ("embed",),
                               heads=("quality",), select=None if select == "single" else select, content_hash=True,
-                              workers=workers)
+                              workers=workers, embedder=embedder_for_model(store.model_id))
         store.check_model(engine.model_id)
         owners = [j for j, (_, images) in enumerate(jobs) for _ in images]
         results = [EnrollResult(name=name) for name, _ in jobs]

@@ -355,13 +355,13 @@ class FaceAnalyzer:
     ``tasks``: any of :data:`TASKS` (``detect`` always runs). ``analyze`` runs the ``heads`` (expression,
     age_gender, quality) and an optional ``custom_head``; ``liveness`` the passive checker; ``identify`` names
     faces against ``gallery`` with ``policy`` (default: FPIR 1 % for the gallery's size), ``k`` candidates and
-    the metadata filter ``where`` — with liveness on, a face judged a spoof is never named. ``select`` keeps one
+    the metadata filter ``where`` — embedded by the gallery's own model unless ``embedder`` names one — with liveness on, a face judged a spoof is never named. ``select`` keeps one
     face per image (largest, best, only) before embedding. ``workers``: processes (default every core; a single
     image always runs in this process).
     """
 
     detector: str = DEFAULT_DETECTOR
-    embedder: str = DEFAULT_EMBEDDER
+    embedder: str | None = None  # None: the gallery's own model (see embedder_for_model), else DEFAULT_EMBEDDER
     tasks: Sequence[str] = ("detect", "embed")
     gallery: Any = None
     k: int = 3
@@ -395,6 +395,10 @@ class FaceAnalyzer:
             if self.gallery is None:
                 raise ValueError("the identify task needs a gallery")
             tasks.add("embed")
+        if self.embedder is None:
+            from facelens.embed import embedder_for_model
+
+            self.embedder = embedder_for_model(self.gallery.model_id) if self.gallery is not None else DEFAULT_EMBEDDER
         if self.custom_head is not None and isinstance(self.custom_head, (str, Path)):
             from facelens.analyze.heads import CustomHead
 
@@ -437,7 +441,9 @@ class FaceAnalyzer:
         return _stages(self.plan()).pipeline.model_id
 
     def threshold(self) -> float:
-        """The open-set threshold for the gallery as it is now (computed once per run)."""
+        """The open-set threshold for the gallery as it is now (computed once per run); probes of another model
+        than the gallery's are refused here, before any image is processed."""
+        self.gallery.check_model(self.model_id)
         policy = self.policy or ThresholdPolicy.for_identify()
         return policy.threshold(self.model_id, self.gallery.face_count())
 

@@ -289,7 +289,6 @@ class VideoRun:
 
         if every is not None and every < 1:
             raise ValueError(f"every must be >= 1 (or None to adapt), got {every}")
-        self.pipeline = pipeline or get_pipeline(detector=detector)
         self._own_gallery = isinstance(gallery, (str, os.PathLike))
         if self._own_gallery:
             from facelens.gallery import open_gallery
@@ -297,6 +296,12 @@ class VideoRun:
             gallery = open_gallery(gallery, create=False)
         self.gallery = gallery
         try:
+            if pipeline is None:  # the gallery's own embedder, whatever the default
+                from facelens.embed import DEFAULT_EMBEDDER, embedder_for_model
+
+                embedder = embedder_for_model(gallery.model_id) if gallery is not None else DEFAULT_EMBEDDER
+                pipeline = get_pipeline(detector=detector, embedder=embedder)
+            self.pipeline = pipeline
             if gallery is not None:
                 gallery.check_model(self.pipeline.model_id)
                 if threshold is None:
