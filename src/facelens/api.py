@@ -145,18 +145,20 @@ def identify(
     liveness: bool = False,
     analyze: bool = False,
     where: dict | None = None,
+    min_quality: float | None = None,
 ) -> ImageResult:
     """Name every face in ``image`` against ``gallery`` (open set: ``faces.name`` is None for strangers).
 
     ``threshold`` (a fixed similarity) overrides ``fpir`` (the share of strangers given a name, for the gallery's
     size). ``liveness=True`` adds a liveness score per face and never names a spoof; ``analyze=True`` adds
-    expression, age/gender and quality from the same detections; ``where`` limits candidates by person metadata."""
+    expression, age/gender and quality from the same detections; ``where`` limits candidates by person metadata;
+    faces of quality below ``min_quality`` stay unknown."""
     owned = isinstance(gallery, str)
     store = open_gallery(gallery, create=False) if owned else gallery
     try:
         tasks = ("identify",) + (("liveness",) if liveness else ()) + (("analyze",) if analyze else ())
         engine = FaceAnalyzer(detector=detector, tasks=tasks, gallery=store, k=k, where=where, workers=1,
-                              policy=ThresholdPolicy.for_identify(threshold, fpir))
+                              policy=ThresholdPolicy.for_identify(threshold, fpir, min_quality))
         store.check_model(engine.model_id)
         return engine.run_one(image).raise_for_error()
     finally:

@@ -407,6 +407,13 @@ class FaceAnalyzer:
             tasks.add("embed")
         if self.select is not None and self.select not in SELECTIONS:
             raise ValueError(f"unknown face selection {self.select!r}: use largest, best or only")
+        if "identify" in tasks and self.policy is not None and self.policy.min_quality is not None:
+            # a quality gate needs each face's quality: the quality head alone unless analysis was asked for
+            if "analyze" not in tasks:
+                self.heads = ("quality",)
+            elif self.heads is not None:
+                self.heads = tuple(dict.fromkeys((*self.heads, "quality")))
+            tasks.add("analyze")
         self.tasks = tuple(t for t in TASKS if t in tasks)
         if "analyze" in tasks and self.heads is None:
             from facelens.analyze.api import HEADS
@@ -536,7 +543,10 @@ class FaceAnalyzer:
         if not rows:
             return
         ranked = self.gallery.search(np.concatenate([r.faces.embedding for r in rows]), self.k, where=self.where)
-        names, scores = open_set_names(ranked, self._threshold)
+        gate = self.policy.min_quality if self.policy is not None else None
+        quality = np.concatenate([r.faces.quality_score if r.faces.quality is not None else np.full(len(r.faces), np.nan)
+                                  for r in rows]) if gate is not None else None
+        names, scores = open_set_names(ranked, self._threshold, quality, gate)
         start = 0
         for r in rows:
             n = len(r.faces)

@@ -216,6 +216,9 @@ def identify(
     ] = None,
     liveness: Liveness = False,
     analyze: Analyze = False,
+    min_quality: Annotated[
+        Optional[float], typer.Option(help="Leave faces whose quality score (0-1) is below this unknown.")
+    ] = None,
 ) -> None:
     """Name the faces in images (open set: 'unknown' below the threshold). Exit 1 when an input failed."""
     from facelens.decide import ThresholdPolicy
@@ -235,7 +238,8 @@ def identify(
         try:
             tasks = ("identify",) + (("liveness",) if liveness else ()) + (("analyze",) if analyze else ())
             engine = FaceAnalyzer(detector=detector, tasks=tasks, gallery=store, k=k, where=filters,
-                                  policy=ThresholdPolicy.for_identify(threshold, fpir), keep_images=annotate is not None)
+                                  policy=ThresholdPolicy.for_identify(threshold, fpir, min_quality),
+                                  keep_images=annotate is not None)
             store.check_model(engine.model_id)
             results = engine.run(sources, progress=lambda done, total: progress.update(task, completed=done))
             for result in results:
