@@ -62,6 +62,8 @@ def test_new_galleries_take_the_size_of_their_model(model_id, dim, tmp_path):
             gallery.search(np.ones((1, dim + 1), np.float32))
     with open_gallery(tmp_path / "g", create=False) as again:  # reopened without a model id: its own
         assert (again.model_id, again.dim) == (model_id or DEFAULT_MODEL_ID, dim)
+    with open_gallery(tmp_path / "other", model_id="arcface_r100", dim=512) as told:  # a model we do not know
+        assert told.dim == 512
 
 
 @pytest.fixture(scope="module")
