@@ -9,6 +9,7 @@ import pytest
 import facelens
 from helpers import need_data
 from facelens.engine import FaceAnalyzer
+from facelens.embed import DEFAULT_MODEL_ID
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,7 @@ def test_pool_keeps_input_order_and_matches_the_one_image_path(lfw_images, one_b
         assert (result.width, result.height) == (plain.image.shape[1], plain.image.shape[0])
         assert np.allclose(result.faces.box, np.stack([f.box for f in plain.faces]))
         assert np.allclose(result.faces.embedding, np.stack([f.embedding for f in plain.faces]), atol=1e-5)
-        assert result.faces.model_id == "dlib_resnet_v1"
+        assert result.faces.model_id == DEFAULT_MODEL_ID
 
 
 def test_batched_chunk_equals_per_image(lfw_images, pooled):

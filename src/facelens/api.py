@@ -32,7 +32,8 @@ def detect(image: ImageInput, detector: str = DEFAULT_DETECTOR, landmarks68: boo
 
 
 def embed(image: ImageInput, detector: str = DEFAULT_DETECTOR, largest_only: bool = False) -> ImageResult:
-    """Every face's L2-normalised embedding (dlib ResNet 128-D by default) in ``faces.embedding``, largest first."""
+    """Every face's L2-normalised embedding (the default embedder's, ``facelens.embed.DEFAULT_EMBEDDER``) in
+    ``faces.embedding``, largest first."""
     engine = FaceAnalyzer(detector=detector, select="largest" if largest_only else None, workers=1)
     return engine.run_one(image).raise_for_error()
 

@@ -395,14 +395,16 @@ class FaceAnalyzer:
             if self.gallery is None:
                 raise ValueError("the identify task needs a gallery")
             tasks.add("embed")
-        if self.embedder is None:
-            from facelens.embed import embedder_for_model
-
-            self.embedder = embedder_for_model(self.gallery.model_id) if self.gallery is not None else DEFAULT_EMBEDDER
         if self.custom_head is not None and isinstance(self.custom_head, (str, Path)):
             from facelens.analyze.heads import CustomHead
 
             self.custom_head = CustomHead.load(self.custom_head)
+        if self.embedder is None:  # the model a gallery (or a head trained on embeddings) was built with
+            from facelens.embed import embedder_for_model
+
+            head_model = (getattr(self.custom_head, "model_ids", None) or {}).get("embedding")
+            model = self.gallery.model_id if self.gallery is not None else head_model
+            self.embedder = embedder_for_model(model) if model else DEFAULT_EMBEDDER
         if self.custom_head is not None and "embedding" in getattr(self.custom_head, "features", ()):
             tasks.add("embed")
         if self.select is not None and self.select not in SELECTIONS:

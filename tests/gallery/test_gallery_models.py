@@ -140,3 +140,30 @@ def test_a_probe_of_another_model_is_refused(mfn_gallery, people):
         engine = FaceAnalyzer(embedder="dlib_onnx", tasks=("identify",), gallery=gallery, workers=1)
         with pytest.raises(ModelMismatchError, match="mobilefacenet_foamliu"):
             engine.run_one(people["Abdullah_Gul"][5])  # same 128-D size, other model: refused, not searched
+
+
+def test_a_dlib_gallery_keeps_working_through_the_cli_whatever_the_default(people, tmp_path):
+    """``enroll --embedder`` chooses the model of a new gallery; later commands follow the gallery, and an enrolment
+    with another model is refused with a usage error."""
+    from facelens.gallery import open_gallery
+
+    exe = shutil.which("facelens") or str(Path(sys.executable).parent / "facelens")
+
+    def run(*args):
+        return subprocess.run([exe, *args], capture_output=True, text=True, timeout=300, env=os.environ.copy())
+
+    location = str(tmp_path / "dlib-people")
+    for name in ("Abdullah_Gul", "Adrien_Brody"):
+        proc = run("enroll", "--gallery", location, "--embedder", "dlib_onnx", "--select", "largest", name,
+                   *people[name][:2])
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    with open_gallery(location, create=False) as gallery:
+        assert gallery.model_id == "dlib_resnet_v1"
+    proc = run("enroll", "--gallery", location, "--embedder", "mobilefacenet", "Alvaro_Uribe", people["Alvaro_Uribe"][0])
+    assert proc.returncode == 2 and "dlib_resnet_v1" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run("enroll", "--gallery", location, "Alvaro_Uribe", people["Alvaro_Uribe"][0])  # no --embedder: the gallery's
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = run("identify", "--gallery", location, "--json", people["Abdullah_Gul"][5])
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.splitlines()[0])["faces"][0]["identity"]["name"] == "Abdullah_Gul"
+    assert run("enroll", "--gallery", str(tmp_path / "x"), "--embedder", "nope", "a", people["Alvaro_Uribe"][0]).returncode == 2

@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from facelens.embed import DEFAULT_MODEL_ID
 
 IMAGE_ENDPOINTS = ["/v1/detect", "/v1/identify", "/v1/analyze"]
 
@@ -189,7 +190,7 @@ def test_galleries_create_list_delete(client, admin_headers, reader_headers):
     names = [g["name"] for g in client.get("/v1/galleries", headers=reader_headers).json()["galleries"]]
     assert {"default", "temp"} <= set(names)
     stats = client.get("/v1/galleries/temp", headers=reader_headers).json()
-    assert stats["people"] == 0 and stats["model_id"] == "dlib_resnet_v1"
+    assert stats["people"] == 0 and stats["model_id"] == DEFAULT_MODEL_ID
     assert client.delete("/v1/galleries/temp", headers=admin_headers).json() == {"name": "temp", "faces_removed": 0}
     _error(client.get("/v1/galleries/temp", headers=reader_headers), 404, "not_found")
     _error(client.delete("/v1/galleries/temp", headers=admin_headers), 404, "not_found")

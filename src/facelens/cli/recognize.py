@@ -83,7 +83,7 @@ def embed(
     workers: Workers = 0,
     largest: Annotated[bool, typer.Option("--largest", help="Only the largest face of each image.")] = False,
 ) -> None:
-    """Embed every face (dlib ResNet 128-D, L2-normalised)."""
+    """Embed every face (the default embedder, MobileFaceNet 128-D; L2-normalised)."""
     _batch(images, True, json_out, detector, workers, largest)
 
 
@@ -154,11 +154,17 @@ def enroll(
         typer.Option(help="Which face of a photo: single (refuse photos of several people of similar size), "
                           "largest, best (detector score) or only."),
     ] = "single",
+    embedder: Annotated[
+        Optional[str],
+        typer.Option(help="Embedding model of a NEW gallery (default: the default embedder); an existing gallery "
+                          "keeps its own and refuses another."),
+    ] = None,
 ) -> None:
     """Add people to a gallery, one face per image. Exit 1 when an image was skipped (an image already enrolled
     for that person is not a failure, so re-running an enrolment exits 0)."""
     import facelens
     from facelens.detect import get_detector
+    from facelens.embed import MODELS
     from facelens.gallery import open_gallery
 
     try:
@@ -174,12 +180,15 @@ def enroll(
         else:
             raise FacelensError("give a NAME and IMAGES, or --from-folders ROOT")
         get_detector(detector)  # an unknown detector is a usage error before anything is read
+        if embedder is not None and embedder not in MODELS:
+            raise FacelensError(f"unknown embedder {embedder!r}; choose one of {', '.join(MODELS)}")
+        model_id = MODELS[embedder].model_id if embedder is not None else None
     except (FacelensError, ValueError) as exc:
         fail(exc, USAGE)
     total = sum(len(j[1]) for j in jobs)
     failed = 0
     try:
-        with open_gallery(gallery, collection=collection) as store, progress_bar(total) as progress:
+        with open_gallery(gallery, collection=collection, model_id=model_id) as store, progress_bar(total) as progress:
             task = progress.add_task("enrolling", total=total)
             results = facelens.enroll_people(
                 store, jobs, metadata=meta, min_quality=min_quality, detector=detector, select=select,
