@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+
 from facelens.embed import DEFAULT_MODEL_ID
 
 IMAGE_ENDPOINTS = ["/v1/detect", "/v1/identify", "/v1/analyze"]
