@@ -190,7 +190,9 @@ def quality_gate_fnir(mated_scores: np.ndarray, mated_correct: np.ndarray, mated
     miss. Scores are each probe's best gallery score; ``mated_correct`` says whether that was the right person."""
     from facelens.evaluate.metrics import threshold_for_fmr
 
-    gated = lambda scores, q: np.where(np.asarray(q) >= min_quality, np.asarray(scores, np.float64), -np.inf)  # noqa: E731
+    def gated(scores, quality) -> np.ndarray:
+        return np.where(np.asarray(quality) >= min_quality, np.asarray(scores, np.float64), -np.inf)
+
     nm = gated(non_mated_scores, non_mated_quality)
     threshold = threshold_for_fmr(np.where(np.isfinite(nm), nm, -1e9), fpir)  # gated strangers still count
     named = (gated(mated_scores, mated_quality) >= threshold) & np.asarray(mated_correct, bool)

@@ -34,7 +34,7 @@ import numpy as np
 from facelens.decide import ThresholdPolicy
 from facelens.detect import DEFAULT_DETECTOR
 from facelens.embed import DEFAULT_EMBEDDER
-from facelens.errors import FacelensError, NoFaceError
+from facelens.errors import FacelensError, ModelMismatchError, NoFaceError
 from facelens.io.image import describe_source
 from facelens.result import Faces, ImageResult, _column
 
@@ -355,9 +355,10 @@ class FaceAnalyzer:
     ``tasks``: any of :data:`TASKS` (``detect`` always runs). ``analyze`` runs the ``heads`` (expression,
     age_gender, quality) and an optional ``custom_head``; ``liveness`` the passive checker; ``identify`` names
     faces against ``gallery`` with ``policy`` (default: FPIR 1 % for the gallery's size), ``k`` candidates and
-    the metadata filter ``where`` — embedded by the gallery's own model unless ``embedder`` names one — with liveness on, a face judged a spoof is never named. ``select`` keeps one
-    face per image (largest, best, only) before embedding. ``workers``: processes (default every core; a single
-    image always runs in this process).
+    the metadata filter ``where`` — with liveness on, a face judged a spoof is never named. Faces are embedded by
+    ``embedder``, else by the model the gallery (or a custom head on embeddings) was built with, else the default.
+    ``select`` keeps one face per image (largest, best, only) before embedding. ``workers``: processes (default
+    every core; a single image always runs in this process).
     """
 
     detector: str = DEFAULT_DETECTOR
@@ -404,6 +405,9 @@ class FaceAnalyzer:
 
             head_model = (getattr(self.custom_head, "model_ids", None) or {}).get("embedding")
             model = self.gallery.model_id if self.gallery is not None else head_model
+            if head_model and model != head_model and "embedding" in getattr(self.custom_head, "features", ()):
+                raise ModelMismatchError(f"the custom head was trained on {head_model!r} embeddings; the gallery "
+                                         f"holds {model!r} ones")
             self.embedder = embedder_for_model(model) if model else DEFAULT_EMBEDDER
         if self.custom_head is not None and "embedding" in getattr(self.custom_head, "features", ()):
             tasks.add("embed")

@@ -167,3 +167,19 @@ def test_a_dlib_gallery_keeps_working_through_the_cli_whatever_the_default(peopl
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.splitlines()[0])["faces"][0]["identity"]["name"] == "Abdullah_Gul"
     assert run("enroll", "--gallery", str(tmp_path / "x"), "--embedder", "nope", "a", people["Alvaro_Uribe"][0]).returncode == 2
+
+
+def test_a_head_trained_on_embeddings_gets_the_embeddings_it_was_trained_on(mfn_gallery):
+    from facelens.analyze.heads import CustomHead
+    from facelens.embed import DEFAULT_EMBEDDER
+    from facelens.engine import FaceAnalyzer
+    from facelens.errors import ModelMismatchError
+    from facelens.gallery import open_gallery
+
+    dlib_head = CustomHead(features=("embedding",), model_ids={"embedding": "dlib_resnet_v1"})
+    assert FaceAnalyzer(tasks=("analyze",), custom_head=dlib_head).embedder == "dlib_onnx"
+    assert FaceAnalyzer(tasks=("analyze",), custom_head=CustomHead(features=("expression",))).embedder == DEFAULT_EMBEDDER
+    assert FaceAnalyzer(tasks=("embed",), embedder="dlib_onnx_flip").embedder == "dlib_onnx_flip"  # told: as told
+    with open_gallery(mfn_gallery, create=False) as gallery:  # a head and a gallery of two models: refused
+        with pytest.raises(ModelMismatchError, match="custom head was trained on 'dlib_resnet_v1'"):
+            FaceAnalyzer(tasks=("identify", "analyze"), gallery=gallery, custom_head=dlib_head)

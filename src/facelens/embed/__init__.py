@@ -1,5 +1,5 @@
 """Embedders by name. Default ``mobilefacenet`` (for new galleries, and wherever no gallery says otherwise): on
-LFW it names 96 % of enrolled people at FPIR 1 % where dlib names 70 %, at about 3x dlib's embedding time
+LFW it names 96 % of enrolled people at FPIR 1 % where dlib names 70 %, at 2-3x dlib's embedding time
 (``python benchmarks/accuracy.py``; README, "Accuracy"). A gallery keeps the model it was enrolled with: its
 recorded model id selects the embedder of its probes (:func:`embedder_for_model`), so dlib galleries keep working.
 
