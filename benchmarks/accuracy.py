@@ -75,7 +75,7 @@ def detect_cached(paths: list[str], cache: Path) -> dict[str, SimpleNamespace]:
     ``detections.npz`` so a re-run decodes only what it times."""
     from facelens.analyze.quality import assess_quality
     from facelens.detect import DEFAULT_DETECTOR
-    from facelens.pipeline import get_pipeline
+    from facelens.engine import models
     from facelens.types import DetectedFace
 
     file = cache / f"detections_{DEFAULT_DETECTOR}.npz"
@@ -91,7 +91,7 @@ def detect_cached(paths: list[str], cache: Path) -> dict[str, SimpleNamespace]:
                 known[key] = SimpleNamespace(face=face, quality=dict(zip(QUALITY_FIELDS, data["quality"][i].tolist())))
     todo = [p for p in paths if p not in known]
     if todo:
-        pipe = get_pipeline()
+        pipe = models()
         for path in todo:
             image = pipe.decode(path)
             faces = pipe.detector.detect(image)
@@ -312,9 +312,9 @@ def timing(names: list[str], found: dict, sample: int, rounds: int = 3) -> dict[
 
 def detect_ms(paths: list[str]) -> float:
     """Mean ms per image of decode + detect with the default detector."""
-    from facelens.pipeline import get_pipeline
+    from facelens.engine import models
 
-    pipe = get_pipeline()
+    pipe = models()
     start = time.perf_counter()
     for path in paths:
         pipe.detector.detect(pipe.decode(path))

@@ -21,10 +21,10 @@ EYES_VS_FOREHEAD_MIN_SIM_DROP = 0.03
 @pytest.fixture(scope="module")
 def rows(devtest):
     from facelens.evaluate.embeddings import embed_images
-    from facelens.pipeline import get_pipeline
+    from facelens.engine import models
 
     subset = devtest.subset(100, seed=0)
-    dlib = get_pipeline(embedder="dlib_onnx")
+    dlib = models(embedder="dlib_onnx")
     clean = embed_images(subset.images(), pipeline=dlib)
     perts = [Perturbation("occlude_eyes", 1.0), Perturbation("occlude_forehead", 1.0),
              Perturbation("blur", 2.0), Perturbation("blur", 4.0)]

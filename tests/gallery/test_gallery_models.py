@@ -90,9 +90,9 @@ def mfn_gallery(people, tmp_path_factory):
 def _stored_vector_matches(gallery_location, image) -> float:
     from facelens.embed import get_embedder
     from facelens.gallery import open_gallery
-    from facelens.pipeline import get_pipeline
+    from facelens.engine import models
 
-    pipe = get_pipeline()
+    pipe = models()
     found = pipe.detector.detect(pipe.decode(image))
     probe = get_embedder("mobilefacenet").embed(pipe.decode(image), found[:1])[0]
     with open_gallery(gallery_location, create=False) as gallery:

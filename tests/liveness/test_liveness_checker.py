@@ -36,10 +36,10 @@ def test_spoofs_are_refused(minivision):
 
 def test_no_face_gives_no_result(data_dir):
     from facelens.io.image import decode_image
-    from facelens.pipeline import get_pipeline
+    from facelens.engine import models
 
     image = decode_image(data_dir / "identity" / "dlib" / "examples" / "faces" / "dogs.jpg")
-    faces = get_pipeline().detector.detect(image)
+    faces = models().detector.detect(image)
     assert faces == []
     assert get_checker().check_many(image, faces) == []
 
@@ -59,12 +59,12 @@ def test_tiny_face_is_not_vouched_for(minivision):
 def test_face_at_the_image_border(minivision):
     """Cut the image through the face so the box touches the top-left corner: MiniFASNet's crop shifts inside the
     image, the 128 model's crop is reflect-padded, and both still produce a score (T1 stays live with the default)."""
-    from facelens.pipeline import get_pipeline
+    from facelens.engine import models
 
     image, faces = minivision["T1"]
     x, y = int(faces[0].box[0]) + 10, int(faces[0].box[1]) + 10
     cut = np.ascontiguousarray(image[y:, x:])
-    found = get_pipeline().detector.detect(cut)
+    found = models().detector.detect(cut)
     assert found and found[0].box[0] <= 1 and found[0].box[1] <= 1
     assert get_checker().check(cut, found[0]).is_live
     other = LivenessChecker("minifas_celeba128").check(cut, found[0])

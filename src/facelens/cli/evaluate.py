@@ -47,9 +47,9 @@ def _emit(data: dict, as_json: bool) -> None:
 
 
 def _pipeline(detector: str):
-    from facelens.pipeline import get_pipeline
+    from facelens.engine import models
 
-    return get_pipeline(detector=detector)
+    return models(detector=detector)
 
 
 def _embeddings(cache: Path | None, pipe):

@@ -1,6 +1,7 @@
 """The gallery interface: it stores and searches vectors and never runs a model. Backends (folder = SQLite +
 vectors, PostgreSQL + pgvector) implement a few storage primitives; writes of embedded faces, identity-level search
-and open-set decisions live here once, so every backend gives the same answers. Enrolment from images and
+and the open-set threshold for the gallery's size live here once, so every backend gives the same answers (the
+decision itself is :func:`facelens.decide.open_set_names`, made by the engine's identify task). Enrolment from images and
 identification of images are :func:`facelens.enroll` / :func:`facelens.identify` (the engine embeds, this stores).
 """
 
@@ -17,9 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from facelens.decide import DEFAULT_FPIR, ThresholdPolicy, open_set_names
+from facelens.decide import DEFAULT_FPIR, ThresholdPolicy
 from facelens.errors import GalleryError, ModelMismatchError
-from facelens.io.image import ImageInput
 
 #: People written per transaction by bulk imports (each person whole inside one transaction).
 BULK_PEOPLE = 2000
@@ -65,32 +65,6 @@ class Candidate:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "score": round(self.score, 4), "face_id": self.face_id}
-
-
-@dataclass(frozen=True)
-class Match:
-    """The decision for one probe face: ``name`` is None (unknown) unless the best candidate clears ``threshold``."""
-
-    box: list[float]
-    name: str | None
-    score: float
-    threshold: float
-    candidates: list[Candidate]
-
-    @property
-    def label(self) -> str:
-        return self.name or "unknown"
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {
-            "box": [round(v, 1) for v in self.box],
-            "name": self.name,
-            "label": self.label,
-            "score": round(self.score, 4),
-            "threshold": round(self.threshold, 4),
-            "candidates": [c.to_dict() for c in self.candidates],
-        }
-        return out
 
 
 @dataclass(frozen=True)
@@ -297,17 +271,6 @@ class Gallery(ABC):
         """Whether ``name`` already has a face from an image with this content hash (see :func:`content_hash`)."""
         return self._hash_exists(_check_name(name), digest)
 
-    def enroll(self, name: str, images: Sequence[ImageInput], metadata: dict[str, Any] | None = None,
-               pipeline: Any = None, select: str = "largest", on_progress: Any = None,
-               min_quality: float | None = None) -> EnrollResult:
-        """Deprecated shim for callers not yet moved to :func:`facelens.enroll` (the gallery runs no model)."""
-        from facelens.api import enroll
-
-        detector = getattr(pipeline, "detector_name", None)
-        return enroll(self, name, images, metadata=metadata, select=select, min_quality=min_quality,
-                      progress=(lambda done, total: on_progress()) if on_progress else None,
-                      **({"detector": detector} if detector else {}))
-
     def search(self, vectors: np.ndarray, k: int = 5, where: dict[str, Any] | None = None) -> list[list[Candidate]]:
         """Top-k identities per query vector, scored at identity level (see ``identity_score``), among people
         whose metadata matches ``where`` (e.g. ``{"site": "paris"}``; a list value means any of its values)."""
@@ -357,26 +320,6 @@ class Gallery(ABC):
     def open_set_threshold(self, fpir: float = DEFAULT_FPIR) -> float:
         """Similarity a probe must reach so that strangers are named at rate ``fpir`` for this gallery's size."""
         return ThresholdPolicy(fpir=fpir).threshold(self.model_id, self.face_count())
-
-    def identify_faces(
-        self,
-        embeddings: Sequence[np.ndarray],
-        boxes: Sequence[Any],
-        k: int = 3,
-        threshold: float | None = None,
-        fpir: float = DEFAULT_FPIR,
-        where: dict[str, Any] | None = None,
-    ) -> list[Match]:
-        """Open-set decisions for faces already embedded: one batched search, one threshold (see decide.py)."""
-        if not len(embeddings):
-            return []
-        limit = ThresholdPolicy.for_identify(threshold, fpir).threshold(self.model_id, self.face_count())
-        ranked = self.search(np.stack(embeddings), k, where=where)
-        names, scores = open_set_names(ranked, limit)
-        return [
-            Match(box=[float(v) for v in box], name=name, score=score, threshold=limit, candidates=candidates)
-            for box, name, score, candidates in zip(boxes, names, scores, ranked)
-        ]
 
     def add_person(self, name: str, metadata: dict[str, Any] | None = None) -> Person:
         """Create a person with no faces yet (enrolment also creates people implicitly)."""

@@ -7,7 +7,7 @@
 - failed authentication throttled per client address and per key id (429 with Retry-After) and recorded in the
   audit log (every failure until the limit, then one ``auth_throttled`` record per lock-out).
 
-The key found is left in the request scope for the scope check of each route (``require`` in app.py).
+The key found is left in the request scope for the scope check of each route (``require`` in deps.py).
 """
 
 from __future__ import annotations
