@@ -119,7 +119,7 @@ def test_every_door_uses_the_gallerys_own_embedder(mfn_gallery, people, tmp_path
         assert engine.run_one(probe).faces.name[0] == "Abdullah_Gul"
         # video: frames searched with the gallery's model
         with VideoRun([decode_image(probe)] * 3, gallery, every=1) as run:
-            assert run.pipeline.model_id == MFN
+            assert run.model_id == MFN and run.engine.embedder == "mobilefacenet"
             named = {face.name for frame in run for face in frame.faces}
         assert "Abdullah_Gul" in named, named
     # CLI (the installed console script)
