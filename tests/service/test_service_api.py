@@ -131,6 +131,9 @@ def test_enroll_then_identify(client, admin_headers, reader_headers, enrolled, a
     assert result["gallery"] == "api" and len(result["faces"]) == 1
     face = result["faces"][0]
     assert face["identity"]["name"] == name and face["identity"]["score"] >= face["identity"]["threshold"]
+    gated = client.post("/v1/identify?gallery=api&min_quality=0.999", files=_files(photos[5]),
+                        headers=reader_headers).json()["faces"][0]
+    assert gated["identity"]["name"] is None and gated["quality"]["score"] < 0.999  # below the quality gate: unknown
     stranger = people_photos[sorted(people_photos)[3]][0]
     other = client.post("/v1/identify?gallery=api&liveness=true", files=_files(stranger),
                         headers=reader_headers).json()["faces"][0]
