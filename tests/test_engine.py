@@ -10,6 +10,7 @@ import facelens
 from helpers import need_data
 from facelens.decide import ThresholdPolicy, open_set_names
 from facelens.engine import FaceAnalyzer
+from facelens.embed import DEFAULT_MODEL_ID
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,7 @@ def test_pool_keeps_input_order_and_matches_the_one_image_path(lfw_images, one_b
         assert (result.width, result.height) == (image.shape[1], image.shape[0])
         assert np.allclose(result.faces.box, boxes)
         assert np.allclose(result.faces.embedding, embeddings, atol=1e-5)
-        assert result.faces.model_id == "dlib_resnet_v1"
+        assert result.faces.model_id == DEFAULT_MODEL_ID
 
 
 def test_batched_chunk_equals_per_image(lfw_images, pooled):

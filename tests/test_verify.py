@@ -8,17 +8,18 @@ import pytest
 import facelens
 from helpers import need_data
 from facelens.decide import profile, threshold_for_fpir, verify_threshold
+from facelens.embed import DEFAULT_MODEL_ID
 from facelens.errors import NoFaceError
 
 
 def test_lfw_devtest_accuracy(devtest_scored):
     """Failures to enrol count against us: a genuine pair without a face is a miss."""
-    threshold = verify_threshold("dlib_resnet_v1")
+    threshold = verify_threshold(DEFAULT_MODEL_ID)
     scores, labels = devtest_scored.scores, devtest_scored.labels
     accuracy = float(((scores >= threshold) == labels.astype(bool)).mean())
     print(f"LFW DevTest accuracy {accuracy:.4f} at threshold {threshold:.4f} ({int(devtest_scored.fte.sum())} FTE pairs)")
     assert len(scores) == 1000
-    assert accuracy >= 0.985
+    assert accuracy >= 0.988  # measured 0.9900 (MobileFaceNet, 2 FTE pairs); dlib measured 0.987
 
 
 def test_verify_api_reports_face_used():
@@ -54,7 +55,7 @@ def test_threshold_as_target_fmr():
     loose = facelens.verify(root / "obama.jpg", root / "obama2.jpg", fmr=1e-2)
     strict = facelens.verify(root / "obama.jpg", root / "obama2.jpg", fmr=1e-4)
     assert strict.threshold > loose.threshold
-    assert abs(loose.threshold - profile("dlib_resnet_v1").threshold_for_fmr(1e-2)) < 1e-9
+    assert abs(loose.threshold - profile(DEFAULT_MODEL_ID).threshold_for_fmr(1e-2)) < 1e-9  # verify uses the default
 
 
 def test_one_threshold_policy_for_every_door():

@@ -32,7 +32,8 @@ def detect(image: ImageInput, detector: str = DEFAULT_DETECTOR, landmarks68: boo
 
 
 def embed(image: ImageInput, detector: str = DEFAULT_DETECTOR, largest_only: bool = False) -> ImageResult:
-    """Every face's L2-normalised embedding (dlib ResNet 128-D by default) in ``faces.embedding``, largest first."""
+    """Every face's L2-normalised embedding (the default embedder's, ``facelens.embed.DEFAULT_EMBEDDER``) in
+    ``faces.embedding``, largest first."""
     engine = FaceAnalyzer(detector=detector, select="largest" if largest_only else None, workers=1)
     return engine.run_one(image).raise_for_error()
 
@@ -145,18 +146,20 @@ def identify(
     liveness: bool = False,
     analyze: bool = False,
     where: dict | None = None,
+    min_quality: float | None = None,
 ) -> ImageResult:
     """Name every face in ``image`` against ``gallery`` (open set: ``faces.name`` is None for strangers).
 
     ``threshold`` (a fixed similarity) overrides ``fpir`` (the share of strangers given a name, for the gallery's
     size). ``liveness=True`` adds a liveness score per face and never names a spoof; ``analyze=True`` adds
-    expression, age/gender and quality from the same detections; ``where`` limits candidates by person metadata."""
+    expression, age/gender and quality from the same detections; ``where`` limits candidates by person metadata;
+    faces of quality below ``min_quality`` stay unknown."""
     owned = isinstance(gallery, str)
     store = open_gallery(gallery, create=False) if owned else gallery
     try:
         tasks = ("identify",) + (("liveness",) if liveness else ()) + (("analyze",) if analyze else ())
         engine = FaceAnalyzer(detector=detector, tasks=tasks, gallery=store, k=k, where=where, workers=1,
-                              policy=ThresholdPolicy.for_identify(threshold, fpir))
+                              policy=ThresholdPolicy.for_identify(threshold, fpir, min_quality))
         store.check_model(engine.model_id)
         return engine.run_one(image).raise_for_error()
     finally:
@@ -206,6 +209,7 @@ def enroll_people(
     ``sources`` (per person, one name per image) are what the faces' ``source`` records and skip reasons say, for
     images given as bytes or arrays (an upload's file name, say). ``runner`` runs the engine elsewhere (a
     :class:`facelens.distributed.RayRunner`); the gallery is written from here either way."""
+    from facelens.embed import embedder_for_model
     from facelens.gallery.base import _check_metadata, _check_name
 
     metadata = _check_metadata(metadata) or None  # refused before any image is processed
@@ -217,7 +221,7 @@ def enroll_people(
             raise ValueError(f"unknown face selection {select!r}: use {', '.join(ENROL_SELECTIONS)}")
         engine = FaceAnalyzer(detector=detector, tasks=("embed", "analyze") if min_quality is not None else ("embed",),
                               heads=("quality",), select=None if select == "single" else select, content_hash=True,
-                              workers=workers, runner=runner)
+                              workers=workers, runner=runner, embedder=embedder_for_model(store.model_id))
         store.check_model(engine.model_id)
         owners = [j for j, (_, images) in enumerate(jobs) for _ in images]
         results = [EnrollResult(name=name) for name, _ in jobs]

@@ -107,11 +107,18 @@ class ThresholdPolicy:
     - ``fmr``: the similarity at which impostor pairs match at this rate (the model's measured profile);
     - ``fpir``: the share of strangers given some enrolled name, for a gallery of ``gallery_size`` faces;
     - none of them: the model's measured verification threshold (LFW DevTest accuracy).
+
+    ``min_quality`` (open set): a probe whose face-quality score (:mod:`facelens.analyze.quality`: sharpness,
+    exposure, size, pose) is below it is never named, whatever its similarity. Off by default because on LFW it
+    only costs: `python benchmarks/accuracy.py` measures FNIR at FPIR 1 % with and without it, and the gate chosen
+    on the LFW people outside the identification subset (:func:`fit_quality_gate`) is no gate at all — low quality
+    lowers the genuine scores, not the impostor ones, so the gate drops mostly right answers.
     """
 
     similarity: float | None = None
     fmr: float | None = None
     fpir: float | None = None
+    min_quality: float | None = None
 
     def __post_init__(self) -> None:
         if sum(v is not None for v in (self.similarity, self.fmr, self.fpir)) > 1:
@@ -120,6 +127,8 @@ class ThresholdPolicy:
             value = getattr(self, name)
             if value is not None and not 0.0 < value < 1.0:
                 raise ValueError(f"{name.upper()} must be in (0, 1), got {value}")
+        if self.min_quality is not None and not 0.0 <= self.min_quality <= 1.0:
+            raise ValueError(f"min_quality must be in [0, 1], got {self.min_quality}")
 
     @classmethod
     def for_verify(cls, threshold: float | None = None, fmr: float | None = None) -> ThresholdPolicy:
@@ -127,11 +136,13 @@ class ThresholdPolicy:
         return cls(similarity=threshold) if threshold is not None else cls(fmr=fmr)
 
     @classmethod
-    def for_identify(cls, threshold: float | None = None, fpir: float | None = DEFAULT_FPIR) -> ThresholdPolicy:
-        """Open set: a fixed similarity wins over a target FPIR (1 % by default) for the gallery's size."""
+    def for_identify(cls, threshold: float | None = None, fpir: float | None = DEFAULT_FPIR,
+                     min_quality: float | None = None) -> ThresholdPolicy:
+        """Open set: a fixed similarity wins over a target FPIR (1 % by default) for the gallery's size; probes of
+        quality below ``min_quality`` stay unknown."""
         if threshold is not None:
-            return cls(similarity=threshold)
-        return cls(fpir=DEFAULT_FPIR if fpir is None else fpir)
+            return cls(similarity=threshold, min_quality=min_quality)
+        return cls(fpir=DEFAULT_FPIR if fpir is None else fpir, min_quality=min_quality)
 
     @property
     def mode(self) -> str:
@@ -152,12 +163,51 @@ class ThresholdPolicy:
         return verify_threshold(model_id)
 
 
-def open_set_names(candidates: list[list], threshold: float) -> tuple[list[str | None], list[float]]:
-    """Per probe, the best candidate's name when its score clears ``threshold`` (else None) and that score."""
+def open_set_names(candidates: list[list], threshold: float, quality: np.ndarray | list[float] | None = None,
+                   min_quality: float | None = None) -> tuple[list[str | None], list[float]]:
+    """Per probe, the best candidate's name when its score clears ``threshold`` (else None) and that score.
+
+    With ``min_quality``, a probe whose ``quality`` score is below it (or unknown: NaN) gets None too."""
+    if min_quality is not None:
+        if quality is None or len(quality) != len(candidates):
+            raise ValueError("a quality gate needs one quality score per probe")
+        sharp_enough = np.asarray(quality, np.float64) >= min_quality  # NaN (not measured) fails the gate
     names: list[str | None] = []
     scores: list[float] = []
-    for ranked in candidates:
+    for i, ranked in enumerate(candidates):
         best = ranked[0] if ranked else None
-        names.append(best.name if best is not None and best.score >= threshold else None)
+        named = best is not None and best.score >= threshold and (min_quality is None or bool(sharp_enough[i]))
+        names.append(best.name if named else None)
         scores.append(best.score if best is not None else 0.0)
     return names, scores
+
+
+def quality_gate_fnir(mated_scores: np.ndarray, mated_correct: np.ndarray, mated_quality: np.ndarray,
+                      non_mated_scores: np.ndarray, non_mated_quality: np.ndarray, min_quality: float,
+                      fpir: float = DEFAULT_FPIR) -> float:
+    """FNIR at ``fpir`` when probes below ``min_quality`` are never named: the threshold is chosen on the
+    non-mated probes that pass the gate (a gated stranger is a correct rejection), and a gated mated probe is a
+    miss. Scores are each probe's best gallery score; ``mated_correct`` says whether that was the right person."""
+    from facelens.evaluate.metrics import threshold_for_fmr
+
+    def gated(scores, quality) -> np.ndarray:
+        return np.where(np.asarray(quality) >= min_quality, np.asarray(scores, np.float64), -np.inf)
+
+    nm = gated(non_mated_scores, non_mated_quality)
+    threshold = threshold_for_fmr(np.where(np.isfinite(nm), nm, -1e9), fpir)  # gated strangers still count
+    named = (gated(mated_scores, mated_quality) >= threshold) & np.asarray(mated_correct, bool)
+    return float(1.0 - named.mean())
+
+
+#: The gates :func:`fit_quality_gate` chooses from (0: none).
+QUALITY_GATES = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4)
+
+
+def fit_quality_gate(mated_scores, mated_correct, mated_quality, non_mated_scores, non_mated_quality,
+                     fpir: float = DEFAULT_FPIR, gates=QUALITY_GATES) -> tuple[float, dict[float, float]]:
+    """The quality gate with the lowest FNIR at ``fpir`` on an identification set (the smallest on ties) and the
+    FNIR of every gate tried."""
+    fnir = {g: quality_gate_fnir(mated_scores, mated_correct, mated_quality, non_mated_scores, non_mated_quality,
+                                 g, fpir) for g in gates}
+    best = min(fnir.values())
+    return min(g for g, v in fnir.items() if v <= best + 1e-12), fnir

@@ -34,7 +34,7 @@ import numpy as np
 from facelens.decide import ThresholdPolicy
 from facelens.detect import DEFAULT_DETECTOR
 from facelens.embed import DEFAULT_EMBEDDER
-from facelens.errors import FacelensError, NoFaceError
+from facelens.errors import FacelensError, ModelMismatchError, NoFaceError
 from facelens.io.image import describe_source
 from facelens.result import Faces, ImageResult, _column
 
@@ -428,13 +428,14 @@ class FaceAnalyzer:
     ``tasks``: any of :data:`TASKS` (``detect`` always runs). ``analyze`` runs the ``heads`` (expression,
     age_gender, quality) and an optional ``custom_head``; ``liveness`` the passive checker; ``identify`` names
     faces against ``gallery`` with ``policy`` (default: FPIR 1 % for the gallery's size), ``k`` candidates and
-    the metadata filter ``where`` — with liveness on, a face judged a spoof is never named. ``select`` keeps one
-    face per image (largest, best, only) before embedding. ``workers``: processes (default every core; a single
-    image always runs in this process).
+    the metadata filter ``where`` — with liveness on, a face judged a spoof is never named. Faces are embedded by
+    ``embedder``, else by the model the gallery (or a custom head on embeddings) was built with, else the default.
+    ``select`` keeps one face per image (largest, best, only) before embedding. ``workers``: processes (default
+    every core; a single image always runs in this process).
     """
 
     detector: str = DEFAULT_DETECTOR
-    embedder: str = DEFAULT_EMBEDDER
+    embedder: str | None = None  # None: the gallery's own model (see embedder_for_model), else DEFAULT_EMBEDDER
     tasks: Sequence[str] = ("detect", "embed")
     gallery: Any = None
     k: int = 3
@@ -473,10 +474,26 @@ class FaceAnalyzer:
             from facelens.analyze.heads import CustomHead
 
             self.custom_head = CustomHead.load(self.custom_head)
+        if self.embedder is None:  # the model a gallery (or a head trained on embeddings) was built with
+            from facelens.embed import embedder_for_model
+
+            head_model = (getattr(self.custom_head, "model_ids", None) or {}).get("embedding")
+            model = self.gallery.model_id if self.gallery is not None else head_model
+            if head_model and model != head_model and "embedding" in getattr(self.custom_head, "features", ()):
+                raise ModelMismatchError(f"the custom head was trained on {head_model!r} embeddings; the gallery "
+                                         f"holds {model!r} ones")
+            self.embedder = embedder_for_model(model) if model else DEFAULT_EMBEDDER
         if self.custom_head is not None and "embedding" in getattr(self.custom_head, "features", ()):
             tasks.add("embed")
         if self.select is not None and self.select not in SELECTIONS:
             raise ValueError(f"unknown face selection {self.select!r}: use largest, best or only")
+        if "identify" in tasks and self.policy is not None and self.policy.min_quality is not None:
+            # a quality gate needs each face's quality: the quality head alone unless analysis was asked for
+            if "analyze" not in tasks:
+                self.heads = ("quality",)
+            elif self.heads is not None:
+                self.heads = tuple(dict.fromkeys((*self.heads, "quality")))
+            tasks.add("analyze")
         self.tasks = tuple(t for t in TASKS if t in tasks)
         if "analyze" in tasks and self.heads is None:
             from facelens.analyze.api import HEADS
@@ -515,7 +532,9 @@ class FaceAnalyzer:
         return self.loaded_models().model_id
 
     def threshold(self) -> float:
-        """The open-set threshold for the gallery as it is now (computed once per run)."""
+        """The open-set threshold for the gallery as it is now (computed once per run); probes of another model
+        than the gallery's are refused here, before any image is processed."""
+        self.gallery.check_model(self.model_id)
         policy = self.policy or ThresholdPolicy.for_identify()
         return policy.threshold(self.model_id, self.gallery.face_count())
 
@@ -620,7 +639,10 @@ class FaceAnalyzer:
         vectors = np.concatenate([r.faces.embedding for r in rows])
         ranked = self.gallery.search(vectors, self.k, where=self.where)
         ranked = self.gallery.drop_excluded(vectors, ranked)  # faces marked "not this person" (cluster corrections)
-        names, scores = open_set_names(ranked, self._threshold)
+        gate = self.policy.min_quality if self.policy is not None else None
+        quality = np.concatenate([r.faces.quality_score if r.faces.quality is not None else np.full(len(r.faces), np.nan)
+                                  for r in rows]) if gate is not None else None
+        names, scores = open_set_names(ranked, self._threshold, quality, gate)
         start = 0
         for r in rows:
             n = len(r.faces)

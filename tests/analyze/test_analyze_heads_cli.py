@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from facelens.cli.analyze import app
 from facelens.analyze.heads import CustomHead
+from facelens.embed import DEFAULT_MODEL_ID
 
 runner = CliRunner()
 
@@ -118,7 +119,7 @@ def test_cli_fit_then_apply_on_face_crops(data_dir: Path, tmp_path):
     assert fit.exit_code == 0, fit.output
     info = json.loads(fit.output)
     assert info["labels"] == ["happy", "surprise"] and info["samples"] == 30
-    assert info["model_ids"]["embedding"] == "dlib_resnet_v1"
+    assert info["model_ids"]["embedding"] == DEFAULT_MODEL_ID
     applied = runner.invoke(
         app, [*map(str, held_out), "--face-crops", "--head", str(head_path), "--heads", "expression", "--json"]
     )

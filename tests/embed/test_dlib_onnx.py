@@ -82,11 +82,15 @@ def test_threads_from_the_environment(monkeypatch):
     assert default_threads() >= 1
 
 
-def test_default_embedder_is_onnx_with_dlibs_model_id(pipeline):
-    from facelens.embed import DEFAULT_EMBEDDER, get_embedder
+def test_dlibs_model_id_is_served_by_onnx_with_dlib_as_fallback():
+    """dlib galleries (model id dlib_resnet_v1, the default until 2026-12) are searched with the batched ONNX
+    runtime; dlib's own runtime gives the same model id."""
+    from facelens.embed import embedder_for_model, get_embedder
+    from facelens.engine import models
 
-    assert DEFAULT_EMBEDDER == "dlib_onnx"
-    assert pipeline.embedder.runtime == "onnx" and pipeline.model_id == "dlib_resnet_v1"
+    assert embedder_for_model("dlib_resnet_v1") == "dlib_onnx"
+    dlib = models(embedder=embedder_for_model("dlib_resnet_v1"))
+    assert dlib.embedder.runtime == "onnx" and dlib.model_id == "dlib_resnet_v1"
     fallback = get_embedder("dlib")
     assert fallback.runtime == "dlib" and fallback.model_id == "dlib_resnet_v1"
 

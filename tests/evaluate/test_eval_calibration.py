@@ -17,6 +17,7 @@ from facelens.evaluate.calibration import (
     verbal_scale,
 )
 from facelens.evaluate.metrics import cllr
+from facelens.embed import DEFAULT_MODEL_ID
 
 #: Held-out tolerance on the expected calibration error (|predicted − observed| weighted by bin size).
 #: Measured on DevTest (seed 0): ECE 0.017 (logistic) and 0.014 (isotonic), held-out Cllr 0.097 and 0.086.
@@ -63,17 +64,19 @@ def test_threshold_for_fmr_matches_fitting_impostors(halves):
 def test_save_load_and_missing(tmp_path, monkeypatch, halves):
     (sa, ya), _ = halves
     monkeypatch.setenv("FACELENS_CALIBRATION_DIR", str(tmp_path))
-    assert load_calibration("dlib_resnet_v1") is None
-    assert calibrated_fields(0.95, "dlib_resnet_v1") == {}
-    cal = fit_calibration(sa, ya, "dlib_resnet_v1", "isotonic")
+    assert load_calibration(DEFAULT_MODEL_ID) is None
+    assert calibrated_fields(0.95, DEFAULT_MODEL_ID) == {}
+    cal = fit_calibration(sa, ya, DEFAULT_MODEL_ID, "isotonic")
     path = cal.save()
-    assert path == tmp_path / "dlib_resnet_v1.json" and json.loads(path.read_text())["method"] == "isotonic"
-    again = load_calibration("dlib_resnet_v1")
+    assert path == tmp_path / f"{DEFAULT_MODEL_ID}.json" and json.loads(path.read_text())["method"] == "isotonic"
+    again = load_calibration(DEFAULT_MODEL_ID)
     assert isinstance(again, Calibration) and again == cal
     assert again.apply(0.93) == cal.apply(0.93)
-    fields = calibrated_fields(0.97, "dlib_resnet_v1")
+    # the typical genuine and impostor similarity of the default model's fitting pairs
+    genuine, impostor = float(np.median(sa[ya])), float(np.median(sa[~ya]))
+    fields = calibrated_fields(genuine, DEFAULT_MODEL_ID)
     assert fields["likelihood_ratio"] > 1 and fields["probability"] > 0.5 and "same person" in fields["verbal"]
-    fields = calibrated_fields(0.6, "dlib_resnet_v1")
+    fields = calibrated_fields(impostor, DEFAULT_MODEL_ID)
     assert fields["likelihood_ratio"] < 1 and "different persons" in fields["verbal"]
     (tmp_path / "broken.json").write_text("{not json")
     with pytest.raises(Exception, match="damaged"):

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from facelens.cli.evaluate import app
+from facelens.embed import DEFAULT_MODEL_ID
 
 runner = CliRunner()
 
@@ -45,7 +46,7 @@ def test_calibrate_then_verify_reports_it(lfw_dir, embedding_cache, tmp_path, mo
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
     assert data["holdout"]["cllr"] < 0.5 and data["cllr_min"] <= data["cllr"] + 1e-12
-    assert Path(data["saved_to"]) == tmp_path / "cal" / "dlib_resnet_v1.json"
+    assert Path(data["saved_to"]) == tmp_path / "cal" / f"{DEFAULT_MODEL_ID}.json"
     assert (tmp_path / "calrep" / "tippett.png").is_file()
     r = run("verify", "--pairs", lfw_dir / "pairsDevTest.txt", "--cache", embedding_cache, "--json")
     assert json.loads(r.output)["calibration"]["cllr_on_these_pairs"] < 0.5

@@ -11,17 +11,24 @@ import pytest
 
 from facelens.evaluate.robustness import Perturbation, evaluate_robustness, perturbations
 
-#: Measured on 100 DevTest pairs (seed 0, keep-box): EER clean 0.020, eyes(1 IOD) 0.280, forehead(1 IOD) 0.040,
-#: blur σ=2 0.060, σ=4 0.160; mean genuine similarity eyes 0.896 vs forehead 0.949.
+#: Measured with dlib's ResNet on 100 DevTest pairs (seed 0, keep-box): EER clean 0.020, eyes(1 IOD) 0.280,
+#: forehead(1 IOD) 0.040, blur σ=2 0.060, σ=4 0.160; mean genuine similarity eyes 0.896 vs forehead 0.949.
+#: (MobileFaceNet, the default now, barely minds the eyes: EER eyes 0.06 vs forehead 0.04, within noise; so the
+#: tool is checked on the model whose weakness it is known to show.)
 EYES_VS_FOREHEAD_MIN_SIM_DROP = 0.03
 
 
 @pytest.fixture(scope="module")
-def rows(devtest, devtest_embeddings, pipeline):
+def rows(devtest):
+    from facelens.evaluate.embeddings import embed_images
+    from facelens.engine import models
+
     subset = devtest.subset(100, seed=0)
+    dlib = models(embedder="dlib_onnx")
+    clean = embed_images(subset.images(), pipeline=dlib)
     perts = [Perturbation("occlude_eyes", 1.0), Perturbation("occlude_forehead", 1.0),
              Perturbation("blur", 2.0), Perturbation("blur", 4.0)]
-    out = evaluate_robustness(subset, perts, pipeline, devtest_embeddings, redetect=False)
+    out = evaluate_robustness(subset, perts, dlib, clean, redetect=False)
     return {r.perturbation: r for r in out}
 
 

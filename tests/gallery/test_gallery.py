@@ -21,6 +21,7 @@ from helpers import need_data
 from facelens.decide import ThresholdPolicy, open_set_names
 from facelens.errors import GalleryError, ModelMismatchError, NotFoundError
 from facelens.gallery import open_gallery
+from facelens.embed import DEFAULT_MODEL_ID
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ def test_lfw_identification_rank1_and_impostors(lfw_split, gallery_at):
     gallery = open_gallery(**gallery_at("lfw"))
     for name in enrolled:
         vs = [vectors[p] for p in by_person[name][:5] if p in vectors]
-        gallery.add_embeddings([name] * len(vs), np.stack(vs), model_id="dlib_resnet_v1")
+        gallery.add_embeddings([name] * len(vs), np.stack(vs), model_id=DEFAULT_MODEL_ID)
     probes = [(name, p) for name in enrolled for p in by_person[name][5:] if p in vectors]
     ranked = gallery.search(np.stack([vectors[p] for _, p in probes]), k=1)
     rank1 = np.mean([r[0].name == name for (name, _), r in zip(probes, ranked)])
@@ -93,7 +94,7 @@ def test_people_rename_remove_and_stats(gallery_at):
     with pytest.raises(GalleryError):
         gallery.rename("biden", "barack")
     stats = gallery.stats()
-    assert stats["people"] == 2 and stats["faces"] == 3 and stats["model_id"] == "dlib_resnet_v1"
+    assert stats["people"] == 2 and stats["faces"] == 3 and stats["model_id"] == DEFAULT_MODEL_ID
     assert gallery.remove("barack") == 2
     assert [p.name for p in gallery.people()] == ["biden"]
     with pytest.raises(NotFoundError):
@@ -181,7 +182,7 @@ def test_openers_racing_to_create_one_gallery(gallery_at):
         where = gallery_at(f"new-{attempt}")
         with ThreadPoolExecutor(6) as pool:
             opened = list(pool.map(lambda _: open_gallery(**where), range(6)))
-        assert {g.model_id for g in opened} == {"dlib_resnet_v1"}
+        assert {g.model_id for g in opened} == {DEFAULT_MODEL_ID}
         opened[0].add_embeddings(["x"], np.ones((1, 128), np.float32))
         assert [p.name for p in opened[-1].people()] == ["x"]
         for gallery in opened:

@@ -22,10 +22,16 @@ from synthetic_faces import FaceSpace  # noqa: E402  (benchmarks/synthetic_faces
 
 
 @pytest.fixture(scope="session")
-def face_space(devtest_embeddings):
-    keys = list(devtest_embeddings.vectors)
+def face_space(devtest):
+    """FaceSpace fitted on dlib embeddings of the DevTest images, as benchmarks/gallery.py does (its per-face spread
+    is LFW's under dlib; the default MobileFaceNet spreads its genuine pairs differently)."""
+    from facelens.engine import models
+    from facelens.evaluate.embeddings import embed_images
+
+    embedded = embed_images(devtest.images(), pipeline=models(embedder="dlib_onnx"))
+    keys = list(embedded.vectors)
     labels = np.array([Path(k).parent.name for k in keys])
-    vectors = np.stack([devtest_embeddings.vectors[k] for k in keys])
+    vectors = np.stack([embedded.vectors[k] for k in keys])
     return FaceSpace.fit(vectors, labels), vectors, labels
 
 

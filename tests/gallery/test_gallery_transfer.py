@@ -13,6 +13,7 @@ from facelens.cli import app
 from facelens.errors import GalleryError, ModelMismatchError
 from facelens.gallery import open_gallery
 from facelens.gallery.transfer import copy_gallery, export_gallery, import_file
+from facelens.embed import DEFAULT_MODEL_ID
 
 
 def _filled(where: dict, seed: int = 0):
@@ -96,7 +97,7 @@ def test_gallery_cli_import_export_copy_reindex(tmp_path, postgres_url):
     result = runner.invoke(app, ["gallery", "import", str(tmp_path / "imported"), str(tmp_path / "all.jsonl"), "-c", "t"])
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["gallery", "collections", str(tmp_path / "imported"), "--json"])
-    assert json.loads(result.stdout.strip()) == {"collection": "t", "model_id": "dlib_resnet_v1", "people": 10, "faces": 30}
+    assert json.loads(result.stdout.strip()) == {"collection": "t", "model_id": DEFAULT_MODEL_ID, "people": 10, "faces": 30}
     result = runner.invoke(app, ["gallery", "copy", src, postgres_url, "--target-collection", "cli-copy", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.strip())["verified"] is True

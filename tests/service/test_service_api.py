@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from facelens.embed import DEFAULT_MODEL_ID
+
 IMAGE_ENDPOINTS = ["/v1/detect", "/v1/identify", "/v1/analyze"]
 
 
@@ -129,6 +131,9 @@ def test_enroll_then_identify(client, admin_headers, reader_headers, enrolled, a
     assert result["gallery"] == "api" and len(result["faces"]) == 1
     face = result["faces"][0]
     assert face["identity"]["name"] == name and face["identity"]["score"] >= face["identity"]["threshold"]
+    gated = client.post("/v1/identify?gallery=api&min_quality=0.999", files=_files(photos[5]),
+                        headers=reader_headers).json()["faces"][0]
+    assert gated["identity"]["name"] is None and gated["quality"]["score"] < 0.999  # below the quality gate: unknown
     stranger = people_photos[sorted(people_photos)[3]][0]
     other = client.post("/v1/identify?gallery=api&liveness=true", files=_files(stranger),
                         headers=reader_headers).json()["faces"][0]
@@ -189,7 +194,7 @@ def test_galleries_create_list_delete(client, admin_headers, reader_headers):
     names = [g["name"] for g in client.get("/v1/galleries", headers=reader_headers).json()["galleries"]]
     assert {"default", "temp"} <= set(names)
     stats = client.get("/v1/galleries/temp", headers=reader_headers).json()
-    assert stats["people"] == 0 and stats["model_id"] == "dlib_resnet_v1"
+    assert stats["people"] == 0 and stats["model_id"] == DEFAULT_MODEL_ID
     assert client.delete("/v1/galleries/temp", headers=admin_headers).json() == {"name": "temp", "faces_removed": 0}
     _error(client.get("/v1/galleries/temp", headers=reader_headers), 404, "not_found")
     _error(client.delete("/v1/galleries/temp", headers=admin_headers), 404, "not_found")

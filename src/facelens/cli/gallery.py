@@ -292,7 +292,8 @@ def gallery_copy(
 
     try:
         with _open(source, collection) as src:
-            with open_gallery(target, model_id=src.model_id, collection=target_collection or collection) as dst:
+            with open_gallery(target, model_id=src.model_id, collection=target_collection or collection,
+                              dim=src.dim) as dst:
                 with progress_bar(src.face_count()) as progress:
                     task = progress.add_task("copying", total=src.face_count())
                     result = copy_gallery(src, dst, on_progress=lambda n: progress.advance(task, n))

@@ -99,7 +99,7 @@ def embed(
     ray: Ray = None,
     output: Output = None,
 ) -> None:
-    """Embed every face (dlib ResNet 128-D, L2-normalised)."""
+    """Embed every face (the default embedder, MobileFaceNet 128-D; L2-normalised)."""
     _batch(images, True, json_out, detector, workers, largest, ray=ray, output=output)
 
 
@@ -170,12 +170,18 @@ def enroll(
         typer.Option(help="Which face of a photo: single (refuse photos of several people of similar size), "
                           "largest, best (detector score) or only."),
     ] = "single",
+    embedder: Annotated[
+        Optional[str],
+        typer.Option(help="Embedding model of a NEW gallery (default: the default embedder); an existing gallery "
+                          "keeps its own and refuses another."),
+    ] = None,
     ray: Ray = None,
 ) -> None:
     """Add people to a gallery, one face per image. Exit 1 when an image was skipped (an image already enrolled
     for that person is not a failure, so re-running an enrolment exits 0)."""
     import facelens
     from facelens.detect import get_detector
+    from facelens.embed import MODELS
     from facelens.gallery import open_gallery
 
     try:
@@ -191,13 +197,16 @@ def enroll(
         else:
             raise FacelensError("give a NAME and IMAGES, or --from-folders ROOT")
         get_detector(detector)  # an unknown detector is a usage error before anything is read
+        if embedder is not None and embedder not in MODELS:
+            raise FacelensError(f"unknown embedder {embedder!r}; choose one of {', '.join(MODELS)}")
+        model_id = MODELS[embedder].model_id if embedder is not None else None
         runner = ray_runner(ray)
     except (FacelensError, ValueError) as exc:
         fail(exc, USAGE)
     total = sum(len(j[1]) for j in jobs)
     failed = 0
     try:
-        with open_gallery(gallery, collection=collection) as store, progress_bar(total) as progress:
+        with open_gallery(gallery, collection=collection, model_id=model_id) as store, progress_bar(total) as progress:
             task = progress.add_task("enrolling", total=total)
             results = facelens.enroll_people(
                 store, jobs, metadata=meta, min_quality=min_quality, detector=detector, select=select,
@@ -235,6 +244,9 @@ def identify(
     ] = None,
     liveness: Liveness = False,
     analyze: Analyze = False,
+    min_quality: Annotated[
+        Optional[float], typer.Option(help="Leave faces whose quality score (0-1) is below this unknown.")
+    ] = None,
     ray: Ray = None,
     output: Output = None,
 ) -> None:
@@ -261,7 +273,8 @@ def identify(
         try:
             tasks = ("identify",) + (("liveness",) if liveness else ()) + (("analyze",) if analyze else ())
             engine = FaceAnalyzer(detector=detector, tasks=tasks, gallery=store, k=k, where=filters, runner=runner,
-                                  policy=ThresholdPolicy.for_identify(threshold, fpir), keep_images=annotate is not None)
+                                  policy=ThresholdPolicy.for_identify(threshold, fpir, min_quality),
+                                  keep_images=annotate is not None)
             store.check_model(engine.model_id)
             results = engine.run(sources, progress=lambda done, total: progress.update(task, completed=done))
             for result in results:

@@ -103,7 +103,11 @@ def embed_images(
     progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
 ) -> EmbeddingSet:
-    """Embed every path not already in ``into`` (each image once), through the engine on every core."""
+    """Embed every path not already in ``into`` (each image once), through the engine on every core; when
+    ``into`` holds them all, no model is loaded (another tool's embeddings can be evaluated)."""
+    paths = list(paths)
+    if into is not None and all(p in into for p in paths):
+        return into
     engine = _engine(pipeline, workers)
     model_id = engine.model_id
     out = into if into is not None else EmbeddingSet(model_id)

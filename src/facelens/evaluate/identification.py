@@ -14,7 +14,13 @@ import numpy as np
 
 from facelens.errors import FacelensError
 from facelens.evaluate.embeddings import FTE_SCORE, EmbeddingSet, embed_images
-from facelens.evaluate.metrics import DEFAULT_FPIRS, IdentificationMetrics, best_per_identity, identification_metrics
+from facelens.evaluate.metrics import (
+    DEFAULT_FPIRS,
+    IdentificationMetrics,
+    best_per_identity,
+    identification_metrics,
+    ranks_of_truth,
+)
 from facelens.evaluate.protocols import IdentificationSplit
 
 
@@ -24,6 +30,7 @@ class IdentificationRun:
     mated_top: np.ndarray  # best similarity of each mated probe
     non_mated_top: np.ndarray
     failures: dict[str, str]
+    mated_correct: np.ndarray | None = None  # whether each mated probe's best identity is its own
 
 
 def evaluate_identification(
@@ -60,5 +67,6 @@ def evaluate_identification(
         n_fte=int(mated_fte.sum() + nm_fte.sum() + len(split.gallery) - len(enrolled)),
     )
     used = set(images)
+    correct = ranks_of_truth(mated_scores, truth) == 1  # as the metrics count it (ties pessimistic)
     return IdentificationRun(metrics, mated_scores.max(axis=1), non_mated_scores.max(axis=1),
-                             {k: v for k, v in emb.failures.items() if k in used})
+                             {k: v for k, v in emb.failures.items() if k in used}, correct)

@@ -18,21 +18,24 @@ def is_postgres(location: str | Path) -> bool:
 
 
 def open_gallery(
-    location: str | Path, model_id: str | None = None, create: bool = True, collection: str = DEFAULT_COLLECTION
+    location: str | Path, model_id: str | None = None, create: bool = True, collection: str = DEFAULT_COLLECTION,
+    dim: int | None = None,
 ) -> Gallery:
     """Open (or create) a collection of the gallery at ``location`` (a folder, or a ``postgresql://`` URL).
 
-    ``model_id`` is recorded when the collection is created; an existing collection built with another model
-    refuses it. A gallery object is safe to share between threads.
+    ``model_id`` is recorded when the collection is created (default: the default embedder's model), with its
+    vectors' size (``dim``, known for facelens' own models); an existing collection keeps its own model, and
+    refuses another ``model_id``. Whatever model a gallery holds, the doors embed its probes with that model
+    (:func:`facelens.embed.embedder_for_model`). A gallery object is safe to share between threads.
     """
     location = str(location)
     if is_postgres(location):
         from facelens.gallery.postgres import PostgresGallery
 
-        return PostgresGallery(location, model_id=model_id, create=create, collection=collection)
+        return PostgresGallery(location, model_id=model_id, create=create, collection=collection, dim=dim)
     from facelens.gallery.local import LocalGallery
 
-    return LocalGallery(location, model_id=model_id, create=create, collection=collection)
+    return LocalGallery(location, model_id=model_id, create=create, collection=collection, dim=dim)
 
 
 def list_collections(location: str | Path) -> list[str]:

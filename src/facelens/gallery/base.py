@@ -103,6 +103,17 @@ def content_hash(image: np.ndarray) -> str:
     return digest.hexdigest()[:32]
 
 
+def new_collection_model(model_id: str | None, dim: int | None) -> tuple[str, int]:
+    """The model id and vector size a new collection records: the default embedder's unless told, and the size
+    that model's vectors have (128, the historical default, for a model this facelens does not know)."""
+    from facelens.embed import DEFAULT_MODEL_ID, MODELS
+
+    model_id = model_id or DEFAULT_MODEL_ID
+    if dim is None:
+        dim = next((m.dim for m in MODELS.values() if m.model_id == model_id), 128)
+    return model_id, int(dim)
+
+
 class Gallery(ABC):
     """People, their faces and a vector index, for one embedding model.
 

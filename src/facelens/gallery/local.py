@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from facelens.errors import GalleryError, NotFoundError
-from facelens.gallery.base import FaceRecord, Gallery, NewFaces, Person, now
+from facelens.gallery.base import FaceRecord, Gallery, NewFaces, Person, new_collection_model, now
 from facelens.gallery.index import EXACT_LIMIT, TOMBSTONE_LIMIT, ExactIndex, FaceIndex, HnswIndex, IndexFiles, build_index
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,8 @@ DB_NAME = "gallery.db"
 #: How long a writer waits for another process's transaction before giving up.
 LOCK_TIMEOUT_S = 60.0
 SCHEMA_VERSION = 2
-DEFAULT_MODEL = "dlib_resnet_v1"
+#: The model of a version-1 gallery that recorded none (they were all dlib).
+LEGACY_MODEL = "dlib_resnet_v1"
 #: Unsaved changes after which an HNSW index is written back to disk (so other processes open it current).
 SAVE_EVERY = 50_000
 
@@ -120,7 +121,7 @@ def _schema_version(conn: sqlite3.Connection) -> int:
     return version
 
 
-def _migrate(conn: sqlite3.Connection, model_id: str | None, dim: int) -> None:
+def _migrate(conn: sqlite3.Connection, model_id: str | None, dim: int | None) -> None:
     """Create the schema, or upgrade a version-1 gallery (one collection, people unique by name) in place."""
     if _schema_version(conn) == SCHEMA_VERSION:
         return
@@ -140,7 +141,7 @@ def _migrate(conn: sqlite3.Connection, model_id: str | None, dim: int) -> None:
             if version == 1:
                 conn.execute(
                     "INSERT INTO collections (id, name, model_id, dim, created_at) VALUES (1, 'default', ?, ?, ?)",
-                    (old_meta.get("model_id", DEFAULT_MODEL), int(old_meta.get("dim", dim)), now()),
+                    (old_meta.get("model_id", LEGACY_MODEL), int(old_meta.get("dim", dim or 128)), now()),
                 )
                 conn.execute("INSERT INTO people SELECT id, 1, name, metadata, created_at FROM people_v1")
                 conn.execute(
@@ -215,7 +216,7 @@ class LocalGallery(Gallery):
         folder: str | Path,
         model_id: str | None = None,
         create: bool = True,
-        dim: int = 128,
+        dim: int | None = None,
         collection: str = "default",
         exact_limit: int = EXACT_LIMIT,
     ) -> None:
@@ -243,11 +244,12 @@ class LocalGallery(Gallery):
                 with _transaction(conn):
                     row = conn.execute("SELECT id, model_id, dim FROM collections WHERE name = ?", (collection,)).fetchone()
                     if row is None:
+                        new_model, new_dim = new_collection_model(model_id, dim)
                         cid = conn.execute(
                             "INSERT INTO collections (name, model_id, dim, created_at) VALUES (?, ?, ?, ?)",
-                            (collection, model_id or DEFAULT_MODEL, dim, now()),
+                            (collection, new_model, new_dim, now()),
                         ).lastrowid
-                        row = (cid, model_id or DEFAULT_MODEL, dim)
+                        row = (cid, new_model, new_dim)
         except sqlite3.DatabaseError as exc:
             raise GalleryError(f"{self._db_path} is not a readable facelens gallery database ({exc})") from exc
         self._cid, self.model_id, self._dim = int(row[0]), str(row[1]), int(row[2])

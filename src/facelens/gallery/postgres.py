@@ -20,12 +20,11 @@ from typing import Any
 import numpy as np
 
 from facelens.errors import GalleryError, NotFoundError, redact_url
-from facelens.gallery.base import FaceRecord, Gallery, NewFaces, Person, now
+from facelens.gallery.base import FaceRecord, Gallery, NewFaces, Person, new_collection_model, now
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-DEFAULT_MODEL = "dlib_resnet_v1"
 #: pgvector HNSW parameters; `python benchmarks/gallery.py`: recall@10 at 100k faces 0.984 with ef_search 100,
 #: 0.995 with 200 (p50 9.8 ms).
 HNSW_M = 16
@@ -145,7 +144,8 @@ def _where_sql(where: dict[str, Any] | None) -> tuple[str, list[Any]]:
 
 class PostgresGallery(Gallery):
     def __init__(
-        self, url: str, model_id: str | None = None, create: bool = True, dim: int = 128, collection: str = "default"
+        self, url: str, model_id: str | None = None, create: bool = True, dim: int | None = None,
+        collection: str = "default",
     ) -> None:
         self.url = url
         self.location = redact_url(url)
@@ -162,7 +162,7 @@ class PostgresGallery(Gallery):
                 row = conn.execute(
                     "INSERT INTO facelens_collections (name, model_id, dim, created_at) VALUES (%s, %s, %s, %s) "
                     "RETURNING id, model_id, dim",
-                    (collection, model_id or DEFAULT_MODEL, dim, now()),
+                    (collection, *new_collection_model(model_id, dim), now()),
                 ).fetchone()
                 cid, d = int(row[0]), int(row[2])
                 conn.execute(

@@ -37,7 +37,6 @@ import cv2
 import numpy as np
 
 from facelens.detect import DEFAULT_DETECTOR
-from facelens.embed import DEFAULT_EMBEDDER
 from facelens.engine import FaceAnalyzer, Plan, fill_faces, run_chunk
 from facelens.errors import FacelensError
 from facelens.io.video import OPEN_TIMEOUT, Frame, FrameSource, VideoWriter, open_source
@@ -309,7 +308,7 @@ class VideoRun:
         analyze: bool = False,
         speed: float | None = None,
         detector: str = DEFAULT_DETECTOR,
-        embedder: str = DEFAULT_EMBEDDER,
+        embedder: str | None = None,  # None: the gallery's own model, else the default
         min_hits: int = MIN_HITS,
         max_gap: float = MAX_GAP,
         fps: float | None = None,
@@ -816,7 +815,8 @@ def process_video(
     video path), ``timeline`` (JSON/CSV path), ``thumbnails`` (folder), ``fpir``/``threshold`` (open-set decision),
     ``where`` (metadata filter on the gallery's people), ``liveness`` (passive liveness per track; a spoof is never
     named), ``analyze`` (expression on every frame of every track: smoothed, summarised and spotted as episodes per
-    track, person and video, see :mod:`facelens.video.expressions`), ``speed`` (target multiple of real time), ``detector``, ``embedder``, ``min_hits``, ``max_gap``,
+    track, person and video, see :mod:`facelens.video.expressions`), ``speed`` (target multiple of real time), ``detector``, ``embedder`` (default: the gallery's own model),
+    ``min_hits``, ``max_gap``,
     ``fps`` (for image sequences), ``timeout`` (stream open), ``reconnect`` (attempts after a stream drops),
     ``keep_images`` (keep each frame's image on its result).
 

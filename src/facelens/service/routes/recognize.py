@@ -87,6 +87,8 @@ async def identify(
     analyze: bool = Query(False, description="Add expression, age/gender and quality per face."),
     where: list[str] | None = Query(None, description="Only people whose metadata has KEY=VALUE (repeat a key "
                                                       "for any of its values; values parse as JSON)."),
+    min_quality: float | None = Query(None, ge=0, le=1, description="Leave faces whose quality score is below "
+                                                                    "this unknown."),
 ) -> dict[str, Any]:
     """Name every face in the image against a gallery (``identity.name`` is null for strangers)."""
     filters = parse_key_values(where, "where")
@@ -94,7 +96,8 @@ async def identify(
 
     def run() -> dict[str, Any]:
         found = facelens.identify(state.decode(upload), store, k=k, threshold=threshold, fpir=fpir, where=filters,
-                                  detector=state.settings.detector, liveness=liveness, analyze=analyze)
+                                  detector=state.settings.detector, liveness=liveness, analyze=analyze,
+                                  min_quality=min_quality)
         return {**image_answer(found), "gallery": store.collection}
 
     result = await state.work(run)
