@@ -25,8 +25,11 @@ from facelens.errors import ModelMismatchError
 
 EMBEDDERS = ("dlib_onnx", "dlib", "dlib_onnx_flip", "mobilefacenet", "insightface_mbf", "dlib+mobilefacenet")
 #: The embedder every door uses unless told otherwise (a given gallery's own model wins: see
-#: :func:`embedder_for_model`). Apache-2.0 weights, fetched from their canonical URL into the model cache.
-DEFAULT_EMBEDDER = "mobilefacenet"
+#: :func:`embedder_for_model`). dlib's ResNet on onnxruntime: its weights come with ``pip install`` (the
+#: face-recognition-models package), so the default works offline on a fresh install. ``mobilefacenet`` is more
+#: accurate (benchmarks/accuracy.py) but its file comes from a canonical URL or $FACELENS_MODEL_DIR, not PyPI:
+#: choose it with ``--embedder mobilefacenet`` (or ``embedder=``) for a new gallery.
+DEFAULT_EMBEDDER = "dlib_onnx"
 
 
 class EmbedderModel(NamedTuple):
