@@ -19,7 +19,7 @@ def test_lfw_devtest_accuracy(devtest_scored):
     accuracy = float(((scores >= threshold) == labels.astype(bool)).mean())
     print(f"LFW DevTest accuracy {accuracy:.4f} at threshold {threshold:.4f} ({int(devtest_scored.fte.sum())} FTE pairs)")
     assert len(scores) == 1000
-    assert accuracy >= 0.988  # measured 0.9900 (MobileFaceNet, 2 FTE pairs); dlib measured 0.987
+    assert accuracy >= 0.985  # measured 0.987 (dlib_onnx, the default, 2 FTE pairs); MobileFaceNet 0.990
 
 
 def test_verify_api_reports_face_used():
