@@ -4,6 +4,7 @@ on onnxruntime ``centerface`` and ``retinaface`` (RetinaFace MobileNet-0.25)."""
 from __future__ import annotations
 
 from facelens.detect.base import Detector
+from facelens.detect.fallback import CHAIN
 
 DETECTORS = ("hog", "cnn", "yunet", "retinaface", "centerface")
 #: The detector every door uses unless told otherwise. HOG stays, measured (benchmarks/detect.py, LFW DevTest's
@@ -14,27 +15,46 @@ DETECTORS = ("hog", "cnn", "yunet", "retinaface", "centerface")
 #: liveness error rates move both ways). RetinaFace (2.3x) and YuNet (4x) are faster but their weights come from
 #: GitHub only.
 DEFAULT_DETECTOR = "hog"
-DETECTOR_HELP = "Face detector: " + ", ".join(DETECTORS) + "."
+DETECTOR_HELP = ("Face detector: " + ", ".join(DETECTORS) + f"; or a fallback chain such as hog{CHAIN}yunet (the next "
+                 "detector tried where the one before finds no face).")
+#: Options by backend (see get_detector).
+COMMON_OPTIONS = ("min_face_size", "max_side", "landmarks68")
+DLIB_OPTIONS = COMMON_OPTIONS + ("upsample",)
+ONNX_OPTIONS = COMMON_OPTIONS + ("score_threshold", "nms_threshold", "input_size", "batch_size", "threads", "native_boxes")
+
+
+def is_detector(name: str) -> bool:
+    """Whether ``name`` names a detector or a fallback chain of detectors (``"centerface+hog"``)."""
+    parts = name.split(CHAIN)
+    return all(part in DETECTORS for part in parts) and len(set(parts)) == len(parts)
 
 
 def get_detector(name: str = DEFAULT_DETECTOR, **options) -> Detector:
-    """Build a detector by name. Options: ``min_face_size``, ``max_side``, ``landmarks68``, ``upsample`` (dlib);
-    ``score_threshold``, ``input_size``, ``batch_size``, ``threads`` (onnxruntime detectors)."""
+    """Build a detector by name; ``"a+b"`` is detector ``a``, then ``b`` on the images where ``a`` finds no face
+    (:class:`~facelens.detect.fallback.FallbackDetector`), each built with the options that apply to it.
+    Options: ``min_face_size``, ``max_side``, ``landmarks68``, ``upsample`` (dlib); ``score_threshold``,
+    ``input_size``, ``batch_size``, ``threads`` (onnxruntime detectors)."""
+    if CHAIN in name:
+        if not is_detector(name):
+            raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}, or a chain of "
+                             f"different ones joined by {CHAIN!r} (the next tried where the one before finds no face)")
+        from facelens.detect.fallback import FallbackDetector
+
+        return FallbackDetector([get_detector(part, **options) for part in name.split(CHAIN)])
     if name == "hog":
         from facelens.detect.dlib_detectors import HogDetector
 
-        return HogDetector(**options)
+        return HogDetector(**_only(options, DLIB_OPTIONS))
     if name == "cnn":
         from facelens.detect.dlib_detectors import CnnDetector
 
-        return CnnDetector(**options)
+        return CnnDetector(**_only(options, DLIB_OPTIONS))
     if name == "yunet":
         from facelens.detect.yunet import YunetDetector
 
-        options.pop("upsample", None)
-        return YunetDetector(**options)
+        return YunetDetector(**_only(options, COMMON_OPTIONS + ("score_threshold", "nms_threshold")))
     if name in ("retinaface", "centerface"):
-        options.pop("upsample", None)
+        options = _only(options, ONNX_OPTIONS)
         if name == "retinaface":
             from facelens.detect.retinaface import RetinaFaceDetector
 
@@ -45,4 +65,11 @@ def get_detector(name: str = DEFAULT_DETECTOR, **options) -> Detector:
     raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
 
 
-__all__ = ["Detector", "DETECTORS", "DEFAULT_DETECTOR", "DETECTOR_HELP", "get_detector"]
+def _only(options: dict, names: tuple[str, ...]) -> dict:
+    """The options a backend takes: ``upsample`` means nothing to a CNN, ``threads`` nothing to dlib; any other
+    name is passed on, so that a misspelt option is an error."""
+    known = set(DLIB_OPTIONS + ONNX_OPTIONS)
+    return {k: v for k, v in options.items() if k in names or k not in known}
+
+
+__all__ = ["CHAIN", "Detector", "DETECTORS", "DEFAULT_DETECTOR", "DETECTOR_HELP", "get_detector", "is_detector"]
