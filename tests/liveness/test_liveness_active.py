@@ -76,3 +76,20 @@ def test_shared_clip_without_visible_blink(data_dir):
 def test_unreadable_clip(tmp_path):
     with pytest.raises(VideoError, match="cannot open"):
         check_clip(tmp_path / "missing.mp4")
+
+
+def test_a_one_frame_dip_is_no_blink_at_30_fps():
+    """A blink closes the eye for 100-400 ms: one frame below the level at 30 fps (33 ms) is landmark jitter; two
+    frames are a blink; at 10 fps one frame (100 ms) is."""
+    import numpy as np
+
+    from facelens.liveness.active import find_blinks
+
+    ear = np.full(30, 0.3)
+    one, two = ear.copy(), ear.copy()
+    one[10] = 0.1
+    two[10:12] = 0.1
+    at_30 = np.arange(30) / 30
+    assert find_blinks(at_30, one) == []
+    assert [b["start"] for b in find_blinks(at_30, two)] == [round(10 / 30, 3)]
+    assert [b["start"] for b in find_blinks(np.arange(30) / 10, one)] == [1.0]
