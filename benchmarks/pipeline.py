@@ -4,7 +4,7 @@ then images/s of the engine's enrol, identify and eval-verify paths against its 
     pip install --no-deps face_recognition==1.3.0   # benchmark only (same dlib models; its dlib dependency is dlib-bin)
     python benchmarks/pipeline.py [--limit N] [--workers 2] [--stages 100] [--batch-sizes 1,8,16,32,64]
                                   [--one-shot RUNS] [--no-throughput] [--skip-reference] [--rounds 2]
-                                  [--no-engine-paths] [--parts 4]
+                                  [--no-engine-paths] [--parts 4] [--detector NAME]
 
 First, per stage (one process): milliseconds per image of decode, detect, align (dlib chips) and embed, the
 embedding run by dlib itself (one image's faces per call, facelens' old default) and by onnxruntime (per image,
@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from facelens.decide import verify_threshold
+from facelens.detect import DEFAULT_DETECTOR
 from facelens.engine import FaceAnalyzer
 
 
@@ -120,12 +121,12 @@ def _ms(seconds: float, n: int) -> str:
     return f"{1000 * seconds / max(n, 1):8.2f} ms"
 
 
-def stage_timings(images: list[Path], batch_sizes: list[int]) -> None:
+def stage_timings(images: list[Path], batch_sizes: list[int], detector: str) -> None:
     """Per-stage milliseconds per image, and dlib vs onnxruntime embedding, on the same chips in one process."""
     from facelens.embed import get_embedder
     from facelens.pipeline import FacePipeline
 
-    pipe = FacePipeline()
+    pipe = FacePipeline(detector=detector)
     dlib_runtime, onnx_runtime = get_embedder("dlib"), get_embedder("dlib_onnx")
     onnx_runtime.session()  # conversion (first use only) and session creation are not embedding time
     spent = dict.fromkeys(("decode", "detect", "align", "embed_dlib", "embed_onnx"), 0.0)
@@ -151,7 +152,7 @@ def stage_timings(images: list[Path], batch_sizes: list[int]) -> None:
     start = time.perf_counter()
     onnx_runtime.embed_crops(all_chips)  # batches across images, as a batch job sends them
     batched = time.perf_counter() - start
-    print(f"per stage, {n} images, {faces} faces (one process, {os.cpu_count()} cores; timings under whatever else "
+    print(f"per stage ({detector}), {n} images, {faces} faces (one process, {os.cpu_count()} cores; timings under whatever else "
           "runs on this machine)")
     for name in ("decode", "detect", "align"):
         print(f"  {name:<28}{_ms(spent[name], n)} / image")
@@ -225,12 +226,13 @@ def main() -> None:
     parser.add_argument("--no-throughput", action="store_true", help="only the one-shot comparison")
     parser.add_argument("--no-engine-paths", action="store_true", help="skip the enrol / identify / eval timings")
     parser.add_argument("--parts", type=int, default=4, help="slices the reference comparison alternates on")
+    parser.add_argument("--detector", default=DEFAULT_DETECTOR, help="facelens' detector (default: the default's)")
     args = parser.parse_args()
     lfw = Path(args.data) / "identity" / "lfw"
     pairs = devtest(lfw)
     images = sorted({p for a, b, _ in pairs for p in (a, b)})
     if args.stages:
-        stage_timings(images[: args.stages], [int(b) for b in args.batch_sizes.split(",") if b])
+        stage_timings(images[: args.stages], [int(b) for b in args.batch_sizes.split(",") if b], args.detector)
         if args.stages_only:
             return
     if args.one_shot:
@@ -245,19 +247,17 @@ def main() -> None:
         engine_paths(images, pairs, args.workers, args.rounds)
     if args.skip_reference:
         return
-    reference_comparison(images, pairs, args.workers, args.parts)
+    reference_comparison(images, pairs, args.workers, args.parts, args.detector)
 
 
-def reference_comparison(images: list[Path], pairs: list, workers: int, parts: int) -> None:
+def reference_comparison(images: list[Path], pairs: list, workers: int, parts: int, detector: str) -> None:
     """facelens embed against face_recognition on the same images: the images are cut into ``parts`` slices and
     the two take turns on each (order alternating), so that a change in the machine's load hits both alike."""
     try:
         import face_recognition
     except ImportError:
         sys.exit("install the reference first: pip install --no-deps face_recognition==1.3.0")
-    from facelens.detect import DEFAULT_DETECTOR
-
-    analyzer = FaceAnalyzer(select="largest", workers=workers)
+    analyzer = FaceAnalyzer(select="largest", workers=workers, detector=detector)
     list(analyzer.run([str(p) for p in images[: 4 * workers]]))  # the pool started, the models loaded
 
     def ours(part: list[Path]) -> dict:
@@ -285,7 +285,7 @@ def reference_comparison(images: list[Path], pairs: list, workers: int, parts: i
     acc_ours = accuracy(pairs, vectors["ours"], lambda x, y: float(x @ y) >= threshold)
     acc_theirs = accuracy(pairs, vectors["theirs"], lambda x, y: float(np.linalg.norm(x - y)) <= 0.6)
     only_theirs = sorted(str(p) for p in vectors["theirs"] if p not in vectors["ours"])
-    print(f"images: {n}, pairs: {len(pairs)}, workers: {workers}, detector {DEFAULT_DETECTOR}, {parts} alternating "
+    print(f"images: {n}, pairs: {len(pairs)}, workers: {workers}, detector {detector}, {parts} alternating "
           f"slices, load average {os.getloadavg()[0]:.1f} at the end")
     print(f"facelens embed:    {n / seconds['ours']:7.2f} images/s  faces found {len(vectors['ours'])}/{n}  "
           f"DevTest accuracy {acc_ours:.4f}")
