@@ -65,3 +65,18 @@ def test_options_reach_each_member():
     centerface, hog = chain.detectors
     assert centerface.input_size == 320 and hog.upsample == 0
     assert centerface.min_face_size == hog.min_face_size == chain.min_face_size == 40
+
+
+def test_fallback_is_built_only_when_an_image_needs_it():
+    """HOG's model takes a while to load: a chain whose first detector finds every face never loads it."""
+    from facelens.detect import Detector
+
+    try:
+        chain = get_detector("centerface+hog")
+    except ModelUnavailableError as exc:
+        pytest.skip(f"centerface not available offline ({exc})")
+    image = decode_image(need_data("identity", "face_recognition", "examples", "two_people.jpg"))
+    assert chain.name == "centerface+hog" and len(chain.detect(image)) == 2
+    assert not isinstance(chain._members[1], Detector)
+    assert chain.detect(np.full((200, 200, 3), 127, np.uint8)) == []
+    assert isinstance(chain._members[1], Detector) and chain.member(1).name == "hog"

@@ -40,9 +40,13 @@ def get_detector(name: str = DEFAULT_DETECTOR, **options) -> Detector:
         if not is_detector(name):
             raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}, or a chain of "
                              f"different ones joined by {CHAIN!r} (the next tried where the one before finds no face)")
+        from functools import partial
+
         from facelens.detect.fallback import FallbackDetector
 
-        return FallbackDetector([get_detector(part, **options) for part in name.split(CHAIN)])
+        first, *rest = name.split(CHAIN)  # the first is built now (a missing model fails here), the rest when needed
+        return FallbackDetector([get_detector(first, **options), *(partial(get_detector, n, **options) for n in rest)],
+                                names=[first, *rest])
     if name == "hog":
         from facelens.detect.dlib_detectors import HogDetector
 
