@@ -52,9 +52,9 @@ NON_COMMERCIAL = {"insightface_mbf"}
 
 def detect_all(paths: list[str]) -> tuple[dict, float]:
     """(path → (image, largest face)) and the mean ms per image of decode + detect."""
-    from facelens.pipeline import get_pipeline
+    from facelens.engine import models
 
-    pipe = get_pipeline()
+    pipe = models()
     found, start = {}, time.perf_counter()
     for path in paths:
         image = pipe.decode(path)

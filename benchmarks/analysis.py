@@ -56,7 +56,9 @@ def main() -> None:
     from facelens.analyze.api import Analyzer
     from facelens.analyze.expression import EXPRESSIONS, face_crop, get_expression_model
     from facelens.analyze.quality import assess_quality
-    from facelens.pipeline import get_pipeline
+    import facelens
+    from facelens.engine import models
+    from facelens.result import Faces
 
     sets = expression_sets(args.data)
     print("== expression (whole crops, flip-averaged) ==")
@@ -84,11 +86,11 @@ def main() -> None:
         )
 
     print("== heads on detected faces (face_recognition examples + 40 LFW images) ==")
-    pipeline = get_pipeline()
+    pipeline = models()
     paths = sorted((args.data / "identity" / "face_recognition" / "examples").glob("*.jpg"))
     paths += sorted((args.data / "identity" / "lfw" / "lfw_deepfunneled").glob("*/*.jpg"))[:40]
     images = [pipeline.decode(p) for p in paths]
-    detections = [pipeline.detect(img) for img in images]
+    detections = [pipeline.detector.detect(img) for img in images]
     n = sum(len(d) for d in detections)
     expr = get_expression_model()
     ag = get_age_gender_model()
@@ -97,14 +99,15 @@ def main() -> None:
         "age_gender": lambda: [ag.predict(i, d) for i, d in zip(images, detections) if d],
         "quality": lambda: [[assess_quality(i, x) for x in d] for i, d in zip(images, detections)],
     }
-    analyzer = Analyzer()
-    heads["all three"] = lambda: [analyzer.analyze_detections(i, d) for i, d in zip(images, detections)]
+    analyzer = Analyzer()  # the engine's analyze task: every head once over all faces
+    heads["all three"] = lambda: analyzer.fill([i for i, d in zip(images, detections) if d],
+                                               [Faces.from_detections(d) for d in detections if d])
     costs = {}
     for name, fn in heads.items():
         fn()
         costs[name] = _timed(fn, args.repeat)
         print(f"{name:12s} {n / costs[name]:7.1f} faces/s  ({1000 * costs[name] / n:.2f} ms/face)")
-    recognition = _timed(lambda: [pipeline.process(p) for p in paths], 1)
+    recognition = _timed(lambda: [facelens.embed(p) for p in paths], 1)  # one image at a time, in-process
     print(f"recognition alone (decode+detect+embed): {len(paths) / recognition:.2f} images/s, {n} faces")
     print(
         f"analysis / recognition cost on the same images: {costs['all three'] / recognition:.3f} "
@@ -122,7 +125,7 @@ def main() -> None:
         sharp, bright = [], []
         for f in files[:150]:
             image = pipeline.decode(f)
-            found = pipeline.detect(image)
+            found = pipeline.detector.detect(image)
             if found:
                 gray = cv2.cvtColor(similarity_crop(image, found[0].landmarks, 112), cv2.COLOR_RGB2GRAY)
                 s, b, _ = measure_crop(gray)

@@ -124,13 +124,13 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def accuracy(pairs, images: dict[str, np.ndarray], found: dict[str, list], name: str) -> tuple[float, int]:
     from facelens.decide import verify_threshold
-    from facelens.pipeline import get_pipeline
+    from facelens.engine import models
 
-    pipe = get_pipeline(detector=name)
+    pipe = models(detector=name)
     vectors = {}
     for path, faces in found.items():
         if faces:
-            vectors[path] = pipe.embed_detections(images[path], faces[:1])[0].embedding
+            vectors[path] = pipe.embedder.embed(images[path], faces[:1])[0]
     threshold = verify_threshold(pipe.model_id)
     correct = missing = 0
     for pair in pairs.pairs:

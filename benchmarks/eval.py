@@ -34,12 +34,12 @@ def main() -> None:
     from facelens.evaluate.embeddings import EmbeddingSet, embed_images
     from facelens.evaluate.protocols import read_pairs
     from facelens.evaluate.verification import evaluate_scored, score_pairs
-    from facelens.pipeline import get_pipeline
+    from facelens.engine import models
 
     lfw = Path(args.data) / "identity" / "lfw"
     pairs = read_pairs(lfw / "pairsDevTest.txt", lfw)
     n = len(pairs.pairs)
-    pipe = get_pipeline()
+    pipe = models()
     e2e = None
     if args.skip_e2e and args.cache and Path(args.cache).is_file():
         emb = EmbeddingSet.load(args.cache)

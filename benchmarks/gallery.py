@@ -41,7 +41,7 @@ def rss_mb() -> float:
 
 
 def face_space(cache: Path):
-    from facelens.evaluate.synthetic import FaceSpace
+    from synthetic_faces import FaceSpace  # benchmarks/synthetic_faces.py
 
     if not cache.exists():
         from facelens.evaluate.embeddings import embed_images

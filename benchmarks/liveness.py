@@ -43,7 +43,7 @@ def main() -> None:
     from facelens.liveness.checker import LivenessChecker
     from facelens.liveness.dataset import labelled_images
     from facelens.liveness.frequency import feature_matrix
-    from facelens.pipeline import get_pipeline
+    from facelens.engine import models
 
     paths = [p for p, _ in labelled_images(args.data)]
     step = max(1, len(paths) // args.images)
@@ -51,7 +51,7 @@ def main() -> None:
     checkers = {name: LivenessChecker(name) for name in ("minifasnet", "minifas_celeba128")}
 
     print(f"{len(images)} images from {args.data}; {os.cpu_count()} CPU(s)")
-    base = get_pipeline("hog")
+    base = models(detector="hog")
     faces = [(img, base.detector.detect(img)) for img in images]
     faces = [(img, f) for img, f in faces if f]
     n = sum(len(f) for _, f in faces)
@@ -64,8 +64,8 @@ def main() -> None:
 
     checker = checkers["minifasnet"]
     for det in args.detectors.split(","):
-        pipe = get_pipeline(det)
-        pipe.embed_detections(images[0], pipe.detector.detect(images[0]))  # load models
+        pipe = models(detector=det)
+        pipe.embedder.embed(images[0], pipe.detector.detect(images[0]))  # load models
         subset = images[: args.cnn_images] if det == "cnn" else images
         count = 0
 
@@ -74,7 +74,7 @@ def main() -> None:
             count = 0
             for img in subset:
                 dets = pipe.detector.detect(img)
-                pipe.embed_detections(img, dets)
+                pipe.embedder.embed(img, dets)
                 if with_liveness:
                     checker.check_many(img, dets)
                 count += len(dets)

@@ -46,22 +46,23 @@ def lfw_people() -> dict[str, list[Path]]:
 def build_gallery(folder: Path, people: int, cache: Path) -> list[tuple[str, bytes]]:
     """The gallery (real people + synthetic fill) and the probes (name, JPEG bytes)."""
     from facelens.gallery import open_gallery
-    from facelens.pipeline import get_pipeline
+    import facelens
+    from facelens.engine import FaceAnalyzer
 
-    pipe = get_pipeline()
+    model_id = FaceAnalyzer(workers=1).model_id
     real = lfw_people()
     names, vectors, probes = [], [], []
     for name, photos in sorted(real.items()):
-        found = pipe.process(str(photos[0]), largest_only=True)
-        if not found.faces:
+        found = facelens.embed(str(photos[0]), largest_only=True)
+        if not len(found.faces):
             continue
         names.append(name)
-        vectors.append(found.faces[0].embedding)
+        vectors.append(found.faces.embedding[0])
         probes += [(name, p.read_bytes()) for p in photos[1:]]
     fill = people - len(names)
     synthetic = face_space(cache).sample(fill, 1, seed=7)[:, 0]
     names += [f"synthetic-{i:06d}" for i in range(fill)]
-    with open_gallery(folder, model_id=pipe.model_id) as gallery:
+    with open_gallery(folder, model_id=model_id) as gallery:
         gallery.add_embeddings(names, np.concatenate([np.stack(vectors), synthetic]).astype(np.float32))
         assert gallery.stats()["people"] == people
     return probes

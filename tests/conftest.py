@@ -22,9 +22,10 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def pipeline():
-    from facelens.pipeline import get_pipeline
+    """The default detector and embedder, loaded once: the very models the engine's in-process runs use."""
+    from facelens.engine import FaceAnalyzer
 
-    return get_pipeline()
+    return FaceAnalyzer(workers=1).loaded_models()
 
 
 @pytest.fixture(scope="session")

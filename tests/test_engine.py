@@ -8,6 +8,7 @@ import pytest
 
 import facelens
 from helpers import need_data
+from facelens.decide import ThresholdPolicy, open_set_names
 from facelens.engine import FaceAnalyzer
 
 
@@ -18,8 +19,14 @@ def lfw_images(devtest) -> list[str]:
 
 @pytest.fixture(scope="module")
 def one_by_one(lfw_images, pipeline) -> dict[str, object]:
-    """The plain one-image path (decode → detect → embed, no engine) for each image."""
-    return {path: pipeline.process(path) for path in lfw_images}
+    """The plain one-image path (decode → detect → embed with the models themselves, no engine) for each image:
+    (image, boxes, embeddings)."""
+    out = {}
+    for path in lfw_images:
+        image = pipeline.decode(path)
+        found = pipeline.detector.detect(image)
+        out[path] = (image, np.stack([f.box for f in found]), pipeline.embedder.embed(image, found))
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +38,11 @@ def pooled(lfw_images) -> list:
 def test_pool_keeps_input_order_and_matches_the_one_image_path(lfw_images, one_by_one, pooled):
     assert [r.source for r in pooled] == lfw_images
     for result in pooled:
-        plain = one_by_one[result.source]
-        assert result.error is None and len(result.faces) == len(plain.faces) > 0
-        assert (result.width, result.height) == (plain.image.shape[1], plain.image.shape[0])
-        assert np.allclose(result.faces.box, np.stack([f.box for f in plain.faces]))
-        assert np.allclose(result.faces.embedding, np.stack([f.embedding for f in plain.faces]), atol=1e-5)
+        image, boxes, embeddings = one_by_one[result.source]
+        assert result.error is None and len(result.faces) == len(boxes) > 0
+        assert (result.width, result.height) == (image.shape[1], image.shape[0])
+        assert np.allclose(result.faces.box, boxes)
+        assert np.allclose(result.faces.embedding, embeddings, atol=1e-5)
         assert result.faces.model_id == "dlib_resnet_v1"
 
 
@@ -75,7 +82,7 @@ def test_select_embeds_one_face_per_image():
 
 
 def test_identify_task_matches_the_gallery_decisions(tmp_path):
-    """The engine's one batched search per chunk decides as the gallery's own identify_faces does."""
+    """The engine's one batched search per chunk decides as each face searched alone, with the policy's threshold."""
     root = need_data("identity", "face_recognition", "examples", "knn_examples")
     gallery = facelens.open_gallery(tmp_path / "knn")
     for folder in sorted((root / "train").iterdir()):
@@ -86,10 +93,12 @@ def test_identify_task_matches_the_gallery_decisions(tmp_path):
     assert [r.source for r in results] == probes
     names = set()
     for result in results:
-        decisions = gallery.identify_faces(list(result.faces.embedding), list(result.faces.box), k=2)
-        assert list(result.faces.name) == [m.name for m in decisions]
-        assert result.faces.identity_score.tolist() == pytest.approx([m.score for m in decisions], abs=1e-6)
-        assert result.faces.threshold.tolist() == pytest.approx([m.threshold for m in decisions])
+        limit = ThresholdPolicy.for_identify().threshold(gallery.model_id, gallery.face_count())
+        alone = [gallery.search(vector[None], k=2)[0] for vector in result.faces.embedding]
+        decided, scores = open_set_names(alone, limit)
+        assert list(result.faces.name) == decided
+        assert result.faces.identity_score.tolist() == pytest.approx(scores, abs=1e-6)
+        assert result.faces.threshold.tolist() == pytest.approx([limit] * len(decided))
         names |= set(result.faces.name) - {None}
     assert {"obama", "biden", "kit_harington"} <= names
     one = facelens.identify(probes[0], gallery, k=2)
@@ -102,3 +111,13 @@ def test_unknown_task_and_missing_gallery_are_refused():
         FaceAnalyzer(tasks=("embed", "teleport"))
     with pytest.raises(ValueError, match="gallery"):
         FaceAnalyzer(tasks=("identify",))
+
+
+def test_models_are_shared_by_configuration():
+    """Code that loads "the default models" (the service at start-up, tests, benchmarks) gets the very objects the
+    engine's in-process runs use; before, the service preloaded a second, never-used copy."""
+    from facelens.engine import models
+
+    assert FaceAnalyzer(workers=1).loaded_models() is models()
+    assert FaceAnalyzer(tasks=("detect",), workers=1).loaded_models() is models()
+    assert FaceAnalyzer(detector="cnn", workers=1).loaded_models() is models(detector="cnn") is not models()

@@ -29,9 +29,14 @@ from facelens.types import DetectedFace, Face
 
 
 def __getattr__(name: str) -> Any:
-    """``facelens.analyze`` (the callable subpackage) and ``facelens.process_video``, imported on first use."""
+    """``facelens.analyze`` (the callable subpackage), ``facelens.process_video`` and ``facelens.anonymize``, imported
+    on first use."""
     if name == "analyze":
         return importlib.import_module("facelens.analyze")
+    if name == "anonymize":
+        value = importlib.import_module("facelens.privacy").anonymize
+        globals()[name] = value
+        return value
     if name == "process_video":
         value = importlib.import_module("facelens.video").process_video
         globals()[name] = value

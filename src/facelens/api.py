@@ -199,11 +199,13 @@ def enroll_people(
     workers: int | None = None,
     progress: Callable[[int, int | None], None] | None = None,
     sources: Sequence[Sequence[str]] | None = None,
+    runner: Any = None,
 ) -> list[EnrollResult]:
     """:func:`enroll` for many people in one engine run (every core busy however few images each person has);
     each person's faces are written in their own transaction. One :class:`EnrollResult` per person, in order.
     ``sources`` (per person, one name per image) are what the faces' ``source`` records and skip reasons say, for
-    images given as bytes or arrays (an upload's file name, say)."""
+    images given as bytes or arrays (an upload's file name, say). ``runner`` runs the engine elsewhere (a
+    :class:`facelens.distributed.RayRunner`); the gallery is written from here either way."""
     from facelens.gallery.base import _check_metadata, _check_name
 
     metadata = _check_metadata(metadata) or None  # refused before any image is processed
@@ -215,7 +217,7 @@ def enroll_people(
             raise ValueError(f"unknown face selection {select!r}: use {', '.join(ENROL_SELECTIONS)}")
         engine = FaceAnalyzer(detector=detector, tasks=("embed", "analyze") if min_quality is not None else ("embed",),
                               heads=("quality",), select=None if select == "single" else select, content_hash=True,
-                              workers=workers)
+                              workers=workers, runner=runner)
         store.check_model(engine.model_id)
         owners = [j for j, (_, images) in enumerate(jobs) for _ in images]
         results = [EnrollResult(name=name) for name, _ in jobs]

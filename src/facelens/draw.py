@@ -42,6 +42,8 @@ def draw_faces(image: np.ndarray, faces) -> np.ndarray:
         if face.label is not None:
             score = face.identity_score
             parts.append(face.label if score is None else f"{face.label} {score:.2f}")
+        if face.track_id is not None:
+            parts.append(f"#{face.track_id}")
         if face.expression_label is not None:
             parts.append(face.expression_label)
         if face.gender is not None:

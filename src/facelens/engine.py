@@ -88,26 +88,94 @@ class Plan:
 # -- what runs inside a worker (or in-process) -----------------------------------------------------------
 
 
+class Models:
+    """The detector and embedder of one configuration in this process, each loaded on first use (see :func:`models`)."""
+
+    def __init__(self, detector: str = DEFAULT_DETECTOR, embedder: str = DEFAULT_EMBEDDER, min_face_size: int = 20,
+                 upsample: int | None = None, max_pixels: int | None = None, landmarks68: bool = False,
+                 embed_threads: int | None = None) -> None:
+        import facelens.models.catalog  # noqa: F401  (registers the core model specs)
+
+        self.detector_name = detector
+        self.embedder_name = embedder
+        self.embed_threads = embed_threads
+        self.detector_options: dict[str, Any] = {"min_face_size": min_face_size, "landmarks68": landmarks68}
+        if upsample is not None:
+            self.detector_options["upsample"] = upsample
+        self.max_pixels = max_pixels
+        self._lock = threading.Lock()
+        self._detector: Any = None
+        self._embedder: Any = None
+
+    @property
+    def detector(self) -> Any:
+        if self._detector is None:
+            with self._lock:  # threads asking at once load it once
+                if self._detector is None:
+                    from facelens.detect import get_detector
+
+                    self._detector = get_detector(self.detector_name, **self.detector_options)
+        return self._detector
+
+    @property
+    def embedder(self) -> Any:
+        if self._embedder is None:
+            with self._lock:
+                if self._embedder is None:
+                    self._embedder = self._load_embedder()
+        return self._embedder
+
+    def _load_embedder(self) -> Any:
+        from facelens.embed import get_embedder
+
+        if self.embed_threads is not None:
+            # ONNX embedders take a per-session thread count (so pool workers do not oversubscribe the cores);
+            # the dlib embedder has none and runs single-threaded anyway
+            try:
+                return get_embedder(self.embedder_name, threads=self.embed_threads)
+            except TypeError:
+                pass
+        return get_embedder(self.embedder_name)
+
+    @property
+    def model_id(self) -> str:
+        return self.embedder.model_id
+
+    def decode(self, source: Any) -> np.ndarray:
+        from facelens.io.image import decode_image
+
+        return decode_image(source, max_pixels=self.max_pixels)
+
+
+_MODELS: dict[tuple, Models] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def models(detector: str = DEFAULT_DETECTOR, embedder: str = DEFAULT_EMBEDDER, min_face_size: int = 20,
+           upsample: int | None = None, max_pixels: int | None = None, landmarks68: bool = False,
+           embed_threads: int | None = None) -> Models:
+    """The shared :class:`Models` of this configuration: every analyzer (and any code that needs a detector or an
+    embedder by itself) of this process uses the same loaded models."""
+    key = (detector, embedder, min_face_size, upsample, max_pixels, landmarks68, embed_threads)
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            _MODELS[key] = Models(*key)
+        return _MODELS[key]
+
+
 class _Stages:
     """The loaded models for one plan, in this process."""
 
     def __init__(self, plan: Plan) -> None:
-        from facelens.pipeline import get_pipeline
-
-        options: dict[str, Any] = {"min_face_size": plan.min_face_size, "landmarks68": plan.landmarks68}
-        if plan.upsample is not None:
-            options["upsample"] = plan.upsample
-        if plan.max_pixels is not None:
-            options["max_pixels"] = plan.max_pixels
-        if plan.threads is not None:
-            options["embed_threads"] = plan.threads
-        self.pipeline = get_pipeline(detector=plan.detector, embedder=plan.embedder, **options)
+        self.pipeline = models(detector=plan.detector, embedder=plan.embedder, min_face_size=plan.min_face_size,
+                               upsample=plan.upsample, max_pixels=plan.max_pixels, landmarks68=plan.landmarks68,
+                               embed_threads=plan.threads)
         self.analyzer = None
         if plan.heads is not None:
             from facelens.analyze.api import Analyzer
 
             self.analyzer = Analyzer(plan.heads, custom_head=plan.custom_head,
-                                     expression_runtime=plan.expression_runtime, pipeline=self.pipeline)
+                                     expression_runtime=plan.expression_runtime)
         self.checker = None
         if plan.liveness is not None:
             from facelens.liveness.checker import get_checker
@@ -145,6 +213,37 @@ def _selected(result: ImageResult, faces: Faces, select: str | None) -> Faces:
         result.error, result.exception = str(exc), exc
         return Faces.empty()
     return faces
+
+
+def fill_faces(plan: Plan, images: Sequence[np.ndarray | None], faces: dict[int, Faces]) -> None:
+    """The stages after detection for faces already found: embed every face (all crops in one batch), run the
+    analysis heads and liveness; ``faces`` maps an index into ``images`` to that image's :class:`Faces`. Drivers
+    that find faces themselves (video follows them between detections) call it on the faces they keep."""
+    stages = _stages(plan)
+    pipe = stages.pipeline
+    # align every face, embed all crops of the chunk at once
+    if plan.embed and faces:
+        embedder = pipe.embedder
+        crops = []
+        for i, found in faces.items():
+            if len(found):
+                crops += embedder.crops(images[i], found.detections())  # landmark-aligned embedders use them
+        vectors = embedder.embed_crops(crops) if crops else np.zeros((0, embedder.dim), np.float32)
+        start = 0
+        for i, found in faces.items():
+            count = len(found)
+            found.embedding = np.asarray(vectors[start : start + count], np.float32).reshape(count, embedder.dim)
+            found.model_id = embedder.model_id
+            start += count
+    # heads on the whole chunk; a head that fails reports it in each face's errors, the others still answer
+    ready = [i for i in faces if len(faces[i])]
+    if stages.analyzer is not None and ready:
+        stages.analyzer.fill([images[i] for i in ready], [faces[i] for i in ready], face_crops=plan.face_crops)
+    if stages.checker is not None and ready:
+        from facelens.liveness.checker import fill_liveness
+
+        for i in ready:
+            fill_liveness(images[i], faces[i], stages.checker)
 
 
 def run_chunk(plan: Plan, sources: Sequence[Any]) -> list[ImageResult]:
@@ -185,32 +284,7 @@ def run_chunk(plan: Plan, sources: Sequence[Any]) -> list[ImageResult]:
     for i, found in detections.items():
         faces[i] = _selected(results[i], Faces.from_detections(found), plan.select)
 
-    # align every face, embed all crops of the chunk at once
-    if plan.embed and faces:
-        embedder = pipe.embedder
-        owners, crops = [], []
-        for i, found in faces.items():
-            if len(found):
-                cut = embedder.crops(images[i], found.detections())  # landmark-aligned embedders use them
-                crops += cut
-                owners.append((i, len(cut)))
-        vectors = embedder.embed_crops(crops) if crops else np.zeros((0, embedder.dim), np.float32)
-        start = 0
-        for i, found in faces.items():
-            count = len(found)
-            found.embedding = np.asarray(vectors[start : start + count], np.float32).reshape(count, embedder.dim)
-            found.model_id = embedder.model_id
-            start += count
-
-    # heads on the whole chunk; a head that fails reports it in each face's errors, the others still answer
-    ready = [i for i in faces if len(faces[i])]
-    if stages.analyzer is not None and ready:
-        stages.analyzer.fill([images[i] for i in ready], [faces[i] for i in ready], face_crops=plan.face_crops)
-    if stages.checker is not None and ready:
-        from facelens.liveness.checker import fill_liveness
-
-        for i in ready:
-            fill_liveness(images[i], faces[i], stages.checker)
+    fill_faces(plan, images, faces)
 
     for i, found in faces.items():
         if results[i].error is None:
@@ -251,12 +325,11 @@ def _init_worker(threads: int) -> None:
     parent (a forked copy of a runtime session with threads must not be used)."""
     global _STAGES_LOCK
     os.environ.setdefault("FACELENS_EMBED_THREADS", str(threads))
-    from facelens import pipeline
-
+    global _MODELS_LOCK
     # this process has one thread now: fresh locks (a parent thread may have held one at fork) and empty caches
-    _STAGES_LOCK, pipeline._LOCK = threading.Lock(), threading.Lock()
+    _STAGES_LOCK, _MODELS_LOCK = threading.Lock(), threading.Lock()
     _STAGES.clear()
-    pipeline._PIPELINES.clear()
+    _MODELS.clear()
     try:
         import cv2
 
@@ -384,6 +457,7 @@ class FaceAnalyzer:
     landmarks68: bool = False
     content_hash: bool = False
     keep_images: bool = False
+    runner: Any = None  # runs the chunks elsewhere, e.g. facelens.distributed.RayRunner; None: this machine's pool
     _threshold: float | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -431,10 +505,14 @@ class FaceAnalyzer:
             content_hash=self.content_hash, keep_images=self.keep_images, threads=threads,
         )  # fmt: skip
 
+    def loaded_models(self) -> Models:
+        """The detector and embedder this analyzer runs in this process (shared; each loads on first use)."""
+        return _stages(self.plan()).pipeline
+
     @property
     def model_id(self) -> str:
         """The embedding model's id (loads the embedder in this process)."""
-        return _stages(self.plan()).pipeline.model_id
+        return self.loaded_models().model_id
 
     def threshold(self) -> float:
         """The open-set threshold for the gallery as it is now (computed once per run)."""
@@ -458,7 +536,7 @@ class FaceAnalyzer:
         workers = self.workers or default_workers()
         if total is not None and total <= 1:
             workers = 1
-        if workers > 1 and start_method() != "fork" and not main_is_importable():
+        if self.runner is None and workers > 1 and start_method() != "fork" and not main_is_importable():
             global _UNGUARDED_WARNED
             if not _UNGUARDED_WARNED:
                 script = getattr(sys.modules["__main__"], "__file__", "__main__")
@@ -483,6 +561,9 @@ class FaceAnalyzer:
 
     def _chunks(self, images: Iterable[Any], workers: int, chunk_size: int) -> Iterator[list[ImageResult]]:
         batches = _batched(images, chunk_size)
+        if self.runner is not None:  # the same chunks and plan, run by another executor (Ray)
+            yield from self.runner.chunks(self.plan(1), batches)
+            return
         if workers <= 1:
             plan = self.plan(1)
             for batch in batches:
@@ -519,6 +600,13 @@ class FaceAnalyzer:
             log.warning("a worker failed on a chunk of %d images: %s", len(batch), exc)
             return [ImageResult(describe_source(s), error=_message(describe_source(s), exc)) for s in batch]
 
+    def identify(self, results: list[ImageResult]) -> None:
+        """Name the faces of results whose faces are embedded already (drivers that embed themselves, e.g. video),
+        with the same search, threshold policy and ``where`` filter as :meth:`run`."""
+        if self._threshold is None:
+            self._threshold = self.threshold()
+        self._identify(results)
+
     def _identify(self, results: list[ImageResult]) -> None:
         """Name the faces of a chunk: one batched search, one threshold; spoofs (liveness on) stay unknown."""
         from facelens.decide import open_set_names
@@ -529,7 +617,9 @@ class FaceAnalyzer:
                 _fill_identity(r.faces, [], [], [], self._threshold)
         if not rows:
             return
-        ranked = self.gallery.search(np.concatenate([r.faces.embedding for r in rows]), self.k, where=self.where)
+        vectors = np.concatenate([r.faces.embedding for r in rows])
+        ranked = self.gallery.search(vectors, self.k, where=self.where)
+        ranked = self.gallery.drop_excluded(vectors, ranked)  # faces marked "not this person" (cluster corrections)
         names, scores = open_set_names(ranked, self._threshold)
         start = 0
         for r in rows:
@@ -560,4 +650,7 @@ def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-__all__ = ["CHUNK_SIZE", "SELECTIONS", "TASKS", "FaceAnalyzer", "Plan", "default_workers", "run_chunk", "safe_chunk"]
+__all__ = [
+    "CHUNK_SIZE", "SELECTIONS", "TASKS", "FaceAnalyzer", "Models", "Plan", "default_workers", "fill_faces", "models",
+    "run_chunk", "safe_chunk",
+]  # fmt: skip

@@ -134,7 +134,7 @@ def _column(values: Sequence[Any]) -> np.ndarray:
 _PER_FACE = (
     "box", "score", "landmarks", "landmarks68", "embedding", "name", "identity_score", "threshold", "candidates",
     "quality", "expression", "age", "age_confidence", "gender", "gender_confidence", "liveness_score", "is_live",
-    "head", "track_id", "errors",
+    "head", "track_id", "person", "errors",
 )  # fmt: skip
 
 
@@ -168,6 +168,7 @@ class Faces:
     is_live: np.ndarray | None = None  # bool [n]
     head: np.ndarray | None = None  # object [n] of HeadResult
     track_id: np.ndarray | None = None  # int64 [n]
+    person: np.ndarray | None = None  # object [n]: who a track is across a video (a name or unknown-N)
     errors: np.ndarray | None = None  # object [n] of dict[str, str] | None
 
     def __post_init__(self) -> None:
@@ -261,7 +262,10 @@ class Faces:
     @property
     def label(self) -> np.ndarray | None:
         """The name, or ``"unknown"`` where nobody cleared the threshold (None when identification did not run)."""
-        return None if self.name is None else _column([n if n is not None else "unknown" for n in self.name])
+        if self.name is None:
+            return None
+        people = self.person if self.person is not None else [None] * len(self)
+        return _column([n or p or "unknown" for n, p in zip(self.name, people)])
 
     @property
     def known(self) -> np.ndarray | None:
@@ -315,6 +319,8 @@ class Faces:
             faces.identity_score = np.array([i["score"] for i in ids], np.float32)
             faces.threshold = np.array([i["threshold"] for i in ids], np.float32)
             faces.candidates = _column([[Candidate(**c) for c in i["candidates"]] for i in ids])
+            if any(i["label"] not in (i["name"], "unknown") for i in ids):
+                faces.person = _column([i["label"] for i in ids])
         if "quality" in first:
             from facelens.analyze.quality import Pose, Quality
 
@@ -382,10 +388,11 @@ class FaceResult(BoxGeometry):
 
     @property
     def label(self) -> str | None:
-        """The name or ``"unknown"`` (None when identification did not run)."""
+        """The name, or in a video the track's person (``unknown-N``), else ``"unknown"`` (None when
+        identification did not run)."""
         if self.faces.name is None:
             return None
-        return self.name or "unknown"
+        return self.name or self.person or "unknown"
 
     @property
     def identity_score(self) -> float | None:
@@ -435,6 +442,11 @@ class FaceResult(BoxGeometry):
         return None if value is None else bool(value)
 
     @property
+    def person(self) -> str | None:
+        """Who the face's track is in a video: a gallery name or ``unknown-N`` (None outside video)."""
+        return self._get("person")
+
+    @property
     def track_id(self) -> int | None:
         value = self._get("track_id")
         return None if value is None else int(value)
@@ -460,7 +472,7 @@ class FaceResult(BoxGeometry):
         if f.name is not None:
             out["identity"] = {
                 "name": f.name[i],
-                "label": f.name[i] or "unknown",
+                "label": (f.person[i] if f.person is not None else None) or f.name[i] or "unknown",
                 "score": round(float(f.identity_score[i]), 4) if f.identity_score is not None else 0.0,
                 "threshold": round(float(f.threshold[i]), 4) if f.threshold is not None else 0.0,
                 "candidates": [c.to_dict() for c in (f.candidates[i] if f.candidates is not None else [])],

@@ -19,7 +19,7 @@ def example_faces(data_dir: Path, pipeline):
     out = []
     for name in IMAGES:
         image = pipeline.decode(folder / name)
-        out.append((image, pipeline.detect(image)))
+        out.append((image, pipeline.detector.detect(image)))
     assert sum(len(d) for _, d in out) >= 6
     return out
 

@@ -143,9 +143,12 @@ def test_module_is_callable_and_fills_the_engine_columns(data_dir: Path):
     assert found.faces[0].to_dict()["expression"] == result.faces[0].to_dict()["expression"]
     assert found.faces[0].quality.score == result.faces[0].quality.score
     # the heads' own API on the same detections says the same
-    heads = Analyzer(heads=("expression", "quality")).analyze_detections(found.image, found.faces.detections())
-    assert heads[0].expression.to_dict() == found.faces[0].to_dict()["expression"]
-    assert heads[0].quality.to_dict()["score"] == found.faces[0].to_dict()["quality"]["score"]
+    from facelens.result import Faces
+
+    heads = Faces.from_detections(found.faces.detections())
+    Analyzer(heads=("expression", "quality")).fill([found.image], [heads])
+    assert heads[0].to_dict()["expression"] == found.faces[0].to_dict()["expression"]
+    assert heads[0].to_dict()["quality"]["score"] == found.faces[0].to_dict()["quality"]["score"]
 
 
 def test_cli_routes_when_mounted(data_dir: Path):

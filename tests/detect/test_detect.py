@@ -23,7 +23,7 @@ def test_hog_face_counts_on_labelled_images(pipeline):
     root, rows = _labelled()
     wrong = []
     for row in rows:
-        found = pipeline.detect(root / row["image"])
+        found = pipeline.detector.detect(pipeline.decode(root / row["image"]))
         if len(found) != int(row["num_faces_expected"]):
             wrong.append((row["image"], len(found), row["num_faces_expected"]))
     assert not wrong, wrong
@@ -62,5 +62,29 @@ def test_min_face_size_and_large_image_downscale():
 
 
 def test_no_face_and_tiny_image(pipeline):
-    assert pipeline.detect(np.full((300, 300, 3), 127, np.uint8)) == []
-    assert pipeline.detect(np.zeros((1, 1, 3), np.uint8)) == []
+    assert pipeline.detector.detect(np.full((300, 300, 3), 127, np.uint8)) == []
+    assert pipeline.detector.detect(np.zeros((1, 1, 3), np.uint8)) == []
+
+
+def test_saved_hog_detector_is_dlibs_own_and_a_damaged_copy_is_remade(monkeypatch, tmp_path):
+    """The HOG detector read from the cache finds exactly what dlib's compiled-in one finds; a damaged copy is
+    replaced, never used."""
+    import dlib
+
+    from facelens.detect.dlib_detectors import frontal_face_detector
+    from facelens.io.image import decode_image
+
+    monkeypatch.setenv("FACELENS_CACHE_DIR", str(tmp_path / "cache"))
+    image = decode_image(need_data("identity", "face_recognition", "examples", "two_people.jpg"))
+    builtin = dlib.get_frontal_face_detector().run(image, 1, 0.0)
+    made = frontal_face_detector()  # first use: saves the copy
+    saved = next((tmp_path / "cache" / "models" / "dlib_hog").glob("*.svm"))
+    loaded = frontal_face_detector()  # read back from the copy
+    for detector in (made, loaded):
+        rects, scores, _ = detector.run(image, 1, 0.0)
+        assert [tuple((r.left(), r.top(), r.right(), r.bottom())) for r in rects] == \
+               [tuple((r.left(), r.top(), r.right(), r.bottom())) for r in builtin[0]] and len(rects) == 2
+        assert scores == builtin[1]
+    saved.write_bytes(saved.read_bytes()[:1000])  # truncated
+    rects, scores, _ = frontal_face_detector().run(image, 1, 0.0)
+    assert scores == builtin[1] and saved.stat().st_size > 1000  # remade from dlib's own

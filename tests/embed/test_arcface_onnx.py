@@ -102,9 +102,10 @@ def test_insightface_is_never_chosen_implicitly():
     import facelens
     from facelens.embed import DEFAULT_EMBEDDER
     from facelens.embed.fusion import FUSIONS
-    from facelens.pipeline import FacePipeline
+    from facelens.engine import FaceAnalyzer, models
 
-    assert DEFAULT_EMBEDDER != "insightface_mbf" and FacePipeline().embedder_name != "insightface_mbf"
+    assert DEFAULT_EMBEDDER != "insightface_mbf" and models().embedder_name != "insightface_mbf"
+    assert FaceAnalyzer().embedder != "insightface_mbf"
     assert all("insightface_mbf" not in members for members in FUSIONS.values())
     # only the registry (by name) and the model's own module may name it: no code path picks it by itself
     package = Path(facelens.__file__).parent

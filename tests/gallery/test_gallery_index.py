@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 import time
 from pathlib import Path
 
@@ -12,10 +13,12 @@ import numpy as np
 import pytest
 
 from facelens.errors import GalleryError, ModelMismatchError, NotFoundError
-from facelens.evaluate.synthetic import FaceSpace
 from facelens.gallery import drop_collection, list_collections, open_gallery
 from facelens.gallery.index import exact_top_k
 from facelens.gallery.local import LocalGallery
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from synthetic_faces import FaceSpace  # noqa: E402  (benchmarks/synthetic_faces.py: test and benchmark code)
 
 
 @pytest.fixture(scope="session")

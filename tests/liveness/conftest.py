@@ -29,9 +29,9 @@ def scored(spoof_dir: Path) -> dict:
 def minivision(spoof_dir: Path) -> dict:
     """The three upstream samples decoded (RGB) with the default detector's faces: T1 live, F1 print, F2 screen replay."""
     from facelens.io.image import decode_image
-    from facelens.pipeline import get_pipeline
+    from facelens.engine import models
 
-    det = get_pipeline().detector
+    det = models().detector
     out = {}
     for key, rel in (("T1", "live/image_T1.jpg"), ("F1", "spoof/image_F1.jpg"), ("F2", "spoof/image_F2.jpg")):
         image = decode_image(spoof_dir / "minivision_silent_face" / rel)

@@ -40,13 +40,13 @@ def blink_clip(data_dir, tmp_path_factory):
 def test_ear_separates_open_from_closed_eyes(data_dir):
     from facelens.align import landmarks_68
     from facelens.io.image import decode_image
-    from facelens.pipeline import get_pipeline
+    from facelens.engine import models
 
     folder = data_dir / "identity" / "lfw" / "lfw_deepfunneled" / "Bill_McBride"
     ears = {}
     for name in ("Bill_McBride_0004.jpg", "Bill_McBride_0007.jpg"):
         image = decode_image(folder / name)
-        face = get_pipeline().detector.detect(image)[0]
+        face = models().detector.detect(image)[0]
         ears[name] = eye_aspect_ratio(landmarks_68(image, face.box))
     assert ears["Bill_McBride_0007.jpg"] < 0.2 < ears["Bill_McBride_0004.jpg"]
 

@@ -36,10 +36,10 @@ def test_spoofs_are_refused(minivision):
 
 def test_no_face_gives_no_result(data_dir):
     from facelens.io.image import decode_image
-    from facelens.pipeline import get_pipeline
+    from facelens.engine import models
 
     image = decode_image(data_dir / "identity" / "dlib" / "examples" / "faces" / "dogs.jpg")
-    faces = get_pipeline().detector.detect(image)
+    faces = models().detector.detect(image)
     assert faces == []
     assert get_checker().check_many(image, faces) == []
 
@@ -59,10 +59,10 @@ def test_tiny_face_is_not_vouched_for(minivision):
 def test_face_at_the_image_border(minivision):
     """Cut the image through the face so the box touches the top-left corner: MiniFASNet's crop shifts inside the
     image, the 128 model's crop is reflect-padded, and both still produce a score (T1 stays live with the default)."""
-    from facelens.pipeline import get_pipeline
+    from facelens.engine import models
 
     image, _ = minivision["T1"]
-    hog = get_pipeline(detector="hog").detector  # HOG's box is clipped at the border (CenterFace's moves inside it)
+    hog = models(detector="hog").detector  # HOG's box is clipped at the border (CenterFace's moves inside it)
     x, y = int(hog.detect(image)[0].box[0]) + 10, int(hog.detect(image)[0].box[1]) + 10
     cut = np.ascontiguousarray(image[y:, x:])
     found = hog.detect(cut)
@@ -76,10 +76,10 @@ def test_grayscale_input(minivision):
     """A 2-D grayscale array is accepted and flagged; the spoofs stay refused without colour. Without colour the live
     T1 is borderline: 0.525 on HOG's box (used here, as measured), 0.463 on CenterFace's (the default's), against
     the spoofs' 0.07 / 0.04 and 0.001 / 0.0."""
-    from facelens.pipeline import get_pipeline
+    from facelens.engine import models
 
     checker = get_checker()
-    hog = get_pipeline(detector="hog").detector
+    hog = models(detector="hog").detector
     for key, live in (("T1", True), ("F1", False), ("F2", False)):
         image, _ = minivision[key]
         gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)

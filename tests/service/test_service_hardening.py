@@ -156,8 +156,7 @@ def test_errors_and_faces_never_show_server_paths(client, admin_headers, reader_
         assert root not in message and "/" not in message.replace("default/", ""), message
     gallery = facelens.open_gallery(root, collection="default")
     try:
-        facelens.api.enroll(gallery, "cli-enrolled", [str(photo)]) if hasattr(facelens.api, "enroll") \
-            else gallery.enroll("cli-enrolled", [str(photo)])
+        facelens.enroll(gallery, "cli-enrolled", [str(photo)])
     finally:
         gallery.close()
     faces = client.get("/v1/galleries/default/people/cli-enrolled", headers=reader_headers).json()["faces"]

@@ -23,12 +23,13 @@ class Processed:
 
 
 @pytest.fixture(scope="session")
-def lin_gallery(tmp_path_factory, pipeline):
+def lin_gallery(tmp_path_factory):
+    from facelens.api import enroll
     from facelens.gallery import open_gallery
 
     still = need_data(*LIN)
     gallery = open_gallery(tmp_path_factory.mktemp("video_gallery") / "people")
-    result = gallery.enroll("lin-manuel-miranda", [str(still)], pipeline=pipeline)
+    result = enroll(gallery, "lin-manuel-miranda", [str(still)])
     assert result.added, result.skipped
     yield gallery
     gallery.close()

@@ -109,3 +109,18 @@ def test_video_cli_mounted_as_default_command(tmp_path):
     assert result.exit_code == 1 and "no such file" in result.output
     result = runner.invoke(root, ["video", "--help"])
     assert result.exit_code == 0 and "enroll" in result.output
+
+
+def test_video_cli_where_and_liveness(tmp_path, lin_gallery):
+    """--where filters the gallery's people as in identify; --liveness scores every track."""
+    clip = _head(tmp_path, 18)
+    args = [str(clip), "--gallery", lin_gallery.location, "--every", "3", "--json"]
+    result = runner.invoke(app, args + ["--where", "site=nowhere", "--liveness"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert data["tracks"] and not any(t["named"] for t in data["tracks"])
+    assert all(0.0 <= t["liveness"] <= 1.0 and isinstance(t["is_live"], bool) for t in data["tracks"])
+    result = runner.invoke(app, args + ["--collection", "other"])  # the collection reaches the gallery
+    assert result.exit_code == 2 and "'other'" in result.output
+    result = runner.invoke(app, args + ["--detector", "nope"])
+    assert result.exit_code == 2

@@ -67,3 +67,21 @@ def test_video_unknown_tracks_of_one_person_share_a_label(facenet):
     second = clusters.label_for(_track(2, walker.embeddings[half:]))
     third = clusters.label_for(_track(3, other.embeddings))
     assert first == second == "unknown-1" and third == "unknown-2"
+
+
+def test_video_assignment_is_optimal():
+    """``assign`` finds the maximum-total-score matching (checked against every permutation), any shape."""
+    from itertools import permutations
+
+    rng = np.random.default_rng(3)
+    for n, m in [(1, 1), (2, 3), (3, 2), (4, 4), (5, 3), (3, 6)]:
+        for _ in range(20):
+            score = rng.random((n, m))
+            pairs = assign(score, 0.0)
+            assert len(pairs) == min(n, m)
+            assert len({r for r, _ in pairs}) == len({c for _, c in pairs}) == len(pairs)
+            if n <= m:
+                best = max(sum(score[i, p[i]] for i in range(n)) for p in permutations(range(m), n))
+            else:
+                best = max(sum(score[p[j], j] for j in range(m)) for p in permutations(range(n), m))
+            assert sum(score[r, c] for r, c in pairs) == pytest.approx(best)

@@ -15,6 +15,8 @@ from helpers import need_data
 from facelens.io.video import LiveSource, open_source
 from facelens.video import process_video
 
+LIN = "lin-manuel-miranda"
+
 HAMILTON = ("video", "face_recognition", "short_hamilton_clip.mp4")
 
 
@@ -87,3 +89,21 @@ def test_video_live_stream_dies_timeline_up_to_then(stream, lin_gallery):
     assert not timeline.complete and timeline.error
     assert "lin-manuel-miranda" in timeline.names  # he is on stage in the stream's first 20 frames
     assert [e["event"] for e in run.events].count("appear") == len(timeline.tracks)
+
+
+def test_video_live_new_face_is_confirmed_on_the_next_frame(lin_gallery):
+    """On a live source (frames get dropped) a face that just appeared is detected again on the next frame, so
+    that it is confirmed (it needs two detections) before it may be gone, instead of k frames later."""
+    from facelens.io.video import IterableSource
+
+    def frames():
+        cap = cv2.VideoCapture(str(need_data(*HAMILTON)))
+        for _ in range(12):
+            yield cv2.cvtColor(cap.read()[1], cv2.COLOR_BGR2RGB)
+        cap.release()
+
+    results = list(process_video(IterableSource(frames(), fps=29.97, live=True), lin_gallery))
+    seen = [(r.index, r.detected, len(r.faces)) for r in results]
+    start = next(e["frame"] for r in results for e in r.events if e["event"] == "appear")  # his first detection
+    assert results[start].detected and results[start + 1].detected, seen  # ... and the next frame looked again
+    assert LIN in {f.person for r in results for f in r.faces}

@@ -56,8 +56,8 @@ def test_video_facenet_main_person_is_one_track(facenet):
     last = [r for r in facenet.results if r.faces][-1].faces
     start = min(first, key=lambda f: abs((f.box[0] + f.box[2]) / 2 - 960))  # 1920 px wide
     end = max(last, key=lambda f: f.box[2] - f.box[0])
-    assert start.track == end.track
-    row = next(t for t in timeline.tracks if t.track == start.track)
+    assert start.track_id == end.track_id
+    row = next(t for t in timeline.tracks if t.track == start.track_id)
     assert row.first_seen == 0.0 and row.last_seen >= 4.0
     assert row.frames >= 0.9 * timeline.frames
     assert not row.named and row.person.startswith("unknown-")
@@ -184,26 +184,22 @@ def test_video_stopping_early_keeps_the_timeline_so_far(lin_gallery):
     assert timeline.names == [LIN]
 
 
-def test_video_detection_runs_ahead_in_its_own_thread(pipeline):
+def test_video_detection_runs_ahead_in_its_own_thread(monkeypatch):
     """Detection overlaps the follow/embed loop: the detector runs in the prefetch thread, not the caller's, and
     the frames it ran on are the frames reported as detected."""
     import threading
 
-    class Recording:
-        """The session pipeline, recording which thread each detection ran in."""
+    from facelens.video import process
 
-        def __init__(self, inner) -> None:
-            self.inner, self.threads = inner, []
+    threads = []
+    engine_detect = process.detect_frames
 
-        def detect(self, image):
-            self.threads.append(threading.current_thread().name)
-            return self.inner.detect(image)
+    def recording(plan, images):
+        threads.append(threading.current_thread().name)
+        return engine_detect(plan, images)
 
-        def __getattr__(self, name):
-            return getattr(self.inner, name)
-
-    recording = Recording(pipeline)
-    run = process_video(need_data(*HAMILTON), None, every=5, pipeline=recording)
+    monkeypatch.setattr(process, "detect_frames", recording)
+    run = process_video(need_data(*HAMILTON), None, every=5)
     results = []
     for result in run:
         results.append(result)
@@ -211,6 +207,68 @@ def test_video_detection_runs_ahead_in_its_own_thread(pipeline):
             break
     detected = [r.index for r in results if r.detected]
     assert detected[:3] == [0, 5, 10]
-    ahead = [name for name in recording.threads if name.startswith("prefetch")]
-    inline = len(recording.threads) - len(ahead)  # the loop detects itself only right after losing a face
+    ahead = [name for name in threads if name.startswith("prefetch")]
+    inline = len(threads) - len(ahead)  # the loop detects itself only right after losing a face
     assert len(ahead) >= 6 and inline <= 2 and len(ahead) + inline >= len(detected)
+
+
+def test_video_frame_faces_are_engine_records(hamilton):
+    """A frame's faces are the engine's Faces: one record form (identity nested, track id) as detect/identify."""
+    result = next(r for r in hamilton.results if any(f.name == LIN for f in r.faces) and r.time > 4)
+    data = result.to_dict()
+    face = next(f for f in data["faces"] if f["identity"]["name"] == LIN)
+    assert set(face) >= {"box", "score", "landmarks", "identity", "track_id"}
+    assert face["identity"]["label"] == LIN and face["identity"]["threshold"] > 0
+    assert face["identity"]["score"] >= face["identity"]["threshold"]
+    assert face["track_id"] in {t.track for t in hamilton.timeline.tracks if t.person == LIN}
+    # the landmarks move with the followed box: inside it
+    x1, y1, x2, y2 = face["box"]
+    assert all(x1 <= x <= x2 and y1 <= y <= y2 for x, y in face["landmarks"])
+    unknown = next(f for r in hamilton.results for f in r.faces if f.name is None and f.person)
+    assert unknown.person.startswith("unknown-") and unknown.label == unknown.person
+    assert {"path", "width", "height", "faces", "error", "frame", "time", "events"} <= set(data)
+    from facelens.result import ImageResult
+
+    back = ImageResult.from_dict(data)  # the one record form reads back, person labels included
+    assert back.faces == result.faces and list(back.faces.label) == list(result.faces.label)
+
+
+def test_video_where_filters_the_gallery(lin_gallery):
+    """``where`` reaches the gallery search: a filter no enrolled person matches leaves everyone unknown."""
+    clip = need_data(*HAMILTON)
+
+    def first(n):
+        cap = cv2.VideoCapture(str(clip))
+        for _ in range(n):
+            yield cv2.cvtColor(cap.read()[1], cv2.COLOR_BGR2RGB)
+        cap.release()
+
+    assert process_video(first(12), lin_gallery, every=3, fps=29.97).run().names == [LIN]
+    timeline = process_video(first(12), lin_gallery, every=3, fps=29.97, where={"site": "nowhere"}).run()
+    assert timeline.names == [] and timeline.tracks and all(not t.named for t in timeline.tracks)
+
+
+def test_video_liveness_per_track(lin_gallery):
+    """``liveness=True`` scores each detected face through the engine's liveness task and aggregates per track;
+    a track is named only when it is judged live."""
+    clip = need_data(*HAMILTON)
+
+    def first(n):
+        cap = cv2.VideoCapture(str(clip))
+        for _ in range(n):
+            yield cv2.cvtColor(cap.read()[1], cv2.COLOR_BGR2RGB)
+        cap.release()
+
+    run = process_video(first(18), lin_gallery, every=3, fps=29.97, liveness=True)
+    results = list(run)
+    rows = run.timeline.tracks
+    assert rows and all(r.liveness is not None and 0.0 <= r.liveness <= 1.0 for r in rows)
+    assert all(r.is_live is (r.liveness >= run.liveness_threshold) for r in rows)
+    assert all(r.is_live for r in rows if r.named)
+    last = results[-1].faces
+    assert last.liveness_score is not None and last.is_live is not None
+    by_track = {r.track: r for r in rows}
+    for face in last:
+        if face.track_id in by_track:
+            assert face.liveness_score == pytest.approx(by_track[face.track_id].liveness, abs=1e-3)
+    print({r.person: (r.liveness, r.is_live) for r in rows})

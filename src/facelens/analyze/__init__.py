@@ -3,7 +3,7 @@
 import sys
 import types
 
-from facelens.analyze.api import HEADS, Analyzer, FaceAnalysis, ImageAnalysis, analyze, annotate
+from facelens.analyze.api import HEADS, Analyzer, analyze
 from facelens.analyze.heads import CustomHead, HeadResult
 from facelens.analyze.quality import Quality, assess_quality
 from facelens.result import ImageResult
@@ -14,13 +14,10 @@ __all__ = [
     "Analyzer",
     "CustomHead",
     "Episode",
-    "FaceAnalysis",
     "HeadResult",
-    "ImageAnalysis",
     "Quality",
     "Summary",
     "analyze",
-    "annotate",
     "assess_quality",
     "episodes",
     "smooth",

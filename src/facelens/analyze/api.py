@@ -3,70 +3,30 @@
 :meth:`Analyzer.fill` is the engine's ``analyze`` task: it runs each head once on all faces of a chunk of images
 and fills the heads' typed columns of :class:`facelens.result.Faces` (a head that fails — e.g. its model is
 missing — records its error per face; the others still answer). :func:`analyze` is the one-image door onto the
-engine; :meth:`Analyzer.analyze_detections` serves callers that hold detections (the analyze CLI, video).
+engine; :func:`face_features` gives a custom head's training rows (``facelens analyze fit``), also through the engine.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import facelens.analyze.models  # noqa: F401  (registers the analysis model specs)
-from facelens.analyze.age_gender import AgeGender, get_age_gender_model
-from facelens.analyze.expression import Expression, face_crop, get_expression_model, whole_crop
-from facelens.analyze.heads import CustomHead, HeadResult, feature_matrix
-from facelens.analyze.quality import Quality, assess_quality
-from facelens.errors import FacelensError, ModelIntegrityError, ModelUnavailableError
+from facelens.analyze.age_gender import get_age_gender_model
+from facelens.analyze.expression import face_crop, get_expression_model, whole_crop
+from facelens.analyze.heads import CustomHead, feature_matrix
+from facelens.analyze.quality import assess_quality
+from facelens.errors import FacelensError
 from facelens.result import ImageResult
 from facelens.types import DetectedFace
 
 log = logging.getLogger(__name__)
 
 HEADS = ("expression", "age_gender", "quality")
-
-
-@dataclass(frozen=True)
-class FaceAnalysis:
-    """Everything the heads say about one face; absent heads are ``None``."""
-
-    detection: DetectedFace
-    expression: Expression | None = None
-    age_gender: AgeGender | None = None
-    quality: Quality | None = None
-    head: HeadResult | None = None
-    errors: dict[str, str] = field(default_factory=dict)  # head -> why it has no answer (e.g. its model is missing)
-
-    def fields(self) -> dict[str, Any]:
-        """The analysis fields alone; a failed head is ``{"error": ...}`` under its name."""
-        out: dict[str, Any] = {head: {"error": why} for head, why in self.errors.items()}
-        if self.expression is not None:
-            out["expression"] = self.expression.to_dict()
-        if self.age_gender is not None:
-            out.update(self.age_gender.to_dict())
-        if self.quality is not None:
-            out["quality"] = self.quality.to_dict()
-        if self.head is not None:
-            out[self.head.name] = self.head.to_dict()
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.detection.to_dict(), **self.fields()}
-
-
-@dataclass
-class ImageAnalysis:
-    source: str
-    faces: list[FaceAnalysis]
-    image: np.ndarray | None = field(default=None, repr=False)
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"path": self.source, "faces": [f.to_dict() for f in self.faces], "error": self.error}
 
 
 def whole_detection(image: np.ndarray) -> DetectedFace:
@@ -81,14 +41,14 @@ def whole_detection(image: np.ndarray) -> DetectedFace:
 
 
 class Analyzer:
-    """Runs the chosen heads on detections. Models load lazily, once per process (shared with other analyzers)."""
+    """The engine's ``analyze`` task: the chosen heads on the faces of a chunk (:meth:`fill`). Models load lazily,
+    once per process (shared with other analyzers)."""
 
     def __init__(
         self,
         heads: Sequence[str] = HEADS,
         custom_head: CustomHead | str | Path | None = None,
         expression_runtime: str = "onnxruntime",
-        pipeline: Any = None,
     ) -> None:
         unknown = set(heads) - set(HEADS)
         if unknown:
@@ -96,82 +56,12 @@ class Analyzer:
         self.heads = tuple(heads)
         self.custom_head = CustomHead.load(custom_head) if isinstance(custom_head, (str, Path)) else custom_head
         self.expression_runtime = expression_runtime
-        self._pipeline = pipeline
-        self._failed: dict[str, str] = {}  # a head whose model could not load is not retried on every image
-
-    def _run_head(self, name: str, compute: Any) -> Any:
-        """``compute()``, or None with the error recorded when the head's model is unavailable."""
-        if name in self._failed:
-            return None
-        try:
-            return compute()
-        except (ModelUnavailableError, ModelIntegrityError) as exc:
-            log.warning("%s head unavailable: %s", name, exc)
-            self._failed[name] = " ".join(str(exc).split())
-            return None
-
-    @property
-    def pipeline(self) -> Any:
-        if self._pipeline is None:
-            from facelens.pipeline import get_pipeline
-
-            self._pipeline = get_pipeline()
-        return self._pipeline
 
     def _needs(self, head: str) -> bool:
         return head in self.heads or (
             self.custom_head is not None
             and (head in self.custom_head.features or (head == "expression" and self.custom_head.base == "expression"))
         )
-
-    def analyze_detections(
-        self,
-        image: np.ndarray,
-        detections: list[DetectedFace],
-        embeddings: np.ndarray | None = None,
-        face_crops: bool = False,
-    ) -> list[FaceAnalysis]:
-        """Analyse faces already detected in an RGB image. ``embeddings`` (one row per detection) are used by a
-        custom head on embeddings; when missing they are computed with the pipeline's embedder."""
-        if not detections:
-            return []
-        expressions = ages = qualities = heads = None
-        probs = None
-        if self._needs("expression"):
-
-            def expression() -> tuple[np.ndarray, tuple[str, ...]]:
-                model = get_expression_model(self.expression_runtime)
-                crops = [whole_crop(image)] if face_crops else [face_crop(image, d) for d in detections]
-                return model.probabilities(crops), model.labels
-
-            found = self._run_head("expression", expression)
-            if found is not None:
-                probs = found[0]
-                expressions = [Expression.from_vector(p, found[1]) for p in probs]
-        if "age_gender" in self.heads:
-            ages = self._run_head("age_gender", lambda: get_age_gender_model().predict(image, detections))
-        if "quality" in self.heads:
-            qualities = [assess_quality(image, d) for d in detections]
-        if self.custom_head is not None and not (probs is None and "expression" in self.custom_head.features):
-            if "embedding" in self.custom_head.features and embeddings is None:
-                embeddings = np.stack([f.embedding for f in self.pipeline.embed_detections(image, detections)])
-            X = feature_matrix(self.custom_head.features, embeddings, probs)
-            base = [e.label for e in expressions] if expressions is not None else None
-            heads = self.custom_head.predict(X, base)
-        errors = {h: why for h, why in self._failed.items() if h in self.heads}
-        if self.custom_head is not None and heads is None:
-            errors[self.custom_head.name] = self._failed.get("expression", "the expression head it needs failed")
-        return [
-            FaceAnalysis(
-                detection=d,
-                expression=expressions[i] if expressions is not None and "expression" in self.heads else None,
-                age_gender=ages[i] if ages is not None else None,
-                quality=qualities[i] if qualities is not None else None,
-                head=heads[i] if heads is not None else None,
-                errors=errors,
-            )
-            for i, d in enumerate(detections)
-        ]
 
     def fill(self, images: Sequence[np.ndarray], faces: Sequence[Any], face_crops: bool = False) -> None:
         """Run the heads on every face of several images (each head once for all of them) and fill the heads'
@@ -241,22 +131,11 @@ class Analyzer:
             except Exception as exc:  # noqa: BLE001  (a failing head reports itself; the others still answer)
                 failed("head", exc)
 
-    def analyze_image(self, source: Any, face_crops: bool = False) -> ImageAnalysis:
-        """Decode, detect (or take the whole input as the face with ``face_crops``) and analyse."""
-        from facelens.io.image import describe_source
-
-        image = self.pipeline.decode(source)
-        detections = [whole_detection(image)] if face_crops else self.pipeline.detector.detect(image)
-        faces = self.analyze_detections(image, detections, face_crops=face_crops)
-        return ImageAnalysis(describe_source(source), faces, image=image)
-
-
 def analyze(
     source: Any,
     heads: Sequence[str] = HEADS,
     face_crops: bool = False,
     custom_head: CustomHead | str | Path | None = None,
-    pipeline: Any = None,
     detector: str | None = None,
 ) -> ImageResult:
     """Expression, age/gender and quality of every face in an image (path, bytes or RGB array), through the engine.
@@ -267,41 +146,10 @@ def analyze(
     from facelens.detect import DEFAULT_DETECTOR
     from facelens.engine import FaceAnalyzer
 
-    detector = detector or getattr(pipeline, "detector_name", None) or DEFAULT_DETECTOR
+    detector = detector or DEFAULT_DETECTOR
     engine = FaceAnalyzer(detector=detector, tasks=("analyze",), heads=tuple(heads), custom_head=custom_head,
                           face_crops=face_crops, workers=1)
     return engine.run_one(source).raise_for_error()
-
-
-def annotate(image: np.ndarray, faces: list[FaceAnalysis]) -> np.ndarray:
-    """A copy of the RGB image with each face's box and a short label (expression, age, gender, quality)."""
-    import cv2
-
-    out = np.ascontiguousarray(image.copy())
-    scale = max(out.shape[:2]) / 800
-    for face in faces:
-        x1, y1, x2, y2 = (int(round(v)) for v in face.detection.box)  # noqa: RUF046  (numpy floats round to floats)
-        cv2.rectangle(out, (x1, y1), (x2, y2), (0, 200, 0), max(1, int(2 * scale)))
-        parts = []
-        if face.expression is not None:
-            parts.append(f"{face.expression.label} {face.expression.score:.2f}")
-        if face.age_gender is not None:
-            parts.append(f"{face.age_gender.gender[0].upper()} {face.age_gender.age:.0f}")
-        if face.quality is not None:
-            parts.append(f"q{face.quality.score:.2f}")
-        if face.head is not None:
-            parts.append(f"{face.head.label}")
-        cv2.putText(
-            out,
-            " ".join(parts),
-            (x1, max(12, y1 - 4)),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.45 * max(scale, 0.6),
-            (255, 255, 0),
-            max(1, int(scale)),
-            cv2.LINE_AA,
-        )
-    return out
 
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -323,25 +171,33 @@ def labelled_images(data_dir: str | Path) -> list[tuple[Path, str]]:
 
 
 def face_features(
-    sources: Sequence[Any], features: Sequence[str], face_crops: bool = False, pipeline: Any = None
+    sources: Sequence[Any], features: Sequence[str], face_crops: bool = False, detector: str | None = None,
+    embedder: str | None = None,
 ) -> tuple[np.ndarray, list[str], list[int]]:
     """Feature rows (see :func:`feature_matrix`) of the largest face of each source, the expression model's
-    label for each, and the indices of the sources that had a face (others are skipped and logged)."""
-    analyzer = Analyzer(heads=(), pipeline=pipeline)
-    model = get_expression_model()
-    rows_embed, rows_expr, kept = [], [], []
-    for i, source in enumerate(sources):
-        image = analyzer.pipeline.decode(source)
-        detections = [whole_detection(image)] if face_crops else analyzer.pipeline.detector.detect(image)[:1]
-        if not detections:
-            log.warning("%s: no face found, skipped", source)
+    label for each, and the indices of the sources that had a face (others are skipped and logged). The engine
+    does the work (every core): the expression head and, for ``embedding`` features, the embedder."""
+    from facelens.detect import DEFAULT_DETECTOR
+    from facelens.embed import DEFAULT_EMBEDDER
+    from facelens.engine import FaceAnalyzer
+
+    tasks = ("embed", "analyze") if "embedding" in features else ("analyze",)
+    engine = FaceAnalyzer(detector=detector or DEFAULT_DETECTOR, embedder=embedder or DEFAULT_EMBEDDER, tasks=tasks,
+                          heads=("expression",), face_crops=face_crops, select="largest")
+    rows_embed, rows_expr, kept, labels = [], [], [], ()
+    for i, result in enumerate(engine.run(list(sources))):
+        if result.error is not None or not len(result.faces):
+            log.warning("%s: %s, skipped", result.source, result.error or "no face found")
             continue
+        faces = result.faces
+        if faces.expression is None:  # the expression head failed: every row would lack it
+            raise FacelensError(f"expression head unavailable: {faces[0].errors.get('expression', 'unknown error')}")
         if "embedding" in features:
-            rows_embed.append(analyzer.pipeline.embed_detections(image, detections)[0].embedding)
-        crop = whole_crop(image) if face_crops else face_crop(image, detections[0])
-        rows_expr.append(crop)
+            rows_embed.append(faces.embedding[0])
+        rows_expr.append(faces.expression[0])
+        labels = faces.expression_labels
         kept.append(i)
-    probs = model.probabilities(rows_expr)
+    probs = np.array(rows_expr, np.float32).reshape(len(rows_expr), -1)
     X = feature_matrix(features, np.array(rows_embed) if rows_embed else None, probs)
-    base = [model.labels[k] for k in probs.argmax(1)] if len(probs) else []
+    base = [labels[k] for k in probs.argmax(1)] if len(probs) else []
     return X, base, kept

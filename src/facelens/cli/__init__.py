@@ -21,8 +21,10 @@ from facelens.cli.output import USAGE, error_line, exit_code, message, set_debug
 #: command name -> (module, attribute): a Typer app (a group of sub-commands) or a function (one command).
 LAZY: dict[str, tuple[str, str]] = {
     "analyze": ("facelens.cli.analyze", "app"),
+    "anonymize": ("facelens.cli.anonymize", "anonymize"),
     "gallery": ("facelens.cli.gallery", "app"),
     "video": ("facelens.cli.video", "app"),
+    "cluster": ("facelens.cli.cluster", "app"),
     "liveness": ("facelens.cli.liveness", "app"),
     "eval": ("facelens.cli.evaluate", "app"),
     "serve": ("facelens.cli.service", "serve"),
@@ -54,7 +56,7 @@ class LazyGroup(TyperGroup):
 
 app = typer.Typer(
     cls=LazyGroup,
-    help="Face recognition and analysis: detect, embed, verify, enroll, identify, analyze, video, liveness, eval.",
+    help="Face recognition and analysis: detect, embed, verify, enroll, identify, analyze, video, liveness, eval, anonymize.",
     no_args_is_help=True,
 )
 

@@ -132,7 +132,7 @@ def fit_cmd(
     """Train a custom head (scikit-learn logistic regression) on face embeddings and/or expression probabilities."""
     from facelens.analyze.api import face_features, labelled_images
     from facelens.analyze.heads import CustomHead
-    from facelens.pipeline import get_pipeline
+    from facelens.engine import FaceAnalyzer
 
     try:
         items = labelled_images(data_dir)
@@ -141,12 +141,11 @@ def fit_cmd(
         head = CustomHead(
             name=name, features=tuple(f for f in features.split(",") if f), base=None if base == "none" else base
         )
-        pipeline = get_pipeline()
-        X, base_labels, kept = face_features([p for p, _ in items], head.features, face_crops, pipeline)
+        X, base_labels, kept = face_features([p for p, _ in items], head.features, face_crops)
         labels = [items[i][1] for i in kept]
         head.model_ids = {"expression": "fer_mini_xception"}
         if "embedding" in head.features:
-            head.model_ids["embedding"] = pipeline.model_id
+            head.model_ids["embedding"] = FaceAnalyzer(workers=1).model_id
         head.fit(X, labels, base_labels)
         head.save(output)
     except (FacelensError, ValueError) as exc:

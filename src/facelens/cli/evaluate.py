@@ -16,7 +16,7 @@ from facelens.cli.output import fail as _fail
 from facelens.cli.output import out as stdout
 from facelens.errors import FacelensError
 
-app = typer.Typer(help="Evaluate recognition on your own data: accuracy, calibration, fairness, robustness.",
+app = typer.Typer(help="Evaluate on your own data: accuracy, calibration, fairness, robustness, anonymisation.",
                   no_args_is_help=True)
 
 
@@ -47,9 +47,9 @@ def _emit(data: dict, as_json: bool) -> None:
 
 
 def _pipeline(detector: str):
-    from facelens.pipeline import get_pipeline
+    from facelens.engine import models
 
-    return get_pipeline(detector=detector)
+    return models(detector=detector)
 
 
 def _embeddings(cache: Path | None, pipe):
@@ -360,3 +360,52 @@ def identity(
     if json_out:
         return _emit(res.to_dict(), True)
     _table("Identity preservation", res.to_dict(per_pair=False))
+
+
+@app.command()
+def anonymization(
+    original: Path = typer.Argument(..., help="Original image, folder of images, or video."),
+    anonymised: Path = typer.Argument(..., help="Its anonymised copy (same relative paths for a folder)."),
+    identity: str = typer.Option("file", help="Who is who: file (each original its own identity) or folder "
+                                              "(the image's parent folder names the person, as in LFW)."),
+    detector: str = typer.Option(DEFAULT_DETECTOR, help=DETECTOR_HELP, callback=known_detector),
+    fail_above: float = typer.Option(None, "--fail-above", help="Exit 1 when the re-identification rate (rank 1 "
+                                                                "or at the threshold) is above this."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """How much an anonymisation leaks: re-identification by facelens' recogniser (rank 1 and at the default
+    threshold) of the anonymised faces against the originals, faces left visible, and for video leaked frames."""
+    from facelens.cli.options import IMAGE_SUFFIXES
+    from facelens.evaluate.anonymization import evaluate_images, evaluate_video
+    from facelens.io.video import VIDEO_EXTENSIONS
+
+    try:
+        if identity not in ("file", "folder"):
+            raise typer.BadParameter("--identity is file or folder")
+        if original.suffix.lower() in VIDEO_EXTENSIONS and original.is_file():
+            if not anonymised.is_file():
+                raise FacelensError(f"{anonymised}: no such video")
+            report = evaluate_video(original, anonymised, detector=detector)
+        else:
+            if original.is_dir():
+                files = sorted(p for p in original.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+                base = anonymised / original.name if (anonymised / original.name).is_dir() else anonymised
+                pairs = [(p, base / p.relative_to(original)) for p in files]
+            else:
+                pairs = [(original, anonymised / original.name if anonymised.is_dir() else anonymised)]
+            missing = [str(b) for _, b in pairs if not b.is_file()]
+            pairs = [(a, b) for a, b in pairs if b.is_file()]
+            if not pairs:
+                raise FacelensError(f"no anonymised copy of {original} found in {anonymised}")
+            names = [a.parent.name if identity == "folder" else str(a) for a, _ in pairs]
+            report = evaluate_images([a for a, _ in pairs], [b for _, b in pairs], names, detector=detector)
+            report.missing = missing + report.missing
+    except (FacelensError, ValueError, typer.BadParameter) as exc:
+        fail(exc)
+    data = report.to_dict()
+    if as_json:
+        emit(data)
+    else:
+        _table(f"anonymisation leakage: {anonymised}", {k: v for k, v in data.items() if k != "missing"})
+    if fail_above is not None and max(data["rank1_rate"], data["threshold_rate"]) > fail_above:
+        raise typer.Exit(1)

@@ -86,6 +86,43 @@ def gallery_remove(
     emit({"removed": name, "faces": count}) if json_out else err.print(f"removed {name} ({count} faces)")
 
 
+@app.command("erase")
+def gallery_erase(
+    args: Annotated[list[str], typer.Argument(metavar="[GALLERY] NAME")],
+    gallery: OptionalGallery = None,
+    collection: Collection = "default",
+    audit_log: Annotated[
+        Optional[Path], typer.Option(help="Service audit log to scrub (default: GALLERY/audit.jsonl if present).")
+    ] = None,
+    audit_images: Annotated[
+        Optional[Path], typer.Option(help="Folder of the service's kept probe images (its --audit-images).")
+    ] = None,
+    json_out: Json = False,
+) -> None:
+    """Erase a person everywhere: faces, vectors (index rebuilt, storage compacted so no deleted bytes remain),
+    and the probe images and name in the service's audit log, which keeps only the fact of the erasure."""
+    from facelens.service.audit import AuditLog
+
+    try:
+        location, (name,) = _split(gallery, args, ("name",))
+        with _open(location, collection) as store:
+            result = store.erase(name)
+        if audit_log is None and not str(location).startswith(("postgres://", "postgresql://")):
+            default = Path(location) / "audit.jsonl"
+            audit_log = default if default.is_file() else None
+        if audit_log is not None or audit_images is not None:
+            audit = AuditLog(audit_log, audit_images)
+            entry = audit.erase("cli", collection, name, faces_removed=result["faces_removed"])
+            result["audit"] = {k: entry[k] for k in ("records_scrubbed", "images_deleted")}
+    except (FacelensError, ValueError) as exc:
+        fail(exc, USAGE)
+    if json_out:
+        emit(result)
+    else:
+        err.print(f"erased {name}: {result['faces_removed']} faces, index rebuilt, storage compacted"
+                  + (f", {result['audit']['records_scrubbed']} audit records scrubbed" if "audit" in result else ""))
+
+
 @app.command("rename")
 def gallery_rename(
     args: Annotated[list[str], typer.Argument(metavar="[GALLERY] OLD NEW")],

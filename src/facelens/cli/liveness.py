@@ -91,11 +91,11 @@ def image_cmd(
 
     from facelens.io.image import decode_image
     from facelens.liveness.checker import get_checker
-    from facelens.pipeline import get_pipeline
+    from facelens.engine import models
 
     try:
         sources = expand_inputs(images)
-        found_by = get_pipeline(detector=detector).detector
+        found_by = models(detector=detector).detector
         checker = get_checker(model, fusion)
     except (FacelensError, ValueError) as exc:
         fail(exc, USAGE)

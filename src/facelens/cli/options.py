@@ -10,6 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from facelens.detect import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS, is_detector  # noqa: F401  (DEFAULT_DETECTOR: the default)
+from facelens.distributed.listing import is_remote
 from facelens.errors import FacelensError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
@@ -44,6 +45,36 @@ Fpir = Annotated[
     float, typer.Option("--fpir", help="Target rate of strangers given a name (sets the threshold by gallery size).")
 ]
 Threshold = Annotated[Optional[float], typer.Option("--threshold", help="Fixed cosine similarity threshold.")]
+Output = Annotated[
+    Optional[Path],
+    typer.Option("--output", help="Also write the results to FILE: .parquet (a row per face, exact embeddings) or .jsonl."),
+]
+RAY_HELP = ("Run on Ray: a cluster ADDRESS (ray://HOST:10001 or HOST:6379) or auto (the running cluster, else a "
+            "local one on this machine's cores). Needs pip install 'facelens[ray]'.")
+Ray = Annotated[Optional[str], typer.Option("--ray", help=RAY_HELP, metavar="ADDRESS|auto")]
+
+
+def ray_runner(address: str | None, workers: int = 0) -> Any:
+    """The Ray runner for ``--ray`` (None without it); connects now, so a missing extra or an unreachable
+    cluster is a usage error before any image is read."""
+    if address is None:
+        return None
+    from facelens.distributed import require_ray
+
+    require_ray()
+    from facelens.distributed.runner import RayRunner
+
+    runner = RayRunner(address=address, workers=workers or None)
+    runner.start()
+    return runner
+
+
+def ray_summary(runner: Any) -> None:
+    """The run's figures on stderr (images, faces, failures, images/s) after a ``--ray`` run."""
+    if runner is not None:
+        from facelens.cli.output import err
+
+        err.print(f"ray: {runner.stats.line()}", markup=False, highlight=False)
 
 def expand_inputs(items: list[str]) -> list[str]:
     """Paths in argument order: a file as given, a folder's images (recursively, sorted), the lines of
@@ -71,7 +102,11 @@ def _folders(items: list[str]) -> list[str]:
     out: list[str] = []
     for item in items:
         path = Path(item)
-        if path.is_dir():
+        if is_remote(item):  # an object-store prefix: its images, listed through pyarrow.fs
+            from facelens.distributed.listing import list_remote
+
+            out += list_remote(item, IMAGE_SUFFIXES)
+        elif path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
             out += [str(p) for p in found] if found else [item]  # an empty folder fails as an input
         else:

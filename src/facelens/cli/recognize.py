@@ -17,12 +17,16 @@ from facelens.cli.options import (
     Images,
     Json,
     Liveness,
+    Output,
+    Ray,
     Threshold,
     Where,
     Workers,
     expand_inputs,
     parse_pairs,
     parse_where,
+    ray_runner,
+    ray_summary,
 )
 from facelens.cli.output import FAILED, USAGE, emit, err, exit_code, fail, message, out, progress_bar
 from facelens.errors import FacelensError
@@ -35,23 +39,30 @@ def _table(*columns: str):
 
 
 def _batch(inputs: list[str], embed: bool, as_json: bool, detector: str, workers: int, largest: bool,
-           liveness: bool = False) -> None:
+           liveness: bool = False, ray: str | None = None, output: Path | None = None) -> None:
+    from contextlib import nullcontext
+
+    from facelens.distributed.results import ResultWriter
     from facelens.engine import FaceAnalyzer
 
     try:
         sources = expand_inputs(inputs)
         tasks = ("embed",) if embed else ("detect",)
+        runner = ray_runner(ray, workers)
         engine = FaceAnalyzer(detector=detector, tasks=tasks + (("liveness",) if liveness else ()),
-                              select="largest" if largest else None, workers=workers or None)
+                              select="largest" if largest else None, workers=workers or None, runner=runner)
+        saved = ResultWriter(output, with_embedding=embed) if output is not None else nullcontext()
     except (FacelensError, ValueError) as exc:
         fail(exc, USAGE)
     failed = 0
     table = _table("path", "faces", "boxes (x1,y1,x2,y2)", "error")
-    with progress_bar(len(sources)) as progress:
+    with progress_bar(len(sources)) as progress, saved:
         task = progress.add_task("embedding" if embed else "detecting", total=len(sources))
         try:
             for result in engine.run(sources, progress=lambda done, total: progress.update(task, completed=done)):
                 failed += result.error is not None
+                if output is not None:
+                    saved.add(result)
                 if as_json:
                     emit(result.to_dict(with_embedding=embed))
                 else:
@@ -59,6 +70,7 @@ def _batch(inputs: list[str], embed: bool, as_json: bool, detector: str, workers
                     table.add_row(result.source, str(len(result.faces)), boxes, result.error or "")
         except (FacelensError, ValueError) as exc:
             fail(exc, USAGE)
+    ray_summary(runner)
     if not as_json:
         out.print(table)
     if failed:
@@ -71,9 +83,11 @@ def detect(
     detector: Detector = DEFAULT_DETECTOR,
     workers: Workers = 0,
     liveness: Liveness = False,
+    ray: Ray = None,
+    output: Output = None,
 ) -> None:
     """Find faces: box, score and 5 landmarks per face (and a liveness score and decision with --liveness)."""
-    _batch(images, False, json_out, detector, workers, False, liveness)
+    _batch(images, False, json_out, detector, workers, False, liveness, ray, output)
 
 
 def embed(
@@ -82,9 +96,11 @@ def embed(
     detector: Detector = DEFAULT_DETECTOR,
     workers: Workers = 0,
     largest: Annotated[bool, typer.Option("--largest", help="Only the largest face of each image.")] = False,
+    ray: Ray = None,
+    output: Output = None,
 ) -> None:
     """Embed every face (dlib ResNet 128-D, L2-normalised)."""
-    _batch(images, True, json_out, detector, workers, largest)
+    _batch(images, True, json_out, detector, workers, largest, ray=ray, output=output)
 
 
 def verify(
@@ -154,6 +170,7 @@ def enroll(
         typer.Option(help="Which face of a photo: single (refuse photos of several people of similar size), "
                           "largest, best (detector score) or only."),
     ] = "single",
+    ray: Ray = None,
 ) -> None:
     """Add people to a gallery, one face per image. Exit 1 when an image was skipped (an image already enrolled
     for that person is not a failure, so re-running an enrolment exits 0)."""
@@ -174,6 +191,7 @@ def enroll(
         else:
             raise FacelensError("give a NAME and IMAGES, or --from-folders ROOT")
         get_detector(detector)  # an unknown detector is a usage error before anything is read
+        runner = ray_runner(ray)
     except (FacelensError, ValueError) as exc:
         fail(exc, USAGE)
     total = sum(len(j[1]) for j in jobs)
@@ -183,10 +201,11 @@ def enroll(
             task = progress.add_task("enrolling", total=total)
             results = facelens.enroll_people(
                 store, jobs, metadata=meta, min_quality=min_quality, detector=detector, select=select,
-                progress=lambda done, _total: progress.update(task, completed=done),
+                progress=lambda done, _total: progress.update(task, completed=done), runner=runner,
             )
     except (FacelensError, ValueError) as exc:
         fail(exc, USAGE)
+    ray_summary(runner)
     for result in results:
         # an image already enrolled for this person is not a failure: re-running an enrolment is safe
         failed += sum(not s["reason"].startswith("already enrolled") for s in result.skipped)
@@ -216,29 +235,38 @@ def identify(
     ] = None,
     liveness: Liveness = False,
     analyze: Analyze = False,
+    ray: Ray = None,
+    output: Output = None,
 ) -> None:
     """Name the faces in images (open set: 'unknown' below the threshold). Exit 1 when an input failed."""
+    from contextlib import nullcontext
+
     from facelens.decide import ThresholdPolicy
+    from facelens.distributed.results import ResultWriter
     from facelens.engine import FaceAnalyzer
     from facelens.gallery import open_gallery
 
     try:
         sources = expand_inputs(images)
         filters = parse_where(where)
+        runner = ray_runner(ray)
         store = open_gallery(gallery, create=False, collection=collection)
+        saved = ResultWriter(output) if output is not None else nullcontext()
     except (FacelensError, ValueError) as exc:
         fail(exc, USAGE)
     failed = 0
     table = _table("path", "box", "name", "score", "threshold")
-    with store, progress_bar(len(sources)) as progress:
+    with store, progress_bar(len(sources)) as progress, saved:
         task = progress.add_task("identifying", total=len(sources))
         try:
             tasks = ("identify",) + (("liveness",) if liveness else ()) + (("analyze",) if analyze else ())
-            engine = FaceAnalyzer(detector=detector, tasks=tasks, gallery=store, k=k, where=filters,
+            engine = FaceAnalyzer(detector=detector, tasks=tasks, gallery=store, k=k, where=filters, runner=runner,
                                   policy=ThresholdPolicy.for_identify(threshold, fpir), keep_images=annotate is not None)
             store.check_model(engine.model_id)
             results = engine.run(sources, progress=lambda done, total: progress.update(task, completed=done))
             for result in results:
+                if output is not None:
+                    saved.add(result)
                 if result.error is not None:
                     failed += 1
                     if not json_out:
@@ -256,6 +284,7 @@ def identify(
                     save_image(draw_faces(result.image, result.faces), annotate / (Path(result.source).stem + ".png"))
         except (FacelensError, ValueError) as exc:
             fail(exc, USAGE)  # a missing model or a bad option fails every input alike
+    ray_summary(runner)
     if not json_out:
         out.print(table)
     if failed:

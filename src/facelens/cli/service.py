@@ -48,6 +48,9 @@ def serve(
     audit_images: str | None = typer.Option(None, help="Keep probe images in this folder (off by default)."),
     detector: Optional[str] = typer.Option(None, "--detector", help=DETECTOR_HELP + " Env FACELENS_DETECTOR.",
                                            callback=known_detector),
+    heads_dir: str | None = typer.Option(None, "--heads-dir", help="Folder of custom heads (`facelens analyze fit "
+                                         "-o DIR/NAME.joblib`) that /v1/analyze?head=NAME may apply. Env "
+                                         "FACELENS_HEADS_DIR."),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Run the REST API and web console (http://HOST:PORT/). Ctrl-C / SIGTERM finish in-flight requests first."""
@@ -62,7 +65,7 @@ def serve(
             gallery=gallery, host=host, port=port, keys=keys, workers=workers, processes=processes,
             max_upload_bytes=int(max_upload_mb * 1024 * 1024) if max_upload_mb is not None else None,
             max_pixels=max_pixels, rate_limit=rate_limit, rate_burst=rate_burst, cors_origins=cors,
-            audit_log=audit_log, audit_images=audit_images, detector=detector,
+            audit_log=audit_log, audit_images=audit_images, detector=detector, heads_dir=heads_dir,
         )
         application = create_app(settings) if settings.processes <= 1 else None
     except (FacelensError, ValueError) as exc:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 
-from facelens.cli.options import DEFAULT_DETECTOR, Collection, Detector, Json, OptionalGallery, Where, parse_where
+from facelens.cli.options import (
+    DEFAULT_DETECTOR, Collection, Detector, Json, Liveness, OptionalGallery, Where, parse_where,
+)  # fmt: skip
 from facelens.cli.output import FAILED, USAGE, default_command_group, emit, err, exit_code, fail, message
 from facelens.cli.output import out as stdout
 from facelens.errors import FacelensError
@@ -52,6 +54,12 @@ def run_cmd(
     fpir: Annotated[float | None, typer.Option(help="Target rate of strangers given a name.")] = None,
     threshold: Annotated[float | None, typer.Option(help="Fixed similarity threshold instead of --fpir.")] = None,
     detector: Detector = DEFAULT_DETECTOR,
+    liveness: Liveness = False,
+    analyze: Annotated[
+        bool,
+        typer.Option("--analyze", help="Expression on every frame: smoothed per track and person, a summary and "
+                     "episodes (onset, apex, offset) in the timeline, drawn on --out."),
+    ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for a stream to answer.")] = 10.0,
     fps: Annotated[float | None, typer.Option(help="Frame rate of an image sequence.")] = None,
 ) -> None:
@@ -76,8 +84,11 @@ def run_cmd(
     try:
         run = process_video(
             source,
-            _Filtered(store, filters) if store is not None and filters else store,
+            store,
             every,
+            where=filters or None,
+            liveness=liveness,
+            analyze=analyze,
             out=out,
             timeline=timeline,
             thumbnails=thumbnails,
@@ -140,18 +151,17 @@ def run_cmd(
         emit(result.to_dict())
     else:
         table = Table(title=f"{result.source}: {result.frames} frames, {result.duration:.1f} s")
-        for col in ("person", "track", "first seen (s)", "last seen (s)", "frames", "confidence", "thumbnail"):
+        columns = ["person", "track", "first seen (s)", "last seen (s)", "frames", "confidence", "thumbnail"]
+        for col in columns + (["liveness"] if liveness else []) + (["expression", "episodes"] if analyze else []):
             table.add_column(col)
         for row in result.tracks:
-            table.add_row(
-                row.person,
-                str(row.track),
-                f"{row.first_seen:.2f}",
-                f"{row.last_seen:.2f}",
-                str(row.frames),
-                f"{row.confidence:.2f}",
-                row.thumbnail,
-            )
+            cells = [row.person, str(row.track), f"{row.first_seen:.2f}", f"{row.last_seen:.2f}", str(row.frames),
+                     f"{row.confidence:.2f}", row.thumbnail]
+            if liveness:
+                cells.append("-" if row.liveness is None else f"{row.liveness:.2f} {'live' if row.is_live else 'spoof'}")
+            if analyze:
+                cells += [row.csv_row()["expression"] or "-", row.csv_row()["episodes"] or "-"]
+            table.add_row(*cells)
         stdout.print(table)
         stats = result.stats
         err.print(
@@ -173,20 +183,6 @@ def _failed(source: str, exc: Exception, as_json: bool) -> NoReturn:
         emit({"source": source, "error": message(exc)})
         raise typer.Exit(code)
     fail(exc, code)
-
-
-class _Filtered:
-    """A gallery whose searches keep only people matching ``--where`` (the video driver searches with defaults)."""
-
-    def __init__(self, gallery: Any, where: dict[str, Any]) -> None:
-        self._gallery, self._where = gallery, where
-
-    def identify_faces(self, *args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("where", self._where)
-        return self._gallery.identify_faces(*args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._gallery, name)
 
 
 @app.command("enroll")

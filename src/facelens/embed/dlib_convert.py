@@ -553,7 +553,7 @@ def converted_model(source: Path, cache: Path, source_sha256: str | None = None)
     file's own sha256; when any of them no longer matches, the file is converted again. Writes are temp + rename,
     so a reader never sees half a file and concurrent converters end with the same bytes.
     """
-    from facelens.models.registry import sha256_of
+    from facelens.models.registry import file_sha256, sha256_of
 
     source = Path(source)
     target = cache / "dlib_onnx" / (source.stem + ".onnx")
@@ -566,7 +566,7 @@ def converted_model(source: Path, cache: Path, source_sha256: str | None = None)
                 record.get("source_sha256") == source_sha
                 and record.get("converter_version") == CONVERTER_VERSION
                 and target.is_file()
-                and sha256_of(target) == record.get("onnx_sha256")
+                and file_sha256(target) == record.get("onnx_sha256")
             ):
                 return target
             log.info("cached %s is stale or damaged; converting again", target)

@@ -55,9 +55,9 @@ def identity_preservation(pairs: list[tuple[str, str]], threshold: float | None 
     """``pairs`` of (original, processed) images; ``threshold`` defaults to the model's measured verification
     threshold (``facelens.decide``)."""
     if pipeline is None:
-        from facelens.pipeline import get_pipeline
+        from facelens.engine import models
 
-        pipeline = get_pipeline()
+        pipeline = models()
     from facelens.decide import ThresholdPolicy
 
     threshold = ThresholdPolicy.for_verify(threshold).threshold(pipeline.model_id)

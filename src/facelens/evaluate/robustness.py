@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from facelens.errors import FacelensError
-from facelens.evaluate.embeddings import FTE_SCORE, EmbeddingSet, embed_images
+from facelens.evaluate.embeddings import FTE_SCORE, EmbeddingSet, embed_images, embed_one
 from facelens.evaluate.metrics import DEFAULT_FARS, eer, far_key, verification_metrics
 from facelens.evaluate.protocols import PairSet
 
@@ -154,9 +154,9 @@ def evaluate_robustness(
 ) -> list[RobustnessRow]:
     """One row for the clean pairs, then one per perturbation (FTE pairs scored as rejections)."""
     if pipeline is None:
-        from facelens.pipeline import get_pipeline
+        from facelens.engine import models
 
-        pipeline = get_pipeline()
+        pipeline = models()
     emb = embed_images(pairs.images(), pipeline=pipeline, into=embeddings)
     labels = pairs.labels
     clean_scores, clean_fte = emb.pair_scores((p.a, p.b) for p in pairs.pairs)
@@ -171,7 +171,7 @@ def evaluate_robustness(
             probes[p.b] = None
             continue
         image = pipeline.decode(p.b)
-        found = pipeline.detect(image)
+        found = pipeline.detector.detect(image)
         probes[p.b] = (image, found[0]) if found else None
     for k, pert in enumerate(perturbation_list):
         cache: dict[str, np.ndarray | None] = {}
@@ -182,10 +182,9 @@ def evaluate_robustness(
             image, det = item
             perturbed = pert.apply(image, det.landmarks, seed=seed * 100003 + j)
             if redetect:
-                found = pipeline.process(perturbed, largest_only=True)
-                cache[path] = found.faces[0].embedding if found.faces else None
+                cache[path] = embed_one(perturbed, pipeline)[0]
             else:
-                cache[path] = pipeline.embed_detections(perturbed, [det])[0].embedding
+                cache[path] = pipeline.embedder.embed(perturbed, [det])[0]
         scores, fte = [], []
         for p in pairs.pairs:
             va, vb = emb.get(p.a), cache.get(p.b)

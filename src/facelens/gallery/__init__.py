@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from facelens.gallery.base import Candidate, EnrollResult, FaceRecord, Gallery, Match, Person
+from facelens.gallery.base import Candidate, EnrollResult, FaceRecord, Gallery, Person
 
 DEFAULT_COLLECTION = "default"
 
@@ -63,7 +63,6 @@ __all__ = [
     "EnrollResult",
     "FaceRecord",
     "Gallery",
-    "Match",
     "Person",
     "drop_collection",
     "list_collections",

@@ -325,6 +325,8 @@ class LocalGallery(Gallery):
                             ),
                         ).lastrowid
                     )
+                    if face.get("detection_id") is not None:  # a library face joining a person: linked in this tx
+                        self._library_sql().link(conn, face["detection_id"], ids[-1])
                 self._log(conn, ids, 1)
                 out.append(ids)
         return out
@@ -594,6 +596,25 @@ class LocalGallery(Gallery):
             self._log(conn, face_ids, -1)
         return len(face_ids)
 
+    def _purge(self) -> dict[str, Any]:
+        """The index rebuilt from the store (its old files unlinked), then SQLite's deleted pages rewritten away:
+        checkpoint the WAL, VACUUM (a fresh database file without free pages), checkpoint and truncate the WAL
+        again, so neither the database, its free pages nor the WAL holds the deleted vectors."""
+        index = self.reindex()
+        conn = self._conn()
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("VACUUM")
+        busy = 1
+        for _ in range(50):  # another connection reading right now delays the truncation a moment
+            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if not busy:
+                break
+            time.sleep(0.1)
+        if busy:
+            raise GalleryError(f"{self._db_path}: the write-ahead log could not be truncated while other "
+                               "connections read it; the person is removed, run the erasure again to compact")
+        return {"index": index, "vacuumed": True}
+
     def _delete_face(self, face_id: int) -> None:
         with self._write() as conn:
             row = conn.execute(
@@ -674,3 +695,36 @@ class LocalGallery(Gallery):
             )
             .fetchone()[0]
         )
+
+    # -- the photo library (facelens.gallery.library) ------------------------------------------------
+    def _library_sql(self) -> Any:
+        sql = getattr(self, "_library_statements", None)
+        if sql is None:
+            from facelens.gallery.library import LibrarySQL
+
+            sql = LibrarySQL("sqlite", self._cid, "people", "faces")
+            with self._write() as conn:
+                sql.create(conn)
+            self._library_statements = sql
+        return sql
+
+    def _library_exists(self) -> bool:
+        if getattr(self, "_library_statements", None) is not None:
+            return True
+        return self._conn().execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'facelens_constraints'").fetchone() is not None
+
+    @contextmanager
+    def _library(self, write: bool = True) -> Iterator[tuple[sqlite3.Connection, Any]]:
+        sql = self._library_sql()
+        if not write:
+            yield self._conn(), sql
+            return
+        with self._write() as conn:
+            yield conn, sql
+
+    def _drop_faces(self, conn: sqlite3.Connection, face_ids: list[int]) -> None:
+        for start in range(0, len(face_ids), 900):
+            chunk = [int(i) for i in face_ids[start : start + 900]]
+            conn.execute(f"DELETE FROM faces WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+        self._log(conn, face_ids, -1)

@@ -13,7 +13,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -231,6 +232,9 @@ class PostgresGallery(Gallery):
                         ids.append(int(cur.fetchone()[0]))
                         if not cur.nextset():
                             break
+                for face, face_id in zip(item.faces, ids):  # library faces joining a person: linked in this tx
+                    if face.get("detection_id") is not None:
+                        self._library_sql().link(conn, face["detection_id"], face_id)
                 out[position] = ids
         return out
 
@@ -318,6 +322,39 @@ class PostgresGallery(Gallery):
         except psycopg.errors.UniqueViolation as exc:
             raise GalleryError(f"{new!r} already exists in gallery {self.collection!r}; remove or rename it first") from exc
 
+    # -- the photo library (facelens.gallery.library) ------------------------------------------------
+    def _library_sql(self) -> Any:
+        sql = getattr(self, "_library_statements", None)
+        if sql is None:
+            from facelens.gallery.library import LibrarySQL
+
+            sql = LibrarySQL("postgres", self._cid, "facelens_people", "facelens_faces")
+            with self._pool.connection() as conn, conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                if not conn.execute("SELECT to_regclass('facelens_constraints') IS NOT NULL").fetchone()[0]:
+                    sql.create(conn)
+            self._library_statements = sql
+        return sql
+
+    def _library_exists(self) -> bool:
+        if getattr(self, "_library_statements", None) is not None:
+            return True
+        with self._pool.connection() as conn:
+            return bool(conn.execute("SELECT to_regclass('facelens_constraints') IS NOT NULL").fetchone()[0])
+
+    @contextmanager
+    def _library(self, write: bool = True) -> Iterator[tuple[Any, Any]]:
+        sql = self._library_sql()
+        with self._pool.connection() as conn, conn.transaction():
+            yield conn, sql
+        if write:
+            self._count_cache = None
+
+    def _drop_faces(self, conn: Any, face_ids: list[int]) -> None:
+        self._count_cache = None
+        conn.execute("DELETE FROM facelens_faces WHERE collection_id = %s AND id = ANY(%s)",
+                     (self._cid, [int(i) for i in face_ids]))
+
     def _people_query(self, extra: str = "", params: Sequence[Any] = ()) -> list[Person]:
         with self._pool.connection() as conn:
             rows = conn.execute(
@@ -380,6 +417,25 @@ class PostgresGallery(Gallery):
             )
         self._count_cache = (count, time.monotonic())
         return count
+
+    def _purge(self) -> dict[str, Any]:
+        """``VACUUM FULL`` the faces table: PostgreSQL rewrites it (and its indexes, the HNSW graph included) into
+        new files without the deleted rows, and drops the old ones; then a checkpoint, where the role may run one,
+        so the WAL segments that held them get recycled. Locks the faces table of every collection meanwhile."""
+        with self._pool.connection() as conn:
+            conn.commit()
+            previous, conn.autocommit = conn.autocommit, True
+            try:
+                conn.execute("VACUUM FULL facelens_faces")
+                try:
+                    conn.execute("CHECKPOINT")
+                    checkpoint = True
+                except Exception:  # noqa: BLE001  (needs superuser or pg_checkpoint: the rows are gone already)
+                    checkpoint = False
+            finally:
+                conn.autocommit = previous
+        return {"index": {"collection": self.collection, "faces": self.face_count(), "index": "pgvector-hnsw"},
+                "vacuumed": True, "checkpoint": checkpoint}
 
     def reindex(self) -> dict[str, Any]:
         """Rebuild the collection's HNSW index (``REINDEX``), e.g. after very many deletions."""

@@ -212,9 +212,9 @@ def check_clip(
 ) -> ActiveResult:
     """Follow the largest face through the clip, measure EAR per frame, and count blinks and movement."""
     from facelens.align import landmarks_68
-    from facelens.pipeline import get_pipeline
+    from facelens.engine import models
 
-    det = get_pipeline(detector=detector).detector
+    det = models(detector=detector).detector
     frames = list(read_frames(path, max_fps, max_seconds))
     track = follow_main_face(frames, [det.detect(f) for _, f in frames])
     times, ears, poses, centres, sizes = [], [], [], [], []

@@ -77,9 +77,9 @@ def labelled_images(data_dir: str | Path) -> list[tuple[Path, bool]]:
 def score_folder(data_dir: str | Path, model: str = "minifasnet", detector: str = DEFAULT_DETECTOR) -> LabelledScores:
     """Detect, score and measure every labelled image in ``data_dir``. Files that cannot be decoded (broken links,
     truncated or non-image files) are not scored; they are listed in ``unreadable`` for the report."""
-    from facelens.pipeline import get_pipeline
+    from facelens.engine import models
 
-    pipeline = get_pipeline(detector=detector)
+    pipeline = models(detector=detector)
     runner = get_model(model)
     paths, labels, found, scores, feats, unreadable = [], [], [], [], [], []
     for path, live in labelled_images(data_dir):

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import urllib.request
 import zipfile
 from dataclasses import dataclass, field
@@ -74,7 +75,8 @@ class ModelSpec:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
-_VERIFIED: dict[tuple[str, int, float], str] = {}
+_VERIFIED: dict[str, tuple[tuple[int, ...], str]] = {}  # resolved path -> (file identity, sha256)
+_PERSISTED_LOADED = False
 _LOCK = threading.Lock()
 
 
@@ -113,17 +115,92 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _verified(path: Path, spec_file: ModelFile) -> bool:
-    """True when ``path`` holds one of the accepted builds; the hash is computed once per file version."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime)
+#: Digests already computed, kept across processes: a one-shot command does not re-hash ~130 MB of model files.
+DIGESTS_FILE = "sha256-verified.json"
+#: A file changed this recently (ns) is hashed every time: a second write within the file system's timestamp
+#: granularity could leave its identity unchanged (git's "racy clean" problem).
+RACY_NS = 2_000_000_000
+
+
+def _identity(stat: os.stat_result) -> tuple[int, ...]:
+    """What changes whenever a file's bytes may have: size, mtime and ctime (ctime cannot be set back, so a file
+    rewritten with its mtime restored still differs), inode and device (a file replaced by another)."""
+    return (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_dev)
+
+
+def _digests_path() -> Path:
+    return cache_dir() / DIGESTS_FILE
+
+
+def _read_digests(path: Path) -> dict[str, dict]:
+    try:
+        import json
+
+        data = json.loads(path.read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}  # none yet, unreadable or damaged: hashing again is always correct
+
+
+def _load_persisted() -> None:
+    global _PERSISTED_LOADED
+    if _PERSISTED_LOADED:
+        return
+    _PERSISTED_LOADED = True
+    for name, entry in _read_digests(_digests_path()).items():
+        try:
+            _VERIFIED.setdefault(name, (tuple(int(v) for v in entry["identity"]), str(entry["sha256"])))
+        except (KeyError, TypeError, ValueError):
+            continue
+
+
+def _persist(name: str, identity: tuple[int, ...], digest: str) -> None:
+    """Add one digest to the cache file: read, merge, write a temp file and ``os.replace`` it, so concurrent
+    writers never leave a partial file (the last one wins; an entry lost that way is only hashed again)."""
+    import json
+
+    path = _digests_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        entries = _read_digests(path)
+        entries = {k: v for k, v in entries.items() if Path(k).exists()}  # forget files that are gone
+        entries[name] = {"identity": list(identity), "sha256": digest}
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{DIGESTS_FILE}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump(entries, handle, indent=0, sort_keys=True)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:  # a read-only cache only costs the hash next time
+        log.debug("could not record the sha256 of %s in %s: %s", name, path, exc)
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of ``path``, computed once per version of the file: the digest is kept under the file's resolved
+    path and identity (size, mtime_ns, ctime_ns, inode, device), in this process and in the user cache
+    (:data:`DIGESTS_FILE`), so later processes skip the hash unless the file changed in any way."""
+    name = str(Path(path).resolve())
+    identity = _identity(os.stat(name))
     with _LOCK:
-        digest = _VERIFIED.get(key)
-    if digest is None:
-        digest = sha256_of(path)
-        with _LOCK:
-            _VERIFIED[key] = digest
-    return digest in spec_file.sha256
+        _load_persisted()
+        known = _VERIFIED.get(name)
+    if known is not None and known[0] == identity:
+        return known[1]
+    digest = sha256_of(Path(name))
+    stat = os.stat(name)
+    if _identity(stat) != identity or time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) < RACY_NS:
+        return digest  # changed while hashed, or too recently to be sure of the next change: not kept
+    with _LOCK:
+        _VERIFIED[name] = (identity, digest)
+        _persist(name, identity, digest)
+    return digest
+
+
+def _verified(path: Path, spec_file: ModelFile) -> bool:
+    """True when ``path`` holds one of the accepted builds (see :func:`file_sha256`)."""
+    return file_sha256(path) in spec_file.sha256
 
 
 def _candidates(spec_file: ModelFile) -> list[Path]:

@@ -7,7 +7,7 @@
 - failed authentication throttled per client address and per key id (429 with Retry-After) and recorded in the
   audit log (every failure until the limit, then one ``auth_throttled`` record per lock-out).
 
-The key found is left in the request scope for the scope check of each route (``require`` in app.py).
+The key found is left in the request scope for the scope check of each route (``require`` in deps.py).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 #: Routes whose body carries images (multipart, base64 JSON or raw): the upload limit applies to them.
-_UPLOAD_ROUTES = re.compile(r"^/v1/(detect|verify|identify|analyze|galleries/[^/]+/people/.+/faces)/?$")
+_UPLOAD_ROUTES = re.compile(r"^/v1/(detect|verify|identify|analyze|anonymize|galleries/[^/]+/people/.+/faces)/?$")
 #: Routes open without a key.
 _OPEN = ("/healthz", "/readyz")
 SCOPE_KEY = "facelens_key"

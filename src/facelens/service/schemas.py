@@ -122,6 +122,7 @@ class PeopleList(BaseModel):
 class PersonRemoved(BaseModel):
     name: str
     faces_removed: int
+    erased: bool = Field(False, description="true when erased everywhere (?erase=true), not only removed")
 
 
 class Skipped(BaseModel):

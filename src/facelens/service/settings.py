@@ -49,6 +49,9 @@ class Settings:
     audit_log: str | None = None
     #: When set, probe images of identify/verify/detect/analyze requests are kept in this folder (off by default).
     audit_images: str | None = None
+    #: Folder of custom analysis heads (``facelens analyze fit -o DIR/NAME.joblib``) that ``/v1/analyze?head=NAME``
+    #: may apply. None by default: a head file is a pickle, so only the operator puts files there.
+    heads_dir: str | None = None
     #: Face detector used by every endpoint (hog, cnn or yunet).
     detector: str = DEFAULT_DETECTOR
     #: Seconds an open gallery is trusted before checking that another replica has not deleted it.

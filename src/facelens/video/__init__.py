@@ -3,7 +3,7 @@
 ``facelens.video.process_video(source, gallery=...)`` is the entry point (see ``facelens.video.process``).
 """
 
-from facelens.video.process import FrameResult, TrackedFace, VideoRun, annotate, process_video
+from facelens.video.process import FrameResult, VideoRun, annotate, process_video
 from facelens.video.timeline import PersonRecord, Timeline, TrackRecord
 
 __all__ = [
@@ -11,7 +11,6 @@ __all__ = [
     "PersonRecord",
     "Timeline",
     "TrackRecord",
-    "TrackedFace",
     "VideoRun",
     "annotate",
     "process_video",

@@ -7,12 +7,16 @@
 
     timeline = facelens.process_video("clip.mp4", gallery="./people").run()   # the same, in one call
 
+Every stage is the engine's (:mod:`facelens.engine`): frames are detected by ``run_chunk``, the faces kept are
+embedded, checked for liveness and analysed by ``fill_faces``, and named by :meth:`FaceAnalyzer.identify`; each
+frame comes out as a :class:`FrameResult`, an :class:`~facelens.result.ImageResult` whose faces carry ``track_id``.
 Detection runs every k-th frame; k adapts to the measured cost so that processing keeps ``speed`` × real time
 (``every=K`` fixes it). Decoding (the source's thread) and grey conversion, cut detection and detection (a prefetch
-thread, see :class:`Prefetch`) run ahead of the loop that follows, embeds and draws, so the stages overlap on two
-cores. Between detections faces are followed (see ``tracking``); a track's best faces (by
-``facelens.analyze.quality``) are embedded and vote on its identity (see ``identity``). A source that fails or ends
-early still gives the timeline up to that point, with ``complete=False`` and the reason in ``error``.
+thread, see :class:`Prefetch`) run ahead of the loop that follows, embeds and draws. Between detections faces are
+followed (see ``tracking``); a track's best faces (by ``facelens.analyze.quality``) are embedded and vote on its
+identity (see ``identity``); with ``analyze`` its expression is followed over time (see ``expressions``). A source
+that fails or ends early still gives the timeline up to that point, with ``complete=False`` and the reason in
+``error``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,15 +37,20 @@ import cv2
 import numpy as np
 
 from facelens.detect import DEFAULT_DETECTOR
+from facelens.embed import DEFAULT_EMBEDDER
+from facelens.engine import FaceAnalyzer, Plan, fill_faces, run_chunk
 from facelens.errors import FacelensError
 from facelens.io.video import OPEN_TIMEOUT, Frame, FrameSource, VideoWriter, open_source
-from facelens.types import DetectedFace, Face
+from facelens.result import Faces, ImageResult, _column
+from facelens.types import Face
 from facelens.video.identity import BEST_FACES, UnknownPeople, keep_best, tally
 from facelens.video.timeline import Timeline, TrackRecord, people_of
 from facelens.video.tracking import MAX_GAP, MIN_HITS, Sample, Track, Tracker
 
 if TYPE_CHECKING:
     from typing_extensions import Self
+
+    from facelens.video.expressions import ExpressionTrack
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +93,10 @@ class Prepared:
     frame: Frame
     gray: np.ndarray = field(repr=False)
     cut: bool
-    detections: list[DetectedFace] | None
+    detections: Faces | None
     detect_seconds: float = 0.0
+    detect_cpu: float = 0.0  # CPU seconds of this thread in the detector
+    prepare_cpu: float = 0.0
 
 
 _DONE = object()
@@ -93,11 +105,16 @@ _DONE = object()
 class Prefetch:
     """Runs ahead of the frame loop in one thread: takes decoded frames from the source (which decodes in its own
     thread), converts them to grey, flags shot cuts and runs the detector on the frames due by the cadence, into a
-    bounded queue. Detection (onnxruntime, OpenCV: the GIL is released) then overlaps the loop's following,
-    embedding and drawing on the other core. The loop still detects at once, itself, after it loses a face."""
+    bounded queue. Detectors that release the GIL (onnxruntime, OpenCV) then overlap the loop's following,
+    embedding and drawing on the other core; decoding always does. The loop still detects at once, itself, after it
+    loses a face."""
 
     def __init__(
-        self, source: FrameSource, detect: Callable[[np.ndarray], list[DetectedFace]], cadence: Cadence, size: int = PREFETCH
+        self,
+        source: FrameSource,
+        detect: Callable[[np.ndarray], Faces],
+        cadence: Cadence,
+        size: int = PREFETCH,
     ) -> None:
         self.source, self.detect, self.cadence = source, detect, cadence
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, size))
@@ -119,17 +136,19 @@ class Prefetch:
         since: int | None = None  # frames since this thread last detected
         try:
             for frame in self.source:
+                cpu = time.thread_time()
                 gray = cv2.cvtColor(frame.image, cv2.COLOR_RGB2GRAY)
                 cut = cuts.is_cut(gray)
-                detections, seconds = None, 0.0
+                prepared = time.thread_time() - cpu
+                detections, seconds, detect_cpu = None, 0.0, 0.0
                 if cut or self.cadence.due(since):
-                    started = time.perf_counter()
+                    started, cpu = time.perf_counter(), time.thread_time()
                     detections = self.detect(frame.image)
-                    seconds = time.perf_counter() - started
+                    seconds, detect_cpu = time.perf_counter() - started, time.thread_time() - cpu
                     since = 0
                 else:
                     since = (since or 0) + 1
-                if not self._put(Prepared(frame, gray, cut, detections, seconds)):
+                if not self._put(Prepared(frame, gray, cut, detections, seconds, detect_cpu, prepared)):
                     return
         except BaseException as exc:  # noqa: BLE001  (handed to the loop, which raises it in its own thread)
             self._put(exc)
@@ -158,50 +177,57 @@ class Prefetch:
         self.source.close()
 
 
-@dataclass(frozen=True)
-class TrackedFace:
-    """A face in one frame: its track, box, person label (gallery name, ``unknown-N``, or None while undecided),
-    gallery name (None unless identified), identity confidence, and whether a detector found it in this frame."""
+@dataclass
+class FrameResult(ImageResult):
+    """One processed frame, an :class:`ImageResult` of the frame's tracked faces (``faces.track_id``; identity
+    ``name`` None unless a gallery named the track, ``person`` its label: the name or ``unknown-N``; liveness and
+    analysis columns when those tasks ran), where it is in the video, and the appear/identify/disappear events."""
 
-    track: int
-    box: np.ndarray
-    person: str | None
-    name: str | None
-    confidence: float
-    detected: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "track": self.track,
-            "box": [round(float(v), 1) for v in self.box],
-            "person": self.person,
-            "name": self.name,
-            "confidence": round(self.confidence, 4),
-            "detected": self.detected,
-        }
-
-
-@dataclass(frozen=True)
-class FrameResult:
-    """One processed frame: where it is, the faces tracked in it, and the appear/identify/disappear events."""
-
-    index: int
-    time: float
-    faces: list[TrackedFace]
-    detected: bool  # the detector ran on this frame
-    every: int  # current detection interval in frames
+    index: int = 0
+    time: float = 0.0
+    detected: bool = False  # the detector ran on this frame
+    every: int = 1  # current detection interval in frames
     events: list[dict[str, Any]] = field(default_factory=list)
-    image: np.ndarray | None = field(default=None, repr=False)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, with_embedding: bool = False) -> dict[str, Any]:
         return {
             "frame": self.index,
             "time": round(self.time, 3),
             "detected": self.detected,
             "every": self.every,
-            "faces": [f.to_dict() for f in self.faces],
+            **super().to_dict(with_embedding),
             "events": self.events,
         }
+
+
+def detect_frames(plan: Plan, images: list[np.ndarray]) -> list[Faces]:
+    """The engine's detection of in-memory frames (one ``detect_many`` call), one :class:`Faces` per frame."""
+    results = run_chunk(plan, images)
+    for result in results:
+        result.raise_for_error()
+    return [result.faces for result in results]
+
+
+class StageTimes:
+    """CPU seconds (of the thread doing it) spent per stage, reported in the timeline's ``stats`` as milliseconds
+    per frame: CPU time, not wall time, so that the figures hold on a machine shared with other work."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        started = time.thread_time()
+        try:
+            yield
+        finally:
+            self.add(stage, time.thread_time() - started)
+
+    def per_frame(self, frames: int) -> dict[str, float]:
+        return {stage: round(1000 * s / max(frames, 1), 2) for stage, s in self.seconds.items()}
 
 
 class Cadence:
@@ -261,7 +287,11 @@ def _safe_name(label: str) -> str:
 class VideoRun:
     """A video being processed: iterate for :class:`FrameResult` per frame; ``timeline`` once done (the
     generator's return value too); ``run()`` processes everything and returns the timeline. The source is opened
-    on construction, so a missing file or an unreachable stream raises :class:`facelens.errors.VideoError` at once."""
+    on construction, so a missing file or an unreachable stream raises :class:`facelens.errors.VideoError` at once.
+
+    Every stage runs through the engine (:mod:`facelens.engine`): detection (``run_chunk`` on the frame),
+    embedding, liveness and analysis (``fill_faces`` on the faces kept) and identification
+    (:meth:`FaceAnalyzer.identify`, the one threshold policy of ``decide.py``)."""
 
     def __init__(
         self,
@@ -274,9 +304,12 @@ class VideoRun:
         thumbnails: str | os.PathLike | None = None,
         fpir: float | None = None,
         threshold: float | None = None,
+        where: dict[str, Any] | None = None,
+        liveness: bool = False,
+        analyze: bool = False,
         speed: float | None = None,
         detector: str = DEFAULT_DETECTOR,
-        pipeline: Any = None,
+        embedder: str = DEFAULT_EMBEDDER,
         min_hits: int = MIN_HITS,
         max_gap: float = MAX_GAP,
         fps: float | None = None,
@@ -284,12 +317,10 @@ class VideoRun:
         reconnect: int = 5,
         keep_images: bool = False,
     ) -> None:
-        from facelens.decide import profile
-        from facelens.pipeline import get_pipeline
+        from facelens.decide import ThresholdPolicy
 
         if every is not None and every < 1:
             raise ValueError(f"every must be >= 1 (or None to adapt), got {every}")
-        self.pipeline = pipeline or get_pipeline(detector=detector)
         self._own_gallery = isinstance(gallery, (str, os.PathLike))
         if self._own_gallery:
             from facelens.gallery import open_gallery
@@ -297,17 +328,41 @@ class VideoRun:
             gallery = open_gallery(gallery, create=False)
         self.gallery = gallery
         try:
+            tasks = ("embed", "identify") if gallery is not None else ("embed",)
+            self.engine = FaceAnalyzer(detector=detector, embedder=embedder, tasks=tasks, gallery=gallery, k=1,
+                                       where=where, policy=ThresholdPolicy.for_identify(threshold, fpir), workers=1)
+            base = self.engine.plan(1)
+            self._detect_plan = replace(base, embed=False)
+            self._embed_plan = base
+            self._liveness_plan: Plan | None = None
+            self.liveness_threshold: float | None = None
+            if liveness:
+                from facelens.liveness.checker import DEFAULT_MODEL, get_checker
+
+                self._liveness_plan = replace(base, embed=False, liveness=(DEFAULT_MODEL, None, None))
+                self.liveness_threshold = get_checker(DEFAULT_MODEL).threshold
+            # the analysis task's expression head (the analyze package's default model) on every followed face
+            self._analyze_plan = replace(base, embed=False, heads=("expression",)) if analyze else None
+            self.expression_labels: tuple[str, ...] = ()
+            self._expressions: dict[int, ExpressionTrack] = {}
+            self.model_id = self.engine.model_id
+            self.threshold: float | None = None
             if gallery is not None:
-                gallery.check_model(self.pipeline.model_id)
-                if threshold is None:
-                    threshold = gallery.open_set_threshold(fpir) if fpir else gallery.open_set_threshold()
-            self.threshold = threshold
-            self.reid_threshold = profile(self.pipeline.model_id).verify_threshold
+                gallery.check_model(self.model_id)
+                self.threshold = self.engine.threshold()
+            self.reid_threshold = ThresholdPolicy.for_verify().threshold(self.model_id)
+            if not isinstance(source, (str, os.PathLike)) or not Path(source).exists():
+                self._warm()  # a stream does not wait: have the models ready before it opens
             self.source = open_source(source, fps=fps, timeout=timeout, reconnect=reconnect)
         except BaseException:
             self.close()
             raise
         self.every = every
+        self.expression_window = 1
+        if analyze:  # imported only when asked: it brings in the analysis package
+            from facelens.video.expressions import window_frames
+
+            self.expression_window = window_frames(self.source.fps)
         self.speed = speed or (1.0 if self.source.live else FILE_SPEED)
         self.out, self.timeline_path = out, timeline
         self.thumbnails = Path(thumbnails) if thumbnails else None
@@ -354,6 +409,21 @@ class VideoRun:
         self.close()
 
     # -- the loop -----------------------------------------------------------------------------------
+    def _warm(self) -> None:
+        """Load the detector and the landmark model the dlib detectors place their 5 points with."""
+        from facelens.engine import _stages
+
+        detector = _stages(self._detect_plan).pipeline.detector
+        blank = np.zeros((64, 64, 3), np.uint8)
+        detector.detect(blank)
+        if detector.name in ("hog", "cnn"):
+            from facelens.align import landmarks_68
+
+            landmarks_68(blank, np.array([8, 8, 56, 56], np.float32))
+
+    def _detect(self, image: np.ndarray) -> Faces:
+        return detect_frames(self._detect_plan, [image])[0]
+
     def _frames(self) -> Generator[FrameResult, None, Timeline]:
         src = self.source
         tracker = Tracker(self.reid_threshold, min_hits=self.min_hits, max_gap=self.max_gap)
@@ -363,7 +433,8 @@ class VideoRun:
         frames, last_time, error = 0, 0.0, None
         started = time.perf_counter()
         detections_run = embeddings_run = 0
-        prefetch = Prefetch(src, self.pipeline.detect, cadence)
+        self._times = times = StageTimes()
+        prefetch = Prefetch(src, self._detect, cadence)
         try:
             for item in prefetch:
                 tick = time.perf_counter()
@@ -371,36 +442,54 @@ class VideoRun:
                 image = frame.image
                 events: list[dict[str, Any]] = []
                 detections, detect_seconds = item.detections, item.detect_seconds
+                detect_cpu = item.detect_cpu
                 if detections is None and cadence.lost:  # a face was lost on the last frame: look again now
-                    detect_started = time.perf_counter()
-                    detections = self.pipeline.detect(image)
-                    detect_seconds = time.perf_counter() - detect_started
+                    detect_started, cpu = time.perf_counter(), time.thread_time()
+                    detections = self._detect(image)
+                    detect_seconds, detect_cpu = time.perf_counter() - detect_started, time.thread_time() - cpu
                     tick += detect_seconds  # counted once, below
                 detect = detections is not None
-                detected_ids: set[int] = set()
+                confirm = False
+                times.add("prepare", item.prepare_cpu)
                 if detect:
+                    times.add("detect", detect_cpu)
                     detections_run += 1
-                    embeddings_run += self._detect_frame(
-                        image, gray, detections, frame.index, frame.time, tracker, unknowns, events, detected_ids
+                    embedded, started_tracks = self._detect_frame(
+                        image, gray, detections, frame.index, frame.time, tracker, unknowns, events
                     )
-                elif not tracker.follow(gray, frame.index, frame.time):
-                    cadence.soon()
-                faces = [
-                    TrackedFace(t.id, t.box.copy(), t.label, t.name, t.confidence, t.id in detected_ids)
-                    for t in tracker.tracks
-                    if t.shown
-                ]
+                    embeddings_run += embedded
+                    # a stream drops frames: a face that just appeared is confirmed (or dropped) by a detection on
+                    # the next frame, not k frames later, when it may be gone
+                    confirm = src.live and started_tracks > 0 and self.min_hits > 1
+                else:
+                    with times("follow"):
+                        followed = tracker.follow(gray, frame.index, frame.time)
+                    if not followed:
+                        cadence.soon()
+                if self._analyze_plan is not None:
+                    # every followed face, confirmed or not yet, so that a track's series starts at its first frame
+                    followed = [t for t in tracker.tracks if not t.ended and t.following and t.missed <= 1]
+                    faces = self._frame_faces(followed)
+                    with times("analyze"):
+                        self._analyze(image, faces, followed, frame.index, frame.time)
+                    faces = faces[np.array([t.shown for t in followed], bool)]
+                else:
+                    faces = self._frame_faces([t for t in tracker.tracks if t.shown])
                 if self.out is not None:
-                    if writer is None:
-                        writer = VideoWriter(self.out, src.fps or 25.0, (image.shape[1], image.shape[0]))
-                    writer.write(annotate(image, faces))
+                    with times("write"):
+                        if writer is None:
+                            writer = VideoWriter(self.out, src.fps or 25.0, (image.shape[1], image.shape[0]))
+                        writer.write(annotate(image, self._drawn(faces)))
                 frames += 1
                 last_time = frame.time
                 cadence.record(detect, time.perf_counter() - tick + detect_seconds)
+                if confirm:
+                    cadence.soon()
                 self.events.extend(events)
                 yield FrameResult(
-                    frame.index, frame.time, faces, detect, cadence.every, events, image if self.keep_images else None
-                )
+                    src.name, image.shape[1], image.shape[0], faces, image=image if self.keep_images else None,
+                    index=frame.index, time=frame.time, detected=detect, every=cadence.every, events=events,
+                )  # fmt: skip
         except FacelensError as exc:
             error = str(exc)
             log.warning("video stopped: %s", exc)
@@ -422,6 +511,7 @@ class VideoRun:
                 "every": cadence.every,
                 "dropped": src.dropped,
                 "threshold": None if self.threshold is None else round(float(self.threshold), 4),
+                "cpu_ms_per_frame": times.per_frame(frames),
             }
             self.timeline = self._timeline(tracker, unknowns, frames, last_time, error or src.error, stats)
             if self.timeline_path is not None:
@@ -430,33 +520,102 @@ class VideoRun:
             self.close()
         return self.timeline
 
+    def _frame_faces(self, tracks: list[Track]) -> Faces:
+        """The shown tracks as the frame's :class:`Faces`: box where the face is now, the last detection's score
+        and its landmarks moved with the box, track id, person label, identity and liveness of the track."""
+        if not tracks:
+            faces = Faces.empty()
+            faces.track_id = np.zeros(0, np.int64)
+            return faces
+        faces = Faces(
+            box=np.stack([t.box for t in tracks]),
+            score=np.array([t.detection_score for t in tracks], np.float32),
+            landmarks=np.stack([t.landmarks_now() for t in tracks]),
+        )
+        faces.track_id = np.array([t.id for t in tracks], np.int64)
+        faces.person = _column([t.label for t in tracks])
+        faces.name = _column([t.name for t in tracks])
+        if self.gallery is not None:  # without a gallery there is no similarity to show
+            faces.identity_score = np.array([t.score for t in tracks], np.float32)
+            faces.threshold = np.full(len(tracks), self.threshold or 0.0, np.float32)
+        faces.candidates = _column([[] for _ in tracks])
+        if self._liveness_plan is not None:
+            # a track never checked (the checker failed: its error is on the detections) counts as not live
+            faces.liveness_score = np.array([t.liveness or 0.0 for t in tracks], np.float32)
+            faces.is_live = np.array([t.is_live is True for t in tracks], bool)
+        return faces
+
+    def _analyze(self, image: np.ndarray, faces: Faces, tracks: list[Track], index: int, now: float) -> None:
+        """The engine's expression head on this frame's followed faces; each track keeps its probabilities."""
+        if not tracks:
+            return
+        fill_faces(self._analyze_plan, [image], {0: faces})
+        if faces.expression is None:  # the head failed: its error is on each face, nothing to add
+            return
+        from facelens.video.expressions import ExpressionTrack
+
+        self.expression_labels = faces.expression_labels
+        for track, probs in zip(tracks, faces.expression):
+            self._expressions.setdefault(track.id, ExpressionTrack()).add(index, now, probs)
+
+    def _drawn(self, faces: Faces) -> Faces:
+        """What the annotated video shows: each face's expression as the mean of its track's last frames (a
+        trailing window, since the video is written as it goes)."""
+        if faces.expression is None or not len(faces):
+            return faces
+        shown = replace(faces, expression=faces.expression.copy())
+        for row, track_id in enumerate(faces.track_id):
+            series = self._expressions.get(int(track_id))
+            if series is not None and len(series):
+                shown.expression[row] = series.recent(self.expression_window)
+        return shown
+
+    def _embed(self, image: np.ndarray, faces: Faces) -> Faces:
+        """Embed these faces of one frame through the engine (one batch)."""
+        with self._times("embed"):
+            fill_faces(self._embed_plan, [image], {0: faces})
+        return faces
+
     def _detect_frame(
         self,
         image: np.ndarray,
         gray: np.ndarray,
-        detections: list[DetectedFace],
+        found: Faces,
         index: int,
         now: float,
         tracker: Tracker,
         unknowns: UnknownPeople,
         events: list[dict[str, Any]],
-        detected_ids: set[int],
-    ) -> int:
+    ) -> tuple[int, int]:
+        """Apply one frame's detections; returns the faces embedded and the tracks started."""
         from facelens.analyze.quality import assess_quality
 
-        pipe = self.pipeline
+        detections = found.detections()
 
         def embed(indices: list[int]) -> dict[int, Face]:
-            return dict(zip(indices, pipe.embed_detections(image, [detections[i] for i in indices])))
+            sub = self._embed(image, found[indices])
+            return {
+                i: Face(detection=detections[i], embedding=sub.embedding[j], model_id=self.model_id)
+                for j, i in enumerate(indices)
+            }
 
         was_confirmed = {t.id for t in tracker.tracks if t.confirmed}
-        assoc = tracker.associate(gray, detections, embed, index, now)
+        with self._times("associate"):
+            assoc = tracker.associate(gray, detections, embed, index, now)
         embedded = len(assoc.faces)
+        for track, i in assoc.matched:
+            track.detection_score = float(found.score[i])
+            track.landmarks, track.landmarks_box = found.landmarks[i].copy(), found.box[i].copy()
+        if self._liveness_plan is not None:
+            self._check_liveness(image, found, assoc.matched)
         # quality of every matched face; embed the ones that would join their track's best faces
         pending: list[tuple[Track, int, float]] = []
+        qualities = {}
+        with self._times("quality"):
+            for _, i in assoc.matched:
+                qualities[i] = assess_quality(image, detections[i]).score
         for track, i in assoc.matched:
-            detected_ids.add(track.id)
-            quality = assess_quality(image, detections[i]).score
+            quality = qualities[i]
             if i in assoc.faces:
                 pending.append((track, i, quality))
                 continue
@@ -471,22 +630,22 @@ class VideoRun:
             faces.update(embed(extra))
             embedded += len(extra)
         if pending:
-            vectors = [faces[i].embedding for _, i, _ in pending]
+            rows = [i for _, i, _ in pending]
+            probe = found[rows]
+            probe.embedding = np.stack([faces[i].embedding for i in rows]).astype(np.float32)
+            probe.model_id = self.model_id
             if self.gallery is not None:
-                matches = self.gallery.identify_faces(
-                    vectors, [detections[i].box for _, i, _ in pending], k=1, threshold=self.threshold
-                )
-            else:
-                matches = [None] * len(pending)
-            for (track, i, quality), match in zip(pending, matches):
+                with self._times("identify"):
+                    self.engine.identify([ImageResult("frame", faces=probe)])
+            for k, (track, i, quality) in enumerate(pending):
                 sample = Sample(
                     face=faces[i],
                     quality=quality,
                     time=now,
                     frame=index,
                     thumbnail=_thumbnail(image, detections[i].box),
-                    name=match.name if match is not None else None,
-                    similarity=match.score if match is not None else 0.0,
+                    name=probe.name[k] if probe.name is not None else None,
+                    similarity=float(probe.identity_score[k]) if probe.identity_score is not None else 0.0,
                 )
                 track.last_embedded = now
                 if keep_best(track.samples, sample):
@@ -499,21 +658,42 @@ class VideoRun:
                 events.append(self._event("appear", track, track.first_frame, track.first_time))
         for track in assoc.ended:
             events.append(self._event("disappear", track, track.last_frame, track.last_time))
-        return embedded
+        return embedded, len(assoc.new)
+
+    def _check_liveness(self, image: np.ndarray, found: Faces, matched: list[tuple[Track, int]]) -> None:
+        """Passive liveness of the faces detected in this frame, through the engine; each track keeps its
+        scores and is live when their mean clears the checker's threshold."""
+        if not matched:
+            return
+        rows = [i for _, i in matched]
+        sub = found[rows]
+        with self._times("liveness"):
+            fill_faces(self._liveness_plan, [image], {0: sub})
+        if sub.liveness_score is None:  # the checker failed (its error is on the faces): the track stays unchecked
+            return
+        for (track, _), score in zip(matched, sub.liveness_score):
+            track.liveness_scores.append(float(score))
 
     def _decide(self, track: Track, unknowns: UnknownPeople, events: list, index: int, now: float) -> None:
         if not track.confirmed:
             return
         vote = tally(track.samples)
         before = track.label
-        if vote.name is not None:
+        name = vote.name
+        if name is not None and self.liveness_threshold is not None:
+            # a track judged a spoof (or not yet checked) is never named, as in identify --liveness
+            live = track.liveness is not None and track.liveness >= self.liveness_threshold
+            name = name if live else None
+        if name is not None:
             if track.name is None:
                 unknowns.release(track)
-            track.label = track.name = vote.name
+            track.label = track.name = name
         else:
             track.name = None
             track.label = unknowns.label_for(track)
         track.confidence, track.score = vote.confidence, vote.score
+        if self.liveness_threshold is not None and track.liveness is not None:
+            track.is_live = track.liveness >= self.liveness_threshold
         if track.label != before and before is not None:
             events.append(self._event("identify", track, index, now, previous=before))
 
@@ -534,8 +714,12 @@ class VideoRun:
         self, tracker: Tracker, unknowns: UnknownPeople, frames: int, last_time: float, error: str | None, stats: dict
     ) -> Timeline:
         src = self.source
+        fps = src.fps or 25.0
         rows: list[TrackRecord] = []
         best: dict[str, tuple[float, np.ndarray]] = {}
+        expressions: dict[int, dict[str, Any] | None] = {}
+        if self._analyze_plan is not None:
+            from facelens.video.expressions import pooled_expression, track_expression
         for track in sorted(tracker.reported(), key=lambda t: t.id):
             if track.label is None:  # never embedded (e.g. the video ended right after it appeared)
                 continue
@@ -545,6 +729,12 @@ class VideoRun:
                 thumb_path = str(self._save_thumb(f"track-{track.id}", sample.thumbnail))
             if sample is not None and sample.quality > best.get(track.label, (-1.0, None))[0]:
                 best[track.label] = (sample.quality, sample.thumbnail)
+            live = track.liveness
+            if self._analyze_plan is not None:
+                series = self._expressions.get(track.id)
+                expressions[track.id] = (
+                    track_expression(series, self.expression_labels, fps, self.expression_window) if series else None
+                )
             rows.append(
                 TrackRecord(
                     person=track.label,
@@ -556,6 +746,10 @@ class VideoRun:
                     score=round(track.score, 4),
                     named=track.name is not None,
                     thumbnail=thumb_path,
+                    liveness=None if live is None else round(live, 4),
+                    is_live=None if live is None or self.liveness_threshold is None
+                    else bool(live >= self.liveness_threshold),
+                    expression=expressions.get(track.id),
                 )
             )
         person_thumbs = {}
@@ -566,6 +760,15 @@ class VideoRun:
             vectors = [s.face.embedding for t in tracker.reported() if t.id in person.templates for s in t.samples]
             if vectors:
                 embeddings[person.label] = np.stack(vectors)
+        people = people_of(rows, embeddings, person_thumbs)
+        video_expression = None
+        if self._analyze_plan is not None:
+            labels = self.expression_labels
+            by_person = {}
+            for row in rows:
+                by_person.setdefault(row.person, []).append((row.track, row.expression))
+            people = [replace(p, expression=pooled_expression(by_person[p.person], labels, fps)) for p in people]
+            video_expression = pooled_expression([(r.track, r.expression) for r in rows], labels, fps)
         fps = src.fps or 0.0
         duration = frames / fps if fps and not src.live else last_time
         return Timeline(
@@ -574,11 +777,12 @@ class VideoRun:
             frames=frames,
             duration=round(duration, 3),
             tracks=rows,
-            people=people_of(rows, embeddings, person_thumbs),
-            model_id=self.pipeline.model_id,
+            people=people,
+            model_id=self.model_id,
             complete=error is None,
             error=error,
             stats=stats,
+            expression=video_expression,
         )
 
     def _save_thumb(self, stem: str, image: np.ndarray) -> Path:
@@ -589,14 +793,14 @@ class VideoRun:
         return path
 
 
-def annotate(image: np.ndarray, faces: list[TrackedFace]) -> np.ndarray:
-    """The frame with each tracked face's box, person label, track id and confidence drawn."""
-    from facelens.draw import draw_boxes
+def annotate(image: np.ndarray, faces: Faces) -> np.ndarray:
+    """The frame with each tracked face drawn by the one annotator (:func:`facelens.draw.draw_faces`): box,
+    person label, identity score, track id, and what the other tasks found."""
+    from facelens.draw import draw_faces
 
-    if not faces:
+    if not len(faces):
         return image
-    labels = [f"{f.person or '?'} #{f.track}" + (f" {f.confidence:.2f}" if f.person else "") for f in faces]
-    return draw_boxes(image, [f.box for f in faces], labels, [f.name is not None for f in faces])
+    return draw_faces(image, faces)
 
 
 def process_video(
@@ -610,8 +814,11 @@ def process_video(
     ``gallery``: a :class:`facelens.gallery.base.Gallery` or its location (None: everyone is ``unknown-N``).
     ``every``: run the detector every K frames (None: adapt to the machine's load). Options: ``out`` (annotated
     video path), ``timeline`` (JSON/CSV path), ``thumbnails`` (folder), ``fpir``/``threshold`` (open-set decision),
-    ``speed`` (target multiple of real time), ``detector``, ``min_hits``, ``max_gap``, ``fps`` (for image sequences),
-    ``timeout`` (stream open), ``reconnect`` (attempts after a stream drops), ``keep_images`` (keep each frame's image on its result).
+    ``where`` (metadata filter on the gallery's people), ``liveness`` (passive liveness per track; a spoof is never
+    named), ``analyze`` (expression on every frame of every track: smoothed, summarised and spotted as episodes per
+    track, person and video, see :mod:`facelens.video.expressions`), ``speed`` (target multiple of real time), ``detector``, ``embedder``, ``min_hits``, ``max_gap``,
+    ``fps`` (for image sequences), ``timeout`` (stream open), ``reconnect`` (attempts after a stream drops),
+    ``keep_images`` (keep each frame's image on its result).
 
     Iterate the returned :class:`VideoRun` for per-frame results; its ``timeline`` (also the generator's return
     value) is ready when iteration ends, or call ``.run()`` to get it directly.

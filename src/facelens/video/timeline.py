@@ -18,13 +18,17 @@ import numpy as np
 
 from facelens.errors import VideoError
 
-CSV_COLUMNS = ("person", "track", "first_seen", "last_seen", "frames", "confidence", "score", "named", "thumbnail")
+CSV_COLUMNS = (
+    "person", "track", "first_seen", "last_seen", "frames", "confidence", "score", "named", "thumbnail", "liveness",
+    "is_live", "expression", "episodes",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class TrackRecord:
     """One appearance: a track's person label (gallery name or ``unknown-N``), times in seconds from the start,
-    frames in which the face was seen, identity confidence, mean similarity of the winning votes, thumbnail path."""
+    frames in which the face was seen, identity confidence, mean similarity of the winning votes, thumbnail path,
+    and with liveness on the mean passive-liveness score of its faces and the decision (None when not checked)."""
 
     person: str
     track: int
@@ -35,9 +39,22 @@ class TrackRecord:
     score: float = 0.0
     named: bool = False
     thumbnail: str = ""
+    liveness: float | None = None
+    is_live: bool | None = None
+    expression: dict[str, Any] | None = field(default=None, repr=False)  # with --analyze, see video.expressions
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def csv_row(self) -> dict[str, Any]:
+        """The CSV columns: the expression as its dominant label and its episodes in one cell."""
+        row = {k: v for k, v in self.to_dict().items() if k != "expression"}
+        row["expression"] = row["episodes"] = ""
+        if self.expression:
+            from facelens.video.expressions import episodes_text
+
+            row["expression"], row["episodes"] = self.expression["summary"]["dominant"], episodes_text(self.expression)
+        return row
 
 
 @dataclass(frozen=True)
@@ -53,6 +70,7 @@ class PersonRecord:
     confidence: float
     thumbnail: str = ""
     embeddings: list[list[float]] = field(default_factory=list, repr=False)
+    expression: dict[str, Any] | None = field(default=None, repr=False)  # summary and episodes over their tracks
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,6 +91,7 @@ class Timeline:
     complete: bool = True
     error: str | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    expression: dict[str, Any] | None = None  # with --analyze: the whole video's expression summary and episodes
 
     def person(self, label: str) -> PersonRecord:
         for p in self.people:
@@ -99,6 +118,7 @@ class Timeline:
             "tracks": [t.to_dict() for t in self.tracks],
             "people": [p.to_dict() for p in self.people],
             "stats": self.stats,
+            "expression": self.expression,
         }
 
     def to_json(self) -> str:
@@ -109,7 +129,7 @@ class Timeline:
         writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
         writer.writeheader()
         for row in self.tracks:
-            writer.writerow(row.to_dict())
+            writer.writerow(row.csv_row())
         return buffer.getvalue()
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -157,7 +177,9 @@ def _row(r: dict[str, str]) -> TrackRecord:
         score=float(r.get("score") or 0.0),
         named=str(r.get("named")).lower() == "true",
         thumbnail=r.get("thumbnail") or "",
-    )
+        liveness=float(r["liveness"]) if r.get("liveness") else None,
+        is_live={"true": True, "false": False}.get(str(r.get("is_live")).lower()),
+    )  # the expression record is in the JSON timeline only (the CSV has its dominant label and episodes)
 
 
 def people_of(

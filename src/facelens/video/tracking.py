@@ -2,15 +2,23 @@
 
 SORT/ByteTrack-style association, in two stages per detection frame:
 
-1. detections are matched to the tracks' current boxes by IoU (Hungarian assignment, ``scipy``'s
-   ``linear_sum_assignment``, gated at ``min_iou``);
+1. detections are matched to the tracks' current boxes by IoU (Hungarian assignment, :func:`assign`, gated at
+   ``min_iou``);
 2. detections left over are embedded and matched to the tracks left over (including tracks not seen for a while)
    by embedding similarity, gated at the embedding model's measured verification threshold; this re-attaches a face
    after an occlusion or a fast move that IoU cannot bridge.
 
-Between detection frames each track's box is followed by dlib's correlation tracker (DSST) on the grey frame, a few
-milliseconds per face. A track is *confirmed* after ``min_hits`` detections (a one-off false detection never
-becomes a track) and *ends* when no detection has matched it for ``max_gap`` seconds.
+Between detection frames each track's box is followed by median flow (Kalal et al. 2010, "Forward-backward error"):
+a grid of points in the box is tracked with pyramidal Lucas-Kanade optical flow (OpenCV) on the grey frame scaled
+down to :data:`FLOW_SIDE` pixels, forward and back; the points that come back to where they started (forward-backward
+error at most the median) move the box by their median displacement and scale it by the median change of their
+pairwise distances. All tracks' points go through one ``calcOpticalFlowPyrLK`` call per direction, so the cost
+(1.3-1.9 CPU ms per frame for one face at 640 px on a loaded machine, ``benchmarks/video.py``) is mostly shared
+by every face, and OpenCV releases the GIL while it runs; dlib's correlation tracker, used before, took ~3 CPU ms
+per face per frame in the same runs and holds the GIL. A face whose
+points do not come back (a cut, an occlusion) is lost, and the caller detects again. A track is *confirmed* after
+``min_hits`` detections (a one-off false detection never becomes a track) and *ends* when no detection has matched
+it for ``max_gap`` seconds.
 """
 
 from __future__ import annotations
@@ -18,9 +26,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import dlib
+import cv2
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from facelens.types import DetectedFace, Face
 
@@ -30,10 +37,75 @@ MIN_IOU = 0.3
 MIN_HITS = 2
 #: Seconds without a matching detection after which a track ends.
 MAX_GAP = 1.0
-#: Correlation-tracker peak-to-sidelobe ratio under which the followed face is lost. Measured on
-#: short_hamilton_clip.mp4: inside a shot the PSR of a followed face stays >= 11; on the first frame after each of the
-#: clip's three cuts it is <= 4.4 (then climbs back as the tracker locks onto whatever is there).
-MIN_PSR = 7.0
+#: Longer side (pixels) of the grey frame optical flow runs on.
+FLOW_SIDE = 640
+#: Points per side of the grid followed in each box.
+FLOW_GRID = 6
+#: A followed face is lost when fewer than this share of its points come back ...
+MIN_FLOW_POINTS = 0.5
+#: ... or when the median forward-backward error of its points exceeds this many pixels (at FLOW_SIDE). Measured
+#: with HOG boxes followed between detections: inside a shot the per-face median error has its 99th percentile at
+#: 0.17-0.24 px on short_hamilton_clip.mp4 and 0.93 px on the 1080p facenet clip (at most 1.88 px, the walker turning);
+#: across each cut of the Hamilton clip the points do not come back at all (no valid flow).
+MAX_FB_ERROR = 2.0
+_LK = dict(winSize=(15, 15), maxLevel=3, criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
+
+
+def flow_scale(shape: tuple[int, ...]) -> float:
+    """Factor from frame pixels to the optical-flow image's pixels."""
+    return min(1.0, FLOW_SIDE / max(shape[:2]))
+
+
+def flow_image(gray: np.ndarray) -> np.ndarray:
+    """The grey frame as optical flow sees it (longer side at most FLOW_SIDE)."""
+    scale = flow_scale(gray.shape)
+    if scale >= 1.0:
+        return gray
+    return cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+
+
+def _grid(box: np.ndarray) -> np.ndarray:
+    """FLOW_GRID² points over the inner part of a box (the face, not the background at its edges)."""
+    x1, y1, x2, y2 = box
+    mx, my = 0.15 * (x2 - x1), 0.15 * (y2 - y1)
+    xs = np.linspace(x1 + mx, x2 - mx, FLOW_GRID)
+    ys = np.linspace(y1 + my, y2 - my, FLOW_GRID)
+    return np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2).astype(np.float32)
+
+
+def median_flow(prev: np.ndarray, cur: np.ndarray, boxes: list[np.ndarray]) -> list[tuple[np.ndarray | None, float]]:
+    """Each box (in flow-image pixels) moved from ``prev`` to ``cur`` by median flow, with the median
+    forward-backward error of its points; None where the face was lost."""
+    if not boxes:
+        return []
+    points = np.concatenate([_grid(b) for b in boxes]).reshape(-1, 1, 2)
+    ahead, ok_a, _ = cv2.calcOpticalFlowPyrLK(prev, cur, points, None, **_LK)
+    back, ok_b, _ = cv2.calcOpticalFlowPyrLK(cur, prev, ahead, None, **_LK)
+    fb = np.linalg.norm((points - back).reshape(-1, 2), axis=1)
+    ok = (ok_a.ravel() == 1) & (ok_b.ravel() == 1) & np.isfinite(fb)
+    n = FLOW_GRID * FLOW_GRID
+    out: list[tuple[np.ndarray | None, float]] = []
+    for k, box in enumerate(boxes):
+        rows = slice(k * n, (k + 1) * n)
+        good, err = ok[rows], fb[rows]
+        if good.sum() < MIN_FLOW_POINTS * n:
+            out.append((None, float("inf")))
+            continue
+        median_err = float(np.median(err[good]))
+        keep = good & (err <= median_err)
+        if median_err > MAX_FB_ERROR or keep.sum() < 2:
+            out.append((None, median_err))
+            continue
+        p0, p1 = points[rows].reshape(-1, 2)[keep], ahead[rows].reshape(-1, 2)[keep]
+        shift = np.median(p1 - p0, axis=0)
+        i, j = np.triu_indices(len(p0), 1)
+        d0 = np.linalg.norm(p0[i] - p0[j], axis=1)
+        d1 = np.linalg.norm(p1[i] - p1[j], axis=1)
+        scale = float(np.median(d1[d0 > 1e-3] / d0[d0 > 1e-3])) if (d0 > 1e-3).any() else 1.0
+        cx, cy = (box[0] + box[2]) / 2 + shift[0], (box[1] + box[3]) / 2 + shift[1]
+        hw, hh = scale * (box[2] - box[0]) / 2, scale * (box[3] - box[1]) / 2
+        out.append((np.array([cx - hw, cy - hh, cx + hw, cy + hh], np.float32), median_err))
+    return out
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -53,10 +125,52 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def assign(score: np.ndarray, minimum: float) -> list[tuple[int, int]]:
     """Maximum-total-score one-to-one pairs (row, col) whose score is at least ``minimum``."""
+    score = np.asarray(score, np.float64)
     if score.size == 0:
         return []
-    rows, cols = linear_sum_assignment(-score)
+    rows, cols = _hungarian(-score)
     return [(int(r), int(c)) for r, c in zip(rows, cols) if score[r, c] >= minimum]
+
+
+def _hungarian(cost: np.ndarray) -> tuple[list[int], list[int]]:
+    """Minimum-cost assignment of a rectangular matrix (shortest augmenting paths with potentials, O(n²m)); the
+    same answer as ``scipy.optimize.linear_sum_assignment`` for the few faces of a frame, without importing scipy's
+    optimiser (a third of a second at start-up)."""
+    transposed = cost.shape[0] > cost.shape[1]
+    a = cost.T if transposed else cost  # n rows <= m columns
+    n, m = a.shape
+    u, v = np.zeros(n + 1), np.zeros(m + 1)
+    owner = np.zeros(m + 1, np.int64)  # owner[j]: row (1-based) assigned to column j; 0 = free
+    way = np.zeros(m + 1, np.int64)
+    for i in range(1, n + 1):
+        owner[0], j0 = i, 0
+        best = np.full(m + 1, np.inf)
+        used = np.zeros(m + 1, bool)
+        while True:
+            used[j0] = True
+            i0 = owner[j0]
+            free = ~used[1:]
+            reduced = a[i0 - 1] - u[i0] - v[1:]
+            better = free & (reduced < best[1:])
+            best[1:][better] = reduced[better]
+            way[1:][better] = j0
+            candidates = np.where(free, best[1:], np.inf)
+            j1 = int(np.argmin(candidates)) + 1
+            delta = candidates[j1 - 1]
+            u[owner[used]] += delta
+            v[used] -= delta
+            best[1:][free] -= delta
+            j0 = j1
+            if owner[j0] == 0:
+                break
+        while j0:
+            j1 = way[j0]
+            owner[j0] = owner[j1]
+            j0 = j1
+    pairs = sorted((int(owner[j]) - 1, j - 1) for j in range(1, m + 1) if owner[j])
+    if transposed:
+        pairs = sorted((c, r) for r, c in pairs)
+    return [r for r, _ in pairs], [c for _, c in pairs]
 
 
 @dataclass
@@ -93,7 +207,11 @@ class Track:
     confirmed: bool = False
     ended: bool = False
     following: bool = True  # False once the follower lost the face (scene cut, occlusion) until re-detected
-    follower: dlib.correlation_tracker | None = field(default=None, repr=False)
+    detection_score: float = 0.0  # the detector's score at the last detection
+    landmarks: np.ndarray | None = field(default=None, repr=False)  # the last detection's 5 landmarks
+    landmarks_box: np.ndarray | None = field(default=None, repr=False)  # ...and its box
+    liveness_scores: list[float] = field(default_factory=list)  # passive liveness of each checked face
+    is_live: bool | None = None
 
     @property
     def visible(self) -> bool:
@@ -113,33 +231,28 @@ class Track:
         vec = (np.stack([s.face.embedding for s in self.samples]) * weights[:, None]).sum(axis=0)
         return vec / max(float(np.linalg.norm(vec)), 1e-12)
 
+    @property
+    def liveness(self) -> float | None:
+        """Mean passive-liveness score over the track's checked faces (None: never checked)."""
+        return float(np.mean(self.liveness_scores)) if self.liveness_scores else None
+
+    def landmarks_now(self) -> np.ndarray:
+        """The last detection's landmarks carried to where the box is now (same offset and scale in the box)."""
+        if self.landmarks is None or self.landmarks_box is None:
+            return np.zeros((5, 2), np.float32)
+        old, new = self.landmarks_box, self.box
+        scale = np.array([(new[2] - new[0]) / max(old[2] - old[0], 1e-6), (new[3] - new[1]) / max(old[3] - old[1], 1e-6)])
+        return ((self.landmarks - old[:2]) * scale + new[:2]).astype(np.float32)
+
     def best_sample(self) -> Sample | None:
         return max(self.samples, key=lambda s: s.quality, default=None)
 
-    def follow_start(self, gray: np.ndarray, box: np.ndarray) -> None:
-        h, w = gray.shape[:2]
+    def follow_start(self, shape: tuple[int, ...], box: np.ndarray) -> None:
+        """Start following from a detected box (clipped to the frame)."""
+        h, w = shape[:2]
         x1, y1, x2, y2 = (float(v) for v in box)
-        x1, y1 = max(0.0, x1), max(0.0, y1)
-        x2, y2 = min(float(w - 1), x2), min(float(h - 1), y2)
-        self.box = np.array([x1, y1, x2, y2], np.float32)
-        if x2 - x1 < 4 or y2 - y1 < 4:
-            self.follower = None
-            return
-        self.follower = dlib.correlation_tracker()
-        self.follower.start_track(gray, dlib.drectangle(x1, y1, x2, y2))
-
-    def follow(self, gray: np.ndarray) -> bool:
-        """Move the box with the face; False (and the track stops following) when the face is lost."""
-        if self.follower is None:
-            return True
-        psr = self.follower.update(gray)
-        if psr < MIN_PSR:
-            self.following = False
-            self.follower = None
-            return False
-        p = self.follower.get_position()
-        self.box = np.array([p.left(), p.top(), p.right(), p.bottom()], np.float32)
-        return True
+        self.box = np.array([max(0.0, x1), max(0.0, y1), min(float(w - 1), x2), min(float(h - 1), y2)], np.float32)
+        self.following = True
 
 
 @dataclass(frozen=True)
@@ -165,17 +278,36 @@ class Tracker:
         self.max_gap = max_gap
         self.tracks: list[Track] = []
         self._next_id = 1
+        self._previous: np.ndarray | None = None  # the last frame's flow image
 
     def follow(self, gray: np.ndarray, frame: int, time: float) -> bool:
-        """Move every followed track's box to where the face went in this frame. Returns False when a face was
-        lost (the caller should detect again soon: a scene cut or an occlusion)."""
-        ok = True
+        """Move every followed track's box to where the face went in this frame (median flow, see the module
+        docstring). Returns False when a face was lost (the caller should detect again soon: a scene cut or an
+        occlusion)."""
+        ok = self._move(gray)
         for track in self.tracks:
-            if not track.ended and track.missed <= 1 and track.following:
-                ok = track.follow(gray) and ok
             if track.visible:
                 track.frames += 1
                 track.last_frame, track.last_time = frame, time
+        return ok
+
+    def _move(self, gray: np.ndarray) -> bool:
+        """Median flow from the last frame to this one for every followed track; a face whose points do not come
+        back stops being followed. Returns False when one was lost."""
+        current, scale = flow_image(gray), flow_scale(gray.shape)
+        previous, self._previous = self._previous, current
+        moving = [t for t in self.tracks if not t.ended and t.missed <= 1 and t.following]
+        if not moving or previous is None or previous.shape != current.shape:
+            return True
+        ok = True
+        h, w = gray.shape[:2]
+        for track, (moved, _) in zip(moving, median_flow(previous, current, [t.box * scale for t in moving])):
+            if moved is None:
+                track.following = ok = False
+                continue
+            box = moved / scale
+            track.box = np.array([max(0.0, box[0]), max(0.0, box[1]), min(float(w - 1), box[2]),
+                                  min(float(h - 1), box[3])], np.float32)
         return ok
 
     def associate(
@@ -186,7 +318,10 @@ class Tracker:
         frame: int,
         time: float,
     ) -> Association:
-        """Apply one frame's detections. ``embed(indices) -> {index: Face}`` embeds the detections a stage needs."""
+        """Apply one frame's detections. ``embed(indices) -> {index: Face}`` embeds the detections a stage needs.
+        The tracks' boxes are first moved to this frame by flow (so they match where the faces are now; a track whose
+        face the flow loses, e.g. across a cut, is no longer followed unless a detection matches it again)."""
+        self._move(gray)
         live = [t for t in self.tracks if not t.ended]
         boxes = np.array([d.box for d in detections], np.float32).reshape(-1, 4)
         pairs = assign(iou_matrix([t.box for t in live], boxes), self.min_iou) if live else []
@@ -204,8 +339,7 @@ class Tracker:
                 used_dets.add(rest[c])
                 used_tracks.add(id(candidates[r]))
         for track, index in matched:
-            track.follow_start(gray, detections[index].box)
-            track.following = True
+            track.follow_start(gray.shape, detections[index].box)
             track.hits += 1
             track.frames += 1
             track.missed = 0
@@ -227,7 +361,7 @@ class Tracker:
                 confirmed=self.min_hits <= 1,
             )
             self._next_id += 1
-            track.follow_start(gray, detections[index].box)
+            track.follow_start(gray.shape, detections[index].box)
             self.tracks.append(track)
             new.append(track)
             matched.append((track, index))

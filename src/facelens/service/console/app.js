@@ -65,7 +65,7 @@ async function loadGalleries(select) {
   const current = select || gallery();
   $("gallery").replaceChildren(...data.galleries.map((g) => new Option(g.name, g.name)));
   if (data.galleries.some((g) => g.name === current)) $("gallery").value = current;
-  await loadPeople();
+  await Promise.all([loadPeople(), loadClusters()]);
 }
 
 async function loadPeople() {
@@ -235,13 +235,144 @@ function draw(bitmap, result) {
   $("identify-results").replaceChildren(...items);
 }
 
+// -- people in photos: clusters and their corrections ----------------------------------------------------
+async function thumbnailUrl(detection) {
+  const response = await fetch(`/v1/galleries/${enc(gallery())}/cluster/faces/${detection}/thumbnail`,
+    { headers: { Authorization: "Bearer " + state.key } });
+  if (!response.ok) throw new Error(`${response.status}`);
+  return URL.createObjectURL(await response.blob());
+}
+
+function button(text, className, onClick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = text;
+  b.className = className;
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+function clusterBlock(name, faces, names) {
+  const div = document.createElement("div");
+  div.className = "cluster";
+  div.dataset.person = name;
+  const title = document.createElement("strong");
+  title.textContent = `${name} · ${faces.length} face(s)`;
+  const strip = document.createElement("div");
+  strip.className = "faces";
+  for (const face of faces.slice(0, 24)) {
+    const img = document.createElement("img");
+    img.alt = `face ${face.detection}`;
+    img.dataset.detection = face.detection;
+    img.addEventListener("click", () => img.classList.toggle("selected"));
+    thumbnailUrl(face.detection).then((url) => { img.src = url; }).catch(() => {});
+    strip.append(img);
+  }
+  div.append(title, strip);
+  if (state.scope === "admin") {
+    const selected = () => [...strip.querySelectorAll("img.selected")].map((img) => Number(img.dataset.detection));
+    const input = document.createElement("input");
+    input.placeholder = "name";
+    input.className = "cluster-name";
+    const select = document.createElement("select");
+    select.className = "merge-target";
+    select.append(...names.filter((n) => n !== name).map((n) => new Option(n, n)));
+    const actions = document.createElement("div");
+    actions.className = "actions";
+    actions.append(
+      input,
+      button("Name", "name-cluster", () => correct("name", { person: name, name: input.value.trim() })),
+      select,
+      button("Merge into", "merge-cluster", () => correct("merge", { source: name, target: select.value })),
+      button("Split selected", "split-faces", () => correct("split", { person: name, detections: selected() })),
+      button("Not this person", "not-faces", () => correct("not", { person: name, detections: selected() })),
+      button("Remove selected", "remove-faces danger", () => correct("remove", { detections: selected() })),
+    );
+    div.append(actions);
+  }
+  return div;
+}
+
+async function loadClusters() {
+  let data;
+  try {
+    data = await api("GET", `/v1/galleries/${enc(gallery())}/cluster/faces`);
+  } catch (err) {
+    $("clusters").replaceChildren();
+    return;
+  }
+  const byPerson = new Map();
+  for (const face of data.faces) {
+    if (!face.person) continue;
+    if (!byPerson.has(face.person)) byPerson.set(face.person, []);
+    byPerson.get(face.person).push(face);
+  }
+  const names = [...byPerson.keys()].sort((a, b) => byPerson.get(b).length - byPerson.get(a).length);
+  const note = document.createElement("p");
+  note.className = "muted";
+  note.id = "clusters-summary";
+  note.textContent = `${names.length} people in ${new Set(data.faces.map((f) => f.path)).size} photos · ` +
+    `${data.faces.filter((f) => f.state === "pending").length} faces waiting`;
+  $("clusters").replaceChildren(note, ...names.map((name) => clusterBlock(name, byPerson.get(name), names)));
+}
+
+async function correct(action, body) {
+  try {
+    const result = await api("POST", `/v1/galleries/${enc(gallery())}/cluster/${action}`, body);
+    status(`${action}: ${JSON.stringify(result.result)}`);
+    await Promise.all([loadPeople(), loadClusters()]);
+  } catch (err) {
+    status(err.message, true);
+  }
+}
+
+async function runClustering() {
+  try {
+    const report = await api("POST", `/v1/galleries/${enc(gallery())}/cluster`, {});
+    status(`Clustered: ${report.attached} joined people, ${report.clustered} in ${report.new_people.length} new clusters.`);
+    await Promise.all([loadPeople(), loadClusters()]);
+  } catch (err) {
+    status(err.message, true);
+  }
+}
+
 // -- wiring ---------------------------------------------------------------------------------------------
+// -- anonymise: the image comes back as a JPEG (no metadata), previewed here and offered for download ---
+async function anonymize() {
+  const file = $("anonymize-file").files[0];
+  if (!file) return status("Choose an image to anonymise.", true);
+  const params = new URLSearchParams({ method: $("anonymize-method").value, keep: $("anonymize-keep").value,
+                                       gallery: gallery() });
+  if ($("anonymize-strength").value) params.set("strength", $("anonymize-strength").value);
+  const form = new FormData();
+  form.append("image", file);
+  status("Anonymising…");
+  const response = await fetch("/v1/anonymize?" + params, {
+    method: "POST", headers: { Authorization: "Bearer " + state.key }, body: form });
+  if (!response.ok) {
+    const data = await response.json().catch(() => ({}));
+    return status(`Anonymise failed: ${response.status}: ${(data.error && data.error.message) || response.statusText}`, true);
+  }
+  const url = URL.createObjectURL(await response.blob());
+  const kept = JSON.parse(response.headers.get("X-Kept") || "[]");
+  $("anonymize-preview").src = url;
+  $("anonymize-preview").hidden = false;
+  $("anonymize-download").href = url;
+  $("anonymize-download").hidden = false;
+  $("anonymize-result").textContent = `${response.headers.get("X-Faces")} face(s), ` +
+    `${response.headers.get("X-Covered")} covered` + (kept.length ? `, visible: ${kept.join(", ")}` : "");
+  status("Anonymised.");
+}
+
+$("anonymize-btn").addEventListener("click", () => anonymize().catch((err) => status(err.message, true)));
 $("signin-form").addEventListener("submit", (event) => {
   event.preventDefault();
   signIn($("key").value);
 });
 $("signout").addEventListener("click", signOut);
-$("gallery").addEventListener("change", loadPeople);
+$("gallery").addEventListener("change", () => Promise.all([loadPeople(), loadClusters()]));
+$("refresh-clusters").addEventListener("click", loadClusters);
+$("run-clustering").addEventListener("click", runClustering);
 $("refresh-people").addEventListener("click", loadPeople);
 $("create-gallery").addEventListener("click", createGallery);
 $("delete-gallery").addEventListener("click", deleteGallery);

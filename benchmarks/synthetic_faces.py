@@ -1,4 +1,6 @@
-"""Face-like synthetic embeddings for gallery scale tests: a two-covariance model fitted on real embeddings.
+"""Face-like synthetic embeddings for gallery scale benchmarks and tests: a two-covariance model fitted on real
+embeddings (benchmarks/gallery.py and service.py fill galleries with it; tests/gallery/test_gallery_index.py checks
+it spreads like LFW).
 
 Uniformly random unit vectors are not face-like (they are nearly orthogonal, so every index looks perfect or
 hopeless); real dlib embeddings sit in a narrow cone (impostors ~0.83 cosine, genuine ~0.95 on LFW). Identities

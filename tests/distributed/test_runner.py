@@ -1,0 +1,185 @@
+"""The engine on Ray gives what it gives on one machine: the same enrolment, faces and vectors, also when an actor
+dies mid-run; a re-run adds nothing; the CLI's --ray runs and summarises; without Ray the message says what to do."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import facelens
+from facelens.gallery import open_gallery
+
+# Ray Data reads its own deprecated settings when it copies a context: not ours to fix
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")]
+
+
+def gallery_faces(location, collection: str = "default") -> dict[tuple[str, str], tuple[list[float], np.ndarray]]:
+    """(person, content hash) -> (box, embedding) of every face; fails on a duplicated face."""
+    with open_gallery(str(location), create=False, collection=collection) as store:
+        faces = store.faces(with_embeddings=True)
+    keys = Counter((f.name, f.content_hash) for f in faces)
+    assert max(keys.values(), default=1) == 1, f"duplicated faces: {[k for k, n in keys.items() if n > 1]}"
+    return {(f.name, f.content_hash): (list(f.box), np.asarray(f.embedding)) for f in faces}
+
+
+def assert_same(local: dict, other: dict) -> None:
+    assert sorted(other) == sorted(local)  # same people, same images, same face count
+    for key, (box, vector) in local.items():
+        assert other[key][0] == box
+        assert np.array_equal(other[key][1], vector), f"{key}: vectors differ"  # bit for bit
+
+
+@pytest.fixture(scope="module")
+def local_enrol(lfw_people, tmp_path_factory):
+    location = tmp_path_factory.mktemp("local") / "gallery"
+    results = facelens.enroll_people(str(location), lfw_people, workers=2)
+    return location, results
+
+
+def test_ray_enrol_equals_local_enrol(ray_cluster, lfw_people, local_enrol, tmp_path):
+    from facelens.distributed import RayRunner
+
+    location, local_results = local_enrol
+    runner = RayRunner(workers=2)
+    results = facelens.enroll_people(str(tmp_path / "gallery"), lfw_people, runner=runner)
+    assert [r.to_dict() for r in results] == [r.to_dict() for r in local_results]  # same adds and same refusals
+    local = gallery_faces(location)
+    assert len(local) > 150  # the subset is a real one: most LFW photos enrol
+    assert_same(local, gallery_faces(tmp_path / "gallery"))
+    assert runner.stats.images == sum(len(images) for _, images in lfw_people)
+    assert runner.stats.faces >= len(local) and runner.stats.failed == 0
+
+
+
+def test_actor_killed_mid_run_loses_and_duplicates_nothing(ray_cluster, lfw_people, local_enrol, tmp_path):
+    import ray.cloudpickle
+
+    from facelens.distributed.runner import ChunkActor, RayRunner
+
+    marker = tmp_path / "killed"
+
+    class KilledOnSecondChunk(ChunkActor):
+        def __call__(self, batch):
+            self.calls = getattr(self, "calls", 0) + 1
+            if self.calls == 2 and not marker.exists():
+                marker.write_text(str(os.getpid()))
+                os._exit(1)  # the worker process dies mid-run, without cleaning up
+            return super().__call__(batch)
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import the tests
+    people = lfw_people[:12]
+    runner = RayRunner(workers=2, actor_class=KilledOnSecondChunk)
+    results = facelens.enroll_people(str(tmp_path / "gallery"), people, runner=runner)
+    assert marker.exists(), "no actor was killed: the test did not test a fault"
+    assert runner.stats.failed == 0  # the dead actor's chunk was retried on a restarted one
+    enrolled = gallery_faces(tmp_path / "gallery")  # no duplicates (checked inside)
+    names = {name for name, _ in people}
+    local = {key: value for key, value in gallery_faces(local_enrol[0]).items() if key[0] in names}
+    assert_same(local, enrolled)
+
+    again = facelens.enroll_people(str(tmp_path / "gallery"), people, runner=RayRunner(workers=2))
+    assert sum(len(r.added) for r in again) == 0  # a re-run writes nothing twice
+    assert all(s["reason"].startswith(("already enrolled", "2 faces")) or "similar size" in s["reason"]
+               for r in again for s in r.skipped)
+    assert gallery_faces(tmp_path / "gallery").keys() == enrolled.keys()
+    assert sum(len(r.added) for r in results) == len(enrolled)
+
+
+def test_ray_enrol_into_postgres_equals_local_enrol(ray_cluster, lfw_people, local_enrol, postgres_url):
+    """The multi-node gallery: PostgreSQL written from the driver, the same faces as the local folder enrol."""
+    import uuid
+
+    from facelens.distributed import RayRunner
+
+    people, collection = lfw_people[:8], f"ray-{uuid.uuid4().hex[:8]}"
+    with open_gallery(postgres_url, collection=collection) as store:
+        facelens.enroll_people(store, people, runner=RayRunner(workers=2))
+    names = {name for name, _ in people}
+    local = {key: value for key, value in gallery_faces(local_enrol[0]).items() if key[0] in names}
+    assert len(local) >= 8
+    assert_same(local, gallery_faces(postgres_url, collection))
+
+
+def test_cli_enroll_and_identify_on_ray(ray_cluster, lfw_people, tmp_path):
+    """The console script with --ray auto joins the running (test) cluster and prints a summary on stderr."""
+    root = tmp_path / "people"
+    for name, images in lfw_people[:4]:
+        (root / name).mkdir(parents=True)
+        for image in images:
+            (root / name / Path(image).name).symlink_to(image)
+    exe = str(Path(sys.executable).parent / "facelens")
+    enrol = subprocess.run([exe, "enroll", "--from-folders", str(root), "-g", str(tmp_path / "g"), "--ray", "auto",
+                            "--json"], capture_output=True, text=True, timeout=300)
+    assert enrol.returncode in (0, 1), enrol.stderr
+    count = sum(len(images) for _, images in lfw_people[:4])
+    assert f"ray: {count} images" in enrol.stderr and "images/s" in enrol.stderr
+    name, images = lfw_people[0]
+    found = subprocess.run([exe, "identify", images[0], "-g", str(tmp_path / "g"), "--ray", "auto", "--json",
+                            "--output", str(tmp_path / "names.parquet")], capture_output=True, text=True, timeout=300)
+    assert found.returncode == 0, found.stderr
+    assert name in found.stdout and "ray: 1 images" in found.stderr
+    pq = pytest.importorskip("pyarrow.parquet")
+    assert [row["name"] for row in pq.read_table(tmp_path / "names.parquet").to_pylist()] == [name]
+
+
+def test_uri_inputs_are_listed_and_read_by_the_workers(ray_cluster, lfw_people, tmp_path):
+    """Inputs given as URIs (file:// here; s3:// and gs:// take the same pyarrow.fs path) are listed on the
+    driver, read by the actors, and named by their URI; a missing object fails alone."""
+    from facelens.cli.options import expand_inputs
+    from facelens.distributed import RayRunner
+    from facelens.engine import FaceAnalyzer
+
+    name, images = next((n, i) for n, i in lfw_people if len(i) >= 3)
+    uris = expand_inputs([f"file://{Path(images[0]).parent}"]) + ["file:///nonexistent/none.jpg"]
+    assert uris[:-1] == [f"file://{p}" for p in images]
+    remote = list(FaceAnalyzer(runner=RayRunner(workers=2)).run(uris))
+    local = list(FaceAnalyzer(workers=1).run(images))
+    assert [r.source for r in remote] == uris
+    for a, b in zip(remote, local):
+        assert a.error is None and np.array_equal(a.faces.embedding, b.faces.embedding)
+    assert remote[-1].error is not None and "file:///nonexistent/none.jpg" in remote[-1].error
+
+
+def test_without_ray_the_option_says_how_to_get_it(tmp_path):
+    """The base install has no Ray: --ray is a usage error (exit 2) naming the extra. Ray is hidden here."""
+    code = ("import sys; sys.modules['ray'] = None; sys.argv = ['facelens', 'embed', '--ray', 'auto', sys.argv[1]]; "
+            "from facelens.cli import main; main()")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "any.jpg")], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert proc.returncode == 2, proc.stderr
+    assert "pip install 'facelens[ray]'" in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_a_chunk_that_kills_every_attempt_fails_alone(ray_cluster, lfw_people):
+    """A poison chunk (its actor dies on every attempt) fails its own images; every other image is answered."""
+    import ray.cloudpickle
+
+    from facelens.distributed.runner import ChunkActor, RayRunner
+    from facelens.engine import FaceAnalyzer
+
+    paths = [p for _, images in lfw_people for p in images][:24]
+    poison = paths[9]  # in the second chunk of 8
+
+    class DiesOnPoison(ChunkActor):
+        def __call__(self, batch):
+            import pickle
+
+            if any(poison in sources for _, sources in map(pickle.loads, batch["payload"])):
+                os._exit(1)
+            return super().__call__(batch)
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    runner = RayRunner(workers=2, task_retries=1, actor_class=DiesOnPoison)
+    results = list(FaceAnalyzer(chunk_size=8, runner=runner).run(paths))
+    assert [r.source for r in results] == paths  # input order, nothing lost
+    failed = [r.source for r in results if r.error is not None]
+    assert failed == paths[8:16]  # exactly the poison chunk
+    assert all("died on every attempt" in r.error for r in results[8:16])
+    assert runner.stats.failed == 8 and runner.stats.images == 24
