@@ -1,12 +1,18 @@
 """Face detectors compared on the 1,549 images of the LFW View-1 DevTest pairs, all in one run.
 
-    python benchmarks/detect.py [--data ../shared/data] [--detectors hog,yunet,retinaface,centerface] [--no-accuracy]
+    python benchmarks/detect.py [--data ../shared/data] [--detectors hog,yunet,retinaface,centerface,centerface+hog]
+                                [--no-accuracy] [--no-photos]
     python benchmarks/detect.py --thresholds | --fit-boxes
 
+A detector is named as ``get_detector`` names it (``centerface+hog``: CenterFace, then HOG where it finds no face),
+optionally with an input size for the onnxruntime ones (``centerface@160``: letterboxed to at most 160 px).
 Per detector: images/s with the process's default threads and with one thread ("per core"), per-image ``detect``
-and batched ``detect_many``; images where no face is found; misses relative to HOG (HOG finds a face, the detector
-does not); LFW DevTest verification accuracy with the default embedder on that detector's largest face (a pair with
-a missing face counts as an error) at the embedder's calibrated threshold.
+and batched ``detect_many``; images where no face is found, in the DevTest images and in the other LFW images
+(every LFW image: each is a single-subject photo, so each no-face is a miss); misses relative to HOG (HOG finds a
+face, the detector does not) over both; LFW DevTest verification accuracy with the default embedder on that
+detector's largest face (a pair with a missing face counts as an error) at the embedder's calibrated threshold.
+Then (unless ``--no-photos``) ms per photo and faces found on the larger photos of the data set (face_recognition's
+and dlib's examples, 240 px to 2,200 px): LFW's 250×250 crops flatter HOG, whose cost grows with the pixels.
 
 ``--fit-boxes`` measures each onnxruntime detector's map to dlib's box geometry (``dlib_box``) on the LFW images
 outside DevTest. ``--thresholds`` measures score thresholds instead: every candidate above 0.05 on the LFW images (the face at the
@@ -38,12 +44,50 @@ def load(paths: list[str]) -> list[np.ndarray]:
     return [decode_image(p) for p in paths]
 
 
-def detector(name: str, threads: int | None = None, **options):
+def detector(spec: str, threads: int | None = None, **options):
+    """``name`` or ``name@input_size``; ``threads`` for the onnxruntime detectors in it."""
     from facelens.detect import get_detector
 
-    if name in ONNX:
+    name, _, size = spec.partition("@")
+    if any(part in ONNX for part in name.split("+")):
         options["threads"] = threads
+        if size:
+            options["input_size"] = int(size)
     return get_detector(name, **options)
+
+
+def uses_onnx(spec: str) -> bool:
+    return any(part in ONNX for part in spec.partition("@")[0].split("+"))
+
+
+def photos(data: Path) -> list[tuple[str, np.ndarray]]:
+    from facelens.io.image import decode_image
+
+    root = data / "identity"
+    paths = sorted((root / "face_recognition" / "examples").glob("*.jpg"))
+    paths += sorted((root / "face_recognition" / "examples" / "knn_examples").glob("*/*/*.jpg"))
+    paths += sorted((root / "dlib" / "examples" / "faces").glob("*.jpg"))
+    return [(p.name, decode_image(p)) for p in paths]
+
+
+def photo_timings(names: list[str], data: Path, rounds: int = 3) -> None:
+    """ms per photo (best of ``rounds``, detectors alternating) and faces found, on photos larger than LFW's."""
+    shots = photos(data)
+    dets = {name: detector(name) for name in names}
+    best = dict.fromkeys(names, float("inf"))
+    counts: dict[str, int] = {}
+    for det in dets.values():
+        det.detect(shots[0][1])
+    for round_ in range(rounds):
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            started = time.perf_counter()
+            counts[name] = sum(len(dets[name].detect(image)) for _, image in shots)
+            best[name] = min(best[name], time.perf_counter() - started)
+    pixels = np.mean([image.shape[0] * image.shape[1] for _, image in shots]) / 1e6
+    print(f"\n{len(shots)} photos of face_recognition's and dlib's examples (mean {pixels:.2f} Mpixel), best of {rounds}:")
+    for name in names:
+        print(f"  {name:18} {1000 * best[name] / len(shots):7.1f} ms/photo  {best.get('hog', best[name]) / best[name]:5.2f}x hog"
+              f"  faces found {counts[name]}")
 
 
 def timed(detectors: dict[str, object], images: list[np.ndarray], batch: int, chunk: int = 50) -> tuple[dict, dict]:
@@ -167,10 +211,11 @@ def fit_boxes(names: list[str], data: Path, devtest: set[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("FACELENS_TEST_DATA", ROOT.parent / "shared" / "data")))
-    parser.add_argument("--detectors", default="hog,yunet,retinaface,centerface")
+    parser.add_argument("--detectors", default="hog,yunet,retinaface,centerface,centerface+hog")
     parser.add_argument("--limit", type=int, default=0, help="only the first N images")
     parser.add_argument("--batch", type=int, default=16, help="images per detect_many call")
     parser.add_argument("--no-accuracy", action="store_true")
+    parser.add_argument("--no-photos", action="store_true", help="skip the timings on larger photos")
     parser.add_argument("--thresholds", action="store_true", help="measure score thresholds instead")
     parser.add_argument("--fit-boxes", action="store_true", help="measure the map to dlib's box geometry instead")
     args = parser.parse_args()
@@ -188,10 +233,14 @@ def main() -> None:
     if args.fit_boxes:
         fit_boxes([n for n in names if n in ONNX], args.data, set(paths))
         return
-    print(f"{len(images)} LFW DevTest images, cpu cores {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}")
-    print(f"{'detector':12} {'img/s':>7} {'img/s 1 thread':>14} {'batched img/s':>13} {'no face':>7} "
+    devtest = set(pairs.images())
+    others = [str(p) for p in sorted((lfw / "lfw_deepfunneled").glob("*/*.jpg")) if str(p) not in devtest]
+    other_images = load(others[: args.limit or None])
+    print(f"{len(images)} LFW DevTest images (+ {len(other_images)} other LFW images for misses), cpu cores "
+          f"{os.cpu_count()}, load average {os.getloadavg()[0]:.2f}")
+    print(f"{'detector':18} {'img/s':>7} {'img/s 1 thread':>14} {'batched img/s':>13} {'no face':>7} {'other':>5} "
           f"{'misses vs hog':>13} {'DevTest acc':>11}")
-    onnx = [n for n in names if n in ONNX]
+    onnx = [n for n in names if uses_onnx(n)]
     rate, found = timed({n: detector(n) for n in names}, images, 1)
     rate_1, _ = timed({n: detector(n, threads=1) for n in onnx}, images, 1)
     rate_b, batched = timed({n: detector(n) for n in onnx}, images, args.batch)
@@ -199,16 +248,28 @@ def main() -> None:
         same = all(len(a) == len(b) and all(np.allclose(x.box, y.box, atol=0.05) for x, y in zip(a, b))
                    for a, b in zip(found[name], batched[name]))
         assert same, f"{name}: detect_many differs from detect"
+    found_other = {name: detector(name).detect_many(other_images) for name in names}
     reference = found.get("hog")
     for name in names:
         none = sum(1 for f in found[name] if not f)
-        misses = "" if reference is None else str(sum(1 for r, f in zip(reference, found[name]) if r and not f))
+        none_other = sum(1 for f in found_other[name] if not f)
+        misses = ""
+        if reference is not None:
+            pairs_found = zip(reference + found_other["hog"], found[name] + found_other[name])
+            misses = str(sum(1 for r, f in pairs_found if r and not f))
         acc = ""
         if not args.no_accuracy:
-            value, _ = accuracy(pairs, dict(zip(paths, images)), dict(zip(paths, found[name])), name)
+            value, _ = accuracy(pairs, dict(zip(paths, images)), dict(zip(paths, found[name])), name.partition("@")[0])
             acc = f"{value:.4f}"
-        print(f"{name:12} {rate[name]:7.1f} {rate_1.get(name, rate[name]):14.1f} {rate_b.get(name, rate[name]):13.1f} "
-              f"{none:7d} {misses:>13} {acc:>11}", flush=True)
+        print(f"{name:18} {rate[name]:7.1f} {rate_1.get(name, rate[name]):14.1f} {rate_b.get(name, rate[name]):13.1f} "
+              f"{none:7d} {none_other:5d} {misses:>13} {acc:>11}", flush=True)
+    for name in names:
+        missed = [p for p, f in zip(paths + others, found[name] + found_other[name]) if not f]
+        if missed:
+            print(f"  {name} finds no face in: {', '.join(Path(p).name for p in missed[:12])}")
+    if not args.no_photos:
+        photo_timings(names, args.data)
+
 
 if __name__ == "__main__":
     main()

@@ -4,6 +4,7 @@ then images/s of the engine's enrol, identify and eval-verify paths against its 
     pip install --no-deps face_recognition==1.3.0   # benchmark only (same dlib models; its dlib dependency is dlib-bin)
     python benchmarks/pipeline.py [--limit N] [--workers 2] [--stages 100] [--batch-sizes 1,8,16,32,64]
                                   [--one-shot RUNS] [--no-throughput] [--skip-reference] [--rounds 2]
+                                  [--no-engine-paths] [--parts 4] [--detector NAME]
 
 First, per stage (one process): milliseconds per image of decode, detect, align (dlib chips) and embed, the
 embedding run by dlib itself (one image's faces per call, facelens' old default) and by onnxruntime (per image,
@@ -14,7 +15,8 @@ One-shot start-up: the whole process of `facelens verify A B` against a face_rec
 (load both images, encode, compare), run alternately RUNS times each (default 5); the median wall times and their
 ratio are printed (goal: facelens <= 0.8x).
 
-Throughput: both pipelines embed the images of the LFW View-1 DevTest pairs (or the first N of them); the script prints
+Throughput: both pipelines embed the images of the LFW View-1 DevTest pairs (or the first N of them), taking turns
+on ``--parts`` slices of them (order alternating, so that load from other jobs hits both); the script prints
 images/s for each, the ratio, images where one finds a face and the other does not, and each pipeline's
 accuracy on the DevTest pairs (pairs with a missing face count as errors; each at its own threshold:
 facelens' measured default, face_recognition's documented distance 0.6).
@@ -40,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from facelens.decide import verify_threshold
+from facelens.detect import DEFAULT_DETECTOR
 from facelens.engine import FaceAnalyzer
 
 
@@ -118,12 +121,12 @@ def _ms(seconds: float, n: int) -> str:
     return f"{1000 * seconds / max(n, 1):8.2f} ms"
 
 
-def stage_timings(images: list[Path], batch_sizes: list[int]) -> None:
+def stage_timings(images: list[Path], batch_sizes: list[int], detector: str) -> None:
     """Per-stage milliseconds per image, and dlib vs onnxruntime embedding, on the same chips in one process."""
     from facelens.embed import get_embedder
     from facelens.engine import Models
 
-    pipe = Models()  # its own detector, not the process's shared one
+    pipe = Models(detector=detector)  # its own detector, not the process's shared one
     dlib_runtime, onnx_runtime = get_embedder("dlib"), get_embedder("dlib_onnx")
     onnx_runtime.session()  # conversion (first use only) and session creation are not embedding time
     spent = dict.fromkeys(("decode", "detect", "align", "embed_dlib", "embed_onnx"), 0.0)
@@ -149,7 +152,7 @@ def stage_timings(images: list[Path], batch_sizes: list[int]) -> None:
     start = time.perf_counter()
     onnx_runtime.embed_crops(all_chips)  # batches across images, as a batch job sends them
     batched = time.perf_counter() - start
-    print(f"per stage, {n} images, {faces} faces (one process, {os.cpu_count()} cores; timings under whatever else "
+    print(f"per stage ({detector}), {n} images, {faces} faces (one process, {os.cpu_count()} cores; timings under whatever else "
           "runs on this machine)")
     for name in ("decode", "detect", "align"):
         print(f"  {name:<28}{_ms(spent[name], n)} / image")
@@ -233,12 +236,15 @@ def main() -> None:
     parser.add_argument("--stages-only", action="store_true", help="stop after the per-stage timings")
     parser.add_argument("--one-shot", type=int, default=5, help="runs of each one-shot verify (0 = skip)")
     parser.add_argument("--no-throughput", action="store_true", help="only the one-shot comparison")
+    parser.add_argument("--no-engine-paths", action="store_true", help="skip the enrol / identify / eval timings")
+    parser.add_argument("--parts", type=int, default=4, help="slices the reference comparison alternates on")
+    parser.add_argument("--detector", default=DEFAULT_DETECTOR, help="facelens' detector (default: the default's)")
     args = parser.parse_args()
     lfw = Path(args.data) / "identity" / "lfw"
     pairs = devtest(lfw)
     images = sorted({p for a, b, _ in pairs for p in (a, b)})
     if args.stages:
-        stage_timings(images[: args.stages], [int(b) for b in args.batch_sizes.split(",") if b])
+        stage_timings(images[: args.stages], [int(b) for b in args.batch_sizes.split(",") if b], args.detector)
         if args.stages_only:
             return
     if args.one_shot:
@@ -249,39 +255,55 @@ def main() -> None:
         images = images[: args.limit]
         keep = set(images)
         pairs = [p for p in pairs if p[0] in keep and p[1] in keep]
-    engine_paths(images, pairs, args.workers, args.rounds)
+    if not args.no_engine_paths:
+        engine_paths(images, pairs, args.workers, args.rounds)
     if args.skip_reference:
         return
+    reference_comparison(images, pairs, args.workers, args.parts, args.detector)
+
+
+def reference_comparison(images: list[Path], pairs: list, workers: int, parts: int, detector: str) -> None:
+    """facelens embed against face_recognition on the same images: the images are cut into ``parts`` slices and
+    the two take turns on each (order alternating), so that a change in the machine's load hits both alike."""
     try:
         import face_recognition
     except ImportError:
         sys.exit("install the reference first: pip install --no-deps face_recognition==1.3.0")
+    analyzer = FaceAnalyzer(select="largest", workers=workers, detector=detector)
+    list(analyzer.run([str(p) for p in images[: 4 * workers]]))  # the pool started, the models loaded
 
-    start = time.perf_counter()
-    ours = {}
-    for result in FaceAnalyzer(select="largest", workers=args.workers).run([str(p) for p in images]):
-        if len(result.faces):
-            ours[Path(result.source)] = result.faces.embedding[0]
-    ours_s = time.perf_counter() - start
+    def ours(part: list[Path]) -> dict:
+        return {Path(r.source): r.faces.embedding[0] for r in analyzer.run([str(p) for p in part]) if len(r.faces)}
 
-    start = time.perf_counter()
-    theirs = {}
-    for path in images:
-        image = face_recognition.load_image_file(str(path))
-        encodings = face_recognition.face_encodings(image)
-        if encodings:
-            theirs[path] = encodings[0]
-    theirs_s = time.perf_counter() - start
+    def theirs(part: list[Path]) -> dict:
+        out = {}
+        for path in part:
+            encodings = face_recognition.face_encodings(face_recognition.load_image_file(str(path)))
+            if encodings:
+                out[path] = encodings[0]
+        return out
 
+    seconds = {"ours": 0.0, "theirs": 0.0}
+    vectors: dict[str, dict] = {"ours": {}, "theirs": {}}
+    size = -(-len(images) // parts)
+    for turn, start in enumerate(range(0, len(images), size)):
+        part = images[start : start + size]
+        for name, run in [("ours", ours), ("theirs", theirs)][:: 1 if turn % 2 == 0 else -1]:
+            began = time.perf_counter()
+            vectors[name].update(run(part))
+            seconds[name] += time.perf_counter() - began
     n = len(images)
     threshold = verify_threshold("dlib_resnet_v1")
-    acc_ours = accuracy(pairs, ours, lambda x, y: float(x @ y) >= threshold)
-    acc_theirs = accuracy(pairs, theirs, lambda x, y: float(np.linalg.norm(x - y)) <= 0.6)
-    only_theirs = sorted(str(p) for p in theirs if p not in ours)
-    print(f"images: {n}, pairs: {len(pairs)}, workers: {args.workers}")
-    print(f"facelens embed:    {n / ours_s:7.2f} images/s  faces found {len(ours)}/{n}  DevTest accuracy {acc_ours:.4f}")
-    print(f"face_recognition:  {n / theirs_s:7.2f} images/s  faces found {len(theirs)}/{n}  DevTest accuracy {acc_theirs:.4f}")
-    print(f"throughput ratio facelens / face_recognition: {theirs_s / ours_s:.2f}x")
+    acc_ours = accuracy(pairs, vectors["ours"], lambda x, y: float(x @ y) >= threshold)
+    acc_theirs = accuracy(pairs, vectors["theirs"], lambda x, y: float(np.linalg.norm(x - y)) <= 0.6)
+    only_theirs = sorted(str(p) for p in vectors["theirs"] if p not in vectors["ours"])
+    print(f"images: {n}, pairs: {len(pairs)}, workers: {workers}, detector {detector}, {parts} alternating "
+          f"slices, load average {os.getloadavg()[0]:.1f} at the end")
+    print(f"facelens embed:    {n / seconds['ours']:7.2f} images/s  faces found {len(vectors['ours'])}/{n}  "
+          f"DevTest accuracy {acc_ours:.4f}")
+    print(f"face_recognition:  {n / seconds['theirs']:7.2f} images/s  faces found {len(vectors['theirs'])}/{n}  "
+          f"DevTest accuracy {acc_theirs:.4f}")
+    print(f"throughput ratio facelens / face_recognition: {seconds['theirs'] / seconds['ours']:.2f}x")
     print(f"images where face_recognition finds a face and facelens does not: {len(only_theirs)} {only_theirs[:5]}")
 
 

@@ -19,7 +19,7 @@ def spoof_dir(data_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def scored(spoof_dir: Path) -> dict:
-    """LabelledScores per source with the pipeline's default detector (hog) and the default model."""
+    """LabelledScores per source with the pipeline's default detector and the default model."""
     from facelens.liveness.dataset import score_folder
 
     return {name: score_folder(spoof_dir / name) for name in SOURCES}
@@ -27,7 +27,7 @@ def scored(spoof_dir: Path) -> dict:
 
 @pytest.fixture(scope="session")
 def minivision(spoof_dir: Path) -> dict:
-    """The three upstream samples decoded (RGB) with their HOG detections: T1 live, F1 print, F2 screen replay."""
+    """The three upstream samples decoded (RGB) with the default detector's faces: T1 live, F1 print, F2 screen replay."""
     from facelens.io.image import decode_image
     from facelens.engine import models
 

@@ -63,16 +63,36 @@ def test_still_photo_as_video_has_no_blink_and_no_motion(spoof_dir, tmp_path):
     result = check_clip(clip)
     assert not result.is_live and result.blinks == []
     assert result.frames_with_face == 50
-    assert result.translation == 0.0 and result.pose_range < 0.05
+    # the box moves only by the detector's jitter on codec noise: 0.018 of the face size with CenterFace (HOG's
+    # 8-pixel grid gave exactly 0)
+    assert result.translation < 0.05 and result.pose_range < 0.05
 
 
 def test_shared_clip_without_visible_blink(data_dir):
     result = check_clip(data_dir / "video" / "face_recognition" / "short_hamilton_clip.mp4")
     assert result.blinks == [] and not result.is_live
-    # the longest shot of one face is followed (4.0–7.0 s), not the cuts to other people
-    assert 80 <= result.frames_with_face <= 95
+    # the longest shot of one face is followed (2.736–7.007 s, frames 82-210: 129 frames), not across the cuts to
+    # other people (HOG lost the face until 4.0 s: 80-95 frames)
+    assert 125 <= result.frames_with_face <= 130
 
 
 def test_unreadable_clip(tmp_path):
     with pytest.raises(VideoError, match="cannot open"):
         check_clip(tmp_path / "missing.mp4")
+
+
+def test_a_one_frame_dip_is_no_blink_at_30_fps():
+    """A blink closes the eye for 100-400 ms: one frame below the level at 30 fps (33 ms) is landmark jitter; two
+    frames are a blink; at 10 fps one frame (100 ms) is."""
+    import numpy as np
+
+    from facelens.liveness.active import find_blinks
+
+    ear = np.full(30, 0.3)
+    one, two = ear.copy(), ear.copy()
+    one[10] = 0.1
+    two[10:12] = 0.1
+    at_30 = np.arange(30) / 30
+    assert find_blinks(at_30, one) == []
+    assert [b["start"] for b in find_blinks(at_30, two)] == [round(10 / 30, 3)]
+    assert [b["start"] for b in find_blinks(np.arange(30) / 10, one)] == [1.0]

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from facelens.detect import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS  # noqa: F401  (DEFAULT_DETECTOR: the default)
+from facelens.detect import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS, is_detector  # noqa: F401  (DEFAULT_DETECTOR: the default)
 from facelens.distributed.listing import is_remote
 from facelens.errors import FacelensError
 
@@ -23,7 +23,7 @@ Json = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
 
 def known_detector(name: str | None) -> str | None:
-    if name is not None and name not in DETECTORS:
+    if name is not None and not is_detector(name):
         raise typer.BadParameter(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
     return name
 

@@ -11,6 +11,7 @@ import dlib
 import numpy as np
 
 from facelens.detect.base import Detector
+import facelens.models.catalog  # noqa: F401  (registers the dlib model specs: MMOD, the 68-point predictor)
 from facelens.models.registry import model_path
 from facelens.types import DetectedFace
 

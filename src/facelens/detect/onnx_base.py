@@ -7,6 +7,7 @@ and bottom to a multiple of 32; images whose padded sizes agree run through the 
 from __future__ import annotations
 
 import math
+import os
 from abc import abstractmethod
 from collections import defaultdict
 
@@ -94,6 +95,8 @@ class OnnxDetector(Detector):
         self.input_size = int(input_size)
         self.batch_size = max(1, batch_size or self.default_batch)
         self.native_boxes = native_boxes
+        if threads is None and os.environ.get("FACELENS_EMBED_THREADS", "").isdigit():
+            threads = int(os.environ["FACELENS_EMBED_THREADS"])  # a pool worker's share of the cores (engine)
         self._session = onnx_session(self._model(str(model_path(self.model_name))), threads)
         self._input = self._session.get_inputs()[0].name
 

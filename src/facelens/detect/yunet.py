@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 
 from facelens.detect.base import Detector
+import facelens.models.catalog  # noqa: F401  (registers the detector specs)
 from facelens.models.registry import model_path
 from facelens.types import DetectedFace
 

@@ -34,6 +34,12 @@ log = logging.getLogger(__name__)
 BLINK_DROP = 2 / 3
 #: Longest closure that still counts as a blink (voluntary closures and tracking drop-outs are longer).
 MAX_BLINK_S = 0.5
+#: Box overlap a face needs to continue across a shot cut (see follow_main_face).
+CUT_MIN_IOU = 0.7
+#: Shortest: a blink closes the eye for 100-400 ms, so a dip seen in one frame of a 30 fps clip (33 ms) is landmark
+#: jitter, not a blink (on short_hamilton_clip.mp4, CenterFace boxes give one such frame at 4.0 s). A closure spans
+#: its frames times the frame interval; at 20 fps or less one frame is enough.
+MIN_BLINK_S = 0.05
 #: The frames around a closure must be back at this fraction of the open-eye level (hysteresis against jitter).
 REOPEN = 0.85
 _RIGHT_EYE = slice(36, 42)
@@ -86,7 +92,8 @@ def find_blinks(
 ) -> list[dict]:
     """Blinks as {start, end, min_ear} from an EAR series (NaN = face not followed in that frame).
 
-    A blink is a run of frames below ``drop`` × the open-eye level, no longer than ``max_s``, with the frames just
+    A blink is a run of frames below ``drop`` × the open-eye level, at least ``MIN_BLINK_S`` and no longer than
+    ``max_s``, with the frames just
     before and just after it open again (≥ ``reopen`` × the level): a closure has to be seen to close *and* reopen,
     so a face that looks down or drifts in and out of focus does not count."""
     valid = ~np.isnan(ear)
@@ -95,6 +102,7 @@ def find_blinks(
     open_level = float(np.percentile(ear[valid], 80))
     closed = valid & (ear < drop * open_level)
     is_open = valid & (ear >= reopen * open_level)
+    interval = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
     blinks, i, n = [], 0, len(ear)
     while i < n:
         if not closed[i]:
@@ -104,7 +112,7 @@ def find_blinks(
         while j + 1 < n and closed[j + 1]:
             j += 1
         framed = i > 0 and is_open[i - 1] and j + 1 < n and is_open[j + 1]
-        if framed and times[j] - times[i] <= max_s:
+        if framed and (j - i + 1) * interval >= MIN_BLINK_S and times[j] - times[i] <= max_s:
             blinks.append(
                 {
                     "start": round(float(times[i]), 3),
@@ -114,6 +122,12 @@ def find_blinks(
             )
         i = j + 1
     return blinks
+
+
+def _gray(frame: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -128,24 +142,34 @@ def follow_main_face(
     frames: list, detections: list[list[DetectedFace]], min_iou: float = 0.3
 ) -> list[DetectedFace | None]:
     """The longest run of one face through the clip: faces are linked frame to frame by box overlap
-    (IoU ≥ ``min_iou``; a one-frame detection miss is bridged), and the longest chain is kept. Other frames get
-    ``None``, so a cut to another person or a second face never mixes into one EAR series."""
+    (IoU ≥ ``min_iou``; a one-frame detection miss is bridged) within a shot, and the longest chain is kept. Other
+    frames get ``None``, so a cut to another person or a second face never mixes into one EAR series. Overlap alone
+    does not see a cut: on short_hamilton_clip.mp4 a face in the audience after the last cut overlaps the singer's
+    box by IoU 0.45, while faces walking through facenet-pytorch's crowd clip link at 0.36. So across a shot cut
+    (grey-histogram change, :class:`facelens.video.process.ShotCuts`) a link needs ``CUT_MIN_IOU``: the face must
+    stay where it was, as in a clip spliced from photos of one framing (the blink test's two photos: IoU 0.81)."""
+    from facelens.video.process import ShotCuts
+
+    cuts = ShotCuts()
+    cut = [cuts.is_cut(_gray(frame)) for _, frame in frames]
     best: list[DetectedFace | None] = [None] * len(frames)
     best_len = 0
     for start in range(len(frames)):
         for seed in detections[start]:
             # only start chains that are not the continuation of an earlier chain
-            if start > 0 and any(_iou(seed.box, d.box) >= min_iou for d in detections[start - 1]):
+            need = CUT_MIN_IOU if cut[start] else min_iou
+            if start > 0 and any(_iou(seed.box, d.box) >= need for d in detections[start - 1]):
                 continue
             chain: list[DetectedFace | None] = [None] * len(frames)
             chain[start], last, misses, length = seed, seed, 0, 1
             for k in range(start + 1, len(frames)):
+                need = CUT_MIN_IOU if cut[k] else min_iou
                 match = max(detections[k], key=lambda d: _iou(last.box, d.box), default=None)
-                if match is not None and _iou(last.box, match.box) >= min_iou:
+                if match is not None and _iou(last.box, match.box) >= need:
                     chain[k], last, misses, length = match, match, 0, length + 1
                 else:
                     misses += 1
-                    if misses > 1:
+                    if misses > 1 or cut[k]:  # a miss is bridged within a shot only
                         break
             if length > best_len:
                 best, best_len = chain, length
