@@ -407,10 +407,11 @@ class FaceAnalyzer:
         if self.select is not None and self.select not in SELECTIONS:
             raise ValueError(f"unknown face selection {self.select!r}: use largest, best or only")
         self.tasks = tuple(t for t in TASKS if t in tasks)
-        if "analyze" in tasks and self.heads is None:
-            from facelens.analyze.api import HEADS
+        if "analyze" in tasks:
+            from facelens.analyze.api import HEADS, check_heads
 
-            self.heads = HEADS
+            self.heads = HEADS if self.heads is None else self.heads
+            check_heads(self.heads)
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
 

@@ -27,7 +27,21 @@ from facelens.types import DetectedFace
 
 log = logging.getLogger(__name__)
 
+#: The heads run by default; ``blendshapes`` (MediaPipe, needs the optional ai-edge-litert) runs when asked for.
 HEADS = ("expression", "age_gender", "quality")
+ALL_HEADS = (*HEADS, "blendshapes")
+
+
+def check_heads(heads: Sequence[str]) -> None:
+    """Unknown head names are a ``ValueError``; a head whose optional runtime is missing (blendshapes without
+    ai-edge-litert) a :class:`ModelUnavailableError` — both said before any image is read."""
+    unknown = set(heads) - set(ALL_HEADS)
+    if unknown:
+        raise ValueError(f"unknown analysis heads {sorted(unknown)}; choose from {', '.join(ALL_HEADS)}")
+    if "blendshapes" in heads:
+        from facelens.analyze.blendshapes import require_litert
+
+        require_litert()
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,7 @@ class FaceAnalysis:
     age_gender: AgeGender | None = None
     quality: Quality | None = None
     head: HeadResult | None = None
+    blendshapes: dict[str, float] | None = None
     errors: dict[str, str] = field(default_factory=dict)  # head -> why it has no answer (e.g. its model is missing)
 
     def fields(self) -> dict[str, Any]:
@@ -50,6 +65,8 @@ class FaceAnalysis:
             out.update(self.age_gender.to_dict())
         if self.quality is not None:
             out["quality"] = self.quality.to_dict()
+        if self.blendshapes is not None:
+            out["blendshapes"] = {k: round(v, 4) for k, v in self.blendshapes.items()}
         if self.head is not None:
             out[self.head.name] = self.head.to_dict()
         return out
@@ -103,9 +120,7 @@ class Analyzer:
         pipeline: Any = None,
         expression_model: str | None = None,
     ) -> None:
-        unknown = set(heads) - set(HEADS)
-        if unknown:
-            raise ValueError(f"unknown analysis heads {sorted(unknown)}; choose from {HEADS}")
+        check_heads(heads)
         self.heads = tuple(heads)
         self.custom_head = CustomHead.load(custom_head) if isinstance(custom_head, (str, Path)) else custom_head
         self.expression_runtime = expression_runtime
@@ -174,6 +189,12 @@ class Analyzer:
                 base_expressions = [Expression.from_vector(p, found[1]) for p in probs]
         if "age_gender" in self.heads:
             ages = self._run_head("age_gender", lambda: get_age_gender_model().predict(image, detections))
+        shapes = None
+        if "blendshapes" in self.heads:
+            from facelens.analyze.blendshapes import BLENDSHAPES, get_blendshape_model
+
+            scores = self._run_head("blendshapes", lambda: get_blendshape_model().scores(image, detections))
+            shapes = None if scores is None else [dict(zip(BLENDSHAPES, map(float, row))) for row in scores]
         if "quality" in self.heads:
             qualities = [assess_quality(image, d) for d in detections]
         if self.custom_head is not None and not (probs is None and "expression" in self.custom_head.features):
@@ -192,6 +213,7 @@ class Analyzer:
                 age_gender=ages[i] if ages is not None else None,
                 quality=qualities[i] if qualities is not None else None,
                 head=heads[i] if heads is not None else None,
+                blendshapes=shapes[i] if shapes is not None else None,
                 errors=errors,
             )
             for i, d in enumerate(detections)
@@ -249,6 +271,15 @@ class Analyzer:
                     found.gender_confidence = np.array([r.gender_confidence for r in part], np.float32)
             except Exception as exc:  # noqa: BLE001  (a failing head reports itself; the others still answer)
                 failed("age_gender", exc)
+        if "blendshapes" in self.heads:
+            try:
+                from facelens.analyze.blendshapes import get_blendshape_model
+
+                model = get_blendshape_model()
+                for image, dets, found in zip(images, detections, faces):
+                    found.blendshapes = model.scores(image, dets)
+            except Exception as exc:  # noqa: BLE001  (a failing head reports itself; the others still answer)
+                failed("blendshapes", exc)
         if "quality" in self.heads:
             try:
                 qualities = [assess_quality(image, d) for image, d in flat]

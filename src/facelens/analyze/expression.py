@@ -432,7 +432,10 @@ EXPRESSION_MODELS: dict[str, Callable[[str], ExpressionModel]] = {
     "opencv_fer": _opencv_fer,
 }
 
-_MODELS: dict[tuple[str, str], ExpressionModel] = {}
+#: For models made from a file that may change (fitted heads): name → a string naming the file's version.
+EXPRESSION_SOURCES: dict[str, Callable[[], str]] = {}
+
+_MODELS: dict[tuple[str, str, str], ExpressionModel] = {}
 _MODELS_LOCK = threading.Lock()
 
 
@@ -457,8 +460,9 @@ def get_expression_model(name: str | None = None, runtime: str = "onnxruntime") 
     name = name or DEFAULT_EXPRESSION_MODEL
     if name not in expression_model_names():
         raise ValueError(f"unknown expression model {name!r}; choose from {', '.join(EXPRESSION_MODELS)}")
+    source = EXPRESSION_SOURCES.get(name)
     with _MODELS_LOCK:
-        key = (name, runtime)
+        key = (name, runtime, source() if source else "")
         if key not in _MODELS:
             _MODELS[key] = EXPRESSION_MODELS[name](runtime)
         return _MODELS[key]

@@ -24,7 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from facelens.analyze.expression import EXPRESSION_MODELS, ExpressionModel, get_expression_model, softmax
+from facelens.analyze.expression import (
+    EXPRESSION_MODELS,
+    EXPRESSION_SOURCES,
+    ExpressionModel,
+    get_expression_model,
+    softmax,
+)
 from facelens.analyze.models import EXPRESSIONS8
 from facelens.errors import FacelensError, ModelUnavailableError
 from facelens.types import DetectedFace
@@ -188,8 +194,20 @@ def _trained(name: str) -> Any:
     return make
 
 
+def _version(name: str) -> Any:
+    def version() -> str:
+        try:
+            path = head_file(name)
+        except ModelUnavailableError:
+            return "missing"
+        return f"{path}:{path.stat().st_mtime_ns}"
+
+    return version
+
+
 for _name in TRAINED_HEADS:
     EXPRESSION_MODELS[_name] = _trained(_name)
+    EXPRESSION_SOURCES[_name] = _version(_name)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -205,6 +223,10 @@ class FerPlus:
     images: np.ndarray  # uint8 [N, 48, 48]
     targets: np.ndarray  # float32 [N, 8], rows sum to 1
     labels: np.ndarray  # str [N], majority over the 8 emotions
+
+    def every(self, step: int) -> FerPlus:
+        """Every ``step``-th face (a subset for quick fits on a busy machine)."""
+        return self if step <= 1 else FerPlus(self.images[::step], self.targets[::step], self.labels[::step])
 
     @classmethod
     def load(cls, path: str | Path) -> FerPlus:
@@ -265,12 +287,12 @@ def accuracy(labels: np.ndarray, probs: np.ndarray, classes: Sequence[str], seve
 
 def train_heads(
     train_file: Path, valid_file: Path, names: Sequence[str] = tuple(TRAINED_HEADS), out_dir: Path | None = None,
-    l2_grid: Sequence[float] = L2_GRID,
+    l2_grid: Sequence[float] = L2_GRID, every: int = 1,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """Fit each head on FER+ train for every L2 strength, keep the one best on FER+ valid (7-class accuracy),
-    save it as ``out_dir/<name>.npz`` (default the user cache) and return one report row per head."""
+    """Fit each head on FER+ train (every ``every``-th face) for every L2 strength, keep the one best on FER+ valid
+    (7-class accuracy), save it as ``out_dir/<name>.npz`` (default the user cache); one report row per head."""
     out_dir = out_dir or heads_dir()
-    train, valid = FerPlus.load(train_file), FerPlus.load(valid_file)
+    train, valid = FerPlus.load(train_file).every(every), FerPlus.load(valid_file)
     feats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     rows = []
     for name in names:
@@ -279,7 +301,8 @@ def train_heads(
         backbones = TRAINED_HEADS[name]
         for b in backbones:
             if b not in feats:
-                feats[b] = (cached_features(train_file, b, train.images), cached_features(valid_file, b, valid.images))
+                feats[b] = (cached_features(train_file, b, train.images, out_dir / "features"),
+                            cached_features(valid_file, b, valid.images, out_dir / "features"))
         Xt = np.hstack([feats[b][0] for b in backbones])
         Xv = np.hstack([feats[b][1] for b in backbones])
         best: tuple[float, SoftmaxRegression, dict] | None = None
@@ -293,7 +316,8 @@ def train_heads(
             if best is None or acc7 > best[0]:
                 best = (acc7, regression, {"valid_accuracy7": round(acc7, 4), "valid_accuracy8": round(acc8, 4)})
         assert best is not None
-        report = {**best[2], "l2_tried": tried, "train_faces": len(train.labels), "valid_faces": len(valid.labels),
+        report = {**best[2], "l2_tried": tried, "train_faces": len(train.labels), "train_every": every,
+                  "valid_faces": len(valid.labels),
                   "train_file": train_file.name, "valid_file": valid_file.name}  # fmt: skip
         head = TrainedExpressionHead(
             name=name, backbones=backbones, regression=best[1], report=report,

@@ -52,7 +52,9 @@ def images_cmd(
     ] = False,
     head: Annotated[Path | None, typer.Option("--head", help="Custom head file from `facelens analyze fit`.")] = None,
     heads: Annotated[
-        str, typer.Option(help="Comma-separated built-in heads: expression,age_gender,quality.")
+        str,
+        typer.Option(help="Comma-separated built-in heads: expression, age_gender, quality, blendshapes (52 MediaPipe "
+                     "scores and the FACS action units they approximate; needs `pip install 'facelens[litert]'`)."),
     ] = "expression,age_gender,quality",
     expression_model: ExpressionModelOpt = None,
     detector: Detector = DEFAULT_DETECTOR,
@@ -92,7 +94,7 @@ def images_cmd(
         except (FacelensError, ValueError) as exc:
             fail(exc, USAGE)  # a bad head file or option fails every input alike
     if not as_json:
-        columns = ("image", "face", "box", "expression", "age", "gender", "quality", "reasons", "head")
+        columns = ("image", "face", "box", "expression", "age", "gender", "quality", "reasons", "head", "action units")
         rows = []
         for r in results:
             for i, f in enumerate(r["faces"]):
@@ -109,10 +111,11 @@ def images_cmd(
                         f"{q['score']:.2f}" if q else "",
                         "; ".join(q["reasons"]) if q else "",
                         f"{h['label']} {h['score']:.2f}" if h else "",
+                        _top_action_units(f),
                     )
                 )
             if not r["faces"] and not r["error"]:
-                rows.append((Path(r["path"]).name, "-", "no face", *[""] * 6))
+                rows.append((Path(r["path"]).name, "-", "no face", *[""] * 7))
         shown = [j for j in range(len(columns)) if j < 3 or any(row[j] for row in rows)]
         table = Table(title="facial analysis")
         for j in shown:
@@ -122,6 +125,12 @@ def images_cmd(
         stdout.print(table)
     if failed:
         raise typer.Exit(FAILED)
+
+
+def _top_action_units(face: dict, shown: int = 3, floor: float = 0.2) -> str:
+    """The strongest action units of a face (those above ``floor``), e.g. ``AU12 0.71, AU6 0.45``."""
+    units = sorted(face.get("action_units", {}).items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{k} {v:.2f}" for k, v in units[:shown] if v >= floor)
 
 
 def _age(face: dict) -> str:
@@ -191,6 +200,7 @@ def train_cmd(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Folder for the fitted heads (default: the user cache).")
     ] = None,
+    every: Annotated[int, typer.Option(help="Train on every N-th FER+ train face (1: all 28,558).")] = 1,
     as_json: Json = False,
 ) -> None:
     """Fit the FER+ expression heads (soft targets from the 10 votes), choose each one's regularisation on FER+
@@ -199,7 +209,8 @@ def train_cmd(
 
     names = tuple(h for h in heads.split(",") if h) or tuple(TRAINED_HEADS)
     try:
-        rows = train_heads(ferplus / "ferplus_train.npz", ferplus / "ferplus_valid.npz", names, output or heads_dir())
+        rows = train_heads(ferplus / "ferplus_train.npz", ferplus / "ferplus_valid.npz", names, output or heads_dir(),
+                           every=every)
     except (FacelensError, ValueError) as exc:
         fail(exc, USAGE)
     if as_json:
