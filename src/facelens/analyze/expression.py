@@ -419,6 +419,9 @@ DEFAULT_EXPRESSION_MODEL = "mini_xception"
 def _opencv_fer(runtime: str) -> ExpressionModel:
     from facelens.analyze.opencv_fer import OpenCvFer
 
+    if runtime != "onnxruntime":
+        raise ModelUnavailableError(f"opencv_fer runs on onnxruntime only, not on {runtime!r}")
+
     return OpenCvFer()
 
 
