@@ -49,7 +49,7 @@ def main() -> None:
     from sklearn.preprocessing import StandardScaler
 
     from facelens.analyze.expression import DEFAULT_EXPRESSION_MODEL, expression_model_names, get_expression_model
-    from facelens.analyze.expression_heads import FerPlus, TrainedExpressionHead, cached_features, heads_dir, whole_crops
+    from facelens.analyze.expression_heads import FerPlus, cached_features, heads_dir, whole_crops
     from facelens.errors import FacelensError
     from facelens.evaluate.expression import expression_report
 
@@ -75,31 +75,15 @@ def main() -> None:
     backbones = sorted({b for m in models.values() for b in getattr(m, "backbones", (m.name,))})
     features = {(s, b): cached_features(path, b, images, cache) for s, (path, images, _) in sets.items() for b in backbones}
 
-    def ensemble(set_name: str) -> np.ndarray:
-        """The mean of the two CNNs' probabilities, in opencv_fer's class order (no training)."""
-        fer, xcp = get_expression_model("opencv_fer"), get_expression_model("mini_xception")
-        p_fer = fer.classify(features[(set_name, "opencv_fer")])
-        p_xcp = xcp.classify(features[(set_name, "mini_xception")])[:, [xcp.labels.index(c) for c in fer.labels]]
-        return (p_fer + p_xcp) / 2
-
-    entries = [(name, model, None) for name, model in models.items()]
-    if {"opencv_fer", "mini_xception"} <= set(models):
-        entries.append(("ensemble(opencv_fer,mini_xception)", models["opencv_fer"], ensemble))
     rows = []
-    for name, model, combine in entries:
-        used = model.backbones if isinstance(model, TrainedExpressionHead) else (model.name,)
+    for name, model in models.items():
+        used = getattr(model, "backbones", (model.name,))
         sample = ferplus.images[: args.speed_faces]
         start = time.perf_counter()
         model.probabilities(whole_crops(sample, model))
-        if combine is not None:
-            other = models["mini_xception"]
-            other.probabilities(whole_crops(sample, other))
         speed = len(sample) / (time.perf_counter() - start)
         for set_name, (_, _, labels) in sets.items():
-            if combine is not None:
-                probs = combine(set_name)
-            else:
-                probs = model.classify(np.hstack([features[(set_name, b)] for b in used]))
+            probs = model.classify(np.hstack([features[(set_name, b)] for b in used]))
             pred = np.array(model.labels)[probs.argmax(1)]
             keep = labels != "contempt"
             seven = expression_report(labels[keep], list(pred[keep]), name, model.labels)

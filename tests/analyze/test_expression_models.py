@@ -16,9 +16,9 @@ SUBSET_STEP = 12
 #: 0.682. The margins cover onnxruntime / OpenCV / dlib version differences, not a weaker model.
 DEFAULT_FLOOR = 0.72
 OPENCV_FER_FLOOR = 0.64
-#: Every 6th CK+48 face: ferplus_both measured CKPLUS_MEASURED; zero-shot opencv_fer does better on posed CK+
+#: Every 6th CK+48 face: ferplus_both measured 0.587 (0.601 on all); cnn_ensemble does better on posed CK+ (0.744)
 #: (see benchmarks/expression.py): the FER+ head is tuned to FER2013's in-the-wild faces.
-CKPLUS_FLOOR = 0.50
+CKPLUS_FLOOR = 0.54
 
 
 @pytest.fixture(scope="session")
@@ -191,7 +191,7 @@ def test_cli_lists_models():
     result = CliRunner().invoke(app, ["models", "--json"])
     assert result.exit_code == 0, result.output
     rows = {r["name"]: r for r in map(json.loads, result.stdout.strip().splitlines())}
-    assert {"mini_xception", "opencv_fer", "ferplus_both"} <= set(rows)
+    assert {"mini_xception", "opencv_fer", "cnn_ensemble", "ferplus_both"} <= set(rows)
     assert sum(r["default"] for r in rows.values()) == 1
 
 
