@@ -12,8 +12,9 @@ Features are computed once per model and set and cached next to the fitted heads
 
     python benchmarks/expression.py [--data ../shared/data] [--models a,b] [--cache DIR] [--speed-faces 100]
 
-Measured 2026-12-02 (`python benchmarks/expression.py --speed-faces 60`; FER+ heads fitted on every 3rd FER+ train
-face; faces/s on a 2-core machine shared with 7 other jobs, load ~25, so only their ratios mean anything):
+Measured 2026-12-02 (`python benchmarks/expression.py --speed-faces 60`; FER+ heads fitted on all 28,385 FER+ train
+faces; faces/s on a 2-core machine shared with 7 other jobs under a varying load, so they are rough, and the heads'
+rows were timed in a later, quieter run than the CNNs'):
 
     model                  set              acc(7)  macroF1  acc(8)  faces/s  lowest recalls
      mini_xception          ferplus_valid    0.660   0.586    0.655   702.6  disgust 0.41, neutral 0.45
@@ -25,15 +26,15 @@ face; faces/s on a 2-core machine shared with 7 other jobs, load ~25, so only th
      cnn_ensemble           ferplus_valid    0.747   0.636    0.742    35.2  disgust 0.51, fear 0.55
      cnn_ensemble           ckplus48         0.744   0.659    0.703    35.2  angry 0.13, fear 0.31
      cnn_ensemble           fer2013_sample   0.511   0.479      -      35.2  fear 0.07, angry 0.35
-     ferplus_opencv_fer     ferplus_valid    0.771   0.625    0.765    38.5  disgust 0.13, fear 0.32
-     ferplus_opencv_fer     ckplus48         0.588   0.521    0.556    38.5  angry 0.08, disgust 0.14
-     ferplus_opencv_fer     fer2013_sample   0.396   0.352      -      38.5  fear 0.03, disgust 0.03
-     ferplus_mini_xception  ferplus_valid    0.786   0.639    0.780   148.7  disgust 0.13, fear 0.31
-     ferplus_mini_xception  ckplus48         0.551   0.452    0.521   148.7  disgust 0.02, fear 0.04
-     ferplus_mini_xception  fer2013_sample   0.436   0.374      -     148.7  fear 0.00, disgust 0.03
-    *ferplus_both           ferplus_valid    0.804   0.671    0.799    30.7  disgust 0.18, fear 0.36
-    *ferplus_both           ckplus48         0.601   0.526    0.568    30.7  fear 0.11, disgust 0.12
-    *ferplus_both           fer2013_sample   0.439   0.383      -      30.7  disgust 0.03, fear 0.03
+     ferplus_opencv_fer     ferplus_valid    0.773   0.632    0.767    32.3  disgust 0.13, fear 0.35
+     ferplus_opencv_fer     ckplus48         0.628   0.571    0.593    32.3  angry 0.10, fear 0.20
+     ferplus_opencv_fer     fer2013_sample   0.400   0.356      -      32.3  disgust 0.03, fear 0.03
+     ferplus_mini_xception  ferplus_valid    0.794   0.692    0.789   257.0  fear 0.35, disgust 0.36
+     ferplus_mini_xception  ckplus48         0.619   0.542    0.585   257.0  fear 0.05, angry 0.20
+     ferplus_mini_xception  fer2013_sample   0.443   0.398      -     257.0  fear 0.03, disgust 0.10
+    *ferplus_both           ferplus_valid    0.807   0.706    0.801    64.9  disgust 0.36, fear 0.40
+    *ferplus_both           ckplus48         0.670   0.616    0.633    64.9  fear 0.13, angry 0.25
+    *ferplus_both           fer2013_sample   0.446   0.394      -      64.9  fear 0.03, disgust 0.05
      probe mini_xception    ckplus48 by subject (8 classes): accuracy 0.944, macro-F1 0.920
      probe opencv_fer       ckplus48 by subject (8 classes): accuracy 0.932, macro-F1 0.904
 

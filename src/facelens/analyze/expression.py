@@ -413,9 +413,9 @@ class MiniXception(ExpressionModel):
 # models by name
 
 #: The default expression model of every door, chosen by FER+ valid accuracy over the seven shared classes
-#: (benchmarks/expression.py): ferplus_both 0.804, ferplus_mini_xception 0.786, ferplus_opencv_fer 0.771,
+#: (benchmarks/expression.py): ferplus_both 0.807, ferplus_mini_xception 0.794, ferplus_opencv_fer 0.773,
 #: cnn_ensemble 0.747, opencv_fer 0.701, mini_xception 0.660. On posed CK+48 the order turns: cnn_ensemble 0.744,
-#: opencv_fer 0.737, mini_xception 0.687, ferplus_both 0.601 — pick cnn_ensemble for posed, lab-style faces.
+#: opencv_fer 0.737, mini_xception 0.687, ferplus_both 0.670 — pick cnn_ensemble for posed, lab-style faces.
 DEFAULT_EXPRESSION_MODEL = "ferplus_both"
 
 

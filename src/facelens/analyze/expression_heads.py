@@ -47,7 +47,7 @@ TRAINED_HEADS: dict[str, tuple[str, ...]] = {
     "ferplus_both": ("opencv_fer", "mini_xception"),
 }
 #: L2 strengths tried on FER+ valid (the penalty is ``l2 * |W|^2 / 2`` on standardised features).
-L2_GRID = (1e-3, 1e-2, 1e-1, 1.0)
+L2_GRID = (1.0, 0.3, 0.1, 1e-2, 1e-3)
 
 
 def heads_dir() -> Path:

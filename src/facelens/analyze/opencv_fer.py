@@ -95,8 +95,8 @@ class OpenCvFer(ExpressionModel):
 
 class CnnEnsemble(ExpressionModel):
     """``cnn_ensemble``: the mean of opencv_fer's and mini_xception's probabilities (7 classes, nothing fitted).
-    Measured (benchmarks/expression.py): below the FER+ head on FER+ valid (0.747 vs 0.804) but above it on posed
-    CK+ (0.744 vs 0.601): the choice for posed, lab-style faces."""
+    Measured (benchmarks/expression.py): below the FER+ head on FER+ valid (0.747 vs 0.807) but above it on posed
+    CK+ (0.744 vs 0.670): the choice for posed, lab-style faces."""
 
     name = "cnn_ensemble"
     labels = LABELS
