@@ -211,5 +211,5 @@ def test_default_model_on_ckplus_held_out(expression_dir):
     model = get_expression_model()
     probs = model.probabilities(whole_crops(images, model))
     acc = accuracy(labels, probs, model.labels)
-    print(f"\n{model.name}: CK+48 every 3rd face, accuracy (7 classes) {acc:.3f} on {(labels != 'contempt').sum()}")
+    print(f"\n{model.name}: CK+48 every 6th face, accuracy (7 classes) {acc:.3f} on {(labels != 'contempt').sum()}")
     assert acc >= CKPLUS_FLOOR
