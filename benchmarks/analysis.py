@@ -65,7 +65,7 @@ def main() -> None:
     speeds = {}
     for runtime in ("onnxruntime", "litert"):
         try:
-            model = get_expression_model(runtime)
+            model = get_expression_model("mini_xception", runtime)
             model.probabilities(sets["fer2013_sample"][1][:2])
         except Exception as exc:  # noqa: BLE001  (litert is optional; report why it did not run)
             print(f"{runtime}: unavailable ({exc})")
@@ -92,7 +92,7 @@ def main() -> None:
     images = [pipeline.decode(p) for p in paths]
     detections = [pipeline.detector.detect(img) for img in images]
     n = sum(len(d) for d in detections)
-    expr = get_expression_model()
+    expr = get_expression_model("mini_xception")
     ag = get_age_gender_model()
     heads = {
         "expression": lambda: [expr.predict(i, d) for i, d in zip(images, detections) if d],

@@ -73,6 +73,7 @@ class Plan:
     heads: tuple[str, ...] | None = None  # None: the analyze task is off
     custom_head: Any = None
     expression_runtime: str = "onnxruntime"
+    expression_model: str | None = None  # None: analyze.expression.DEFAULT_EXPRESSION_MODEL
     face_crops: bool = False
     liveness: tuple[str, str | None, float | None] | None = None  # (model, fusion file, threshold)
     content_hash: bool = False
@@ -175,7 +176,8 @@ class _Stages:
             from facelens.analyze.api import Analyzer
 
             self.analyzer = Analyzer(plan.heads, custom_head=plan.custom_head,
-                                     expression_runtime=plan.expression_runtime)
+                                     expression_runtime=plan.expression_runtime,
+                                     expression_model=plan.expression_model)
         self.checker = None
         if plan.liveness is not None:
             from facelens.liveness.checker import get_checker
@@ -444,6 +446,7 @@ class FaceAnalyzer:
     heads: Sequence[str] | None = None
     custom_head: Any = None
     expression_runtime: str = "onnxruntime"
+    expression_model: str | None = None
     face_crops: bool = False
     liveness_model: str | None = None
     liveness_fusion: str | Path | None = None
@@ -495,10 +498,11 @@ class FaceAnalyzer:
                 self.heads = tuple(dict.fromkeys((*self.heads, "quality")))
             tasks.add("analyze")
         self.tasks = tuple(t for t in TASKS if t in tasks)
-        if "analyze" in tasks and self.heads is None:
-            from facelens.analyze.api import HEADS
+        if "analyze" in tasks:
+            from facelens.analyze.api import HEADS, check_heads
 
-            self.heads = HEADS
+            self.heads = HEADS if self.heads is None else self.heads
+            check_heads(self.heads)
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
 
@@ -518,7 +522,8 @@ class FaceAnalyzer:
             max_pixels=self.max_pixels, landmarks68=self.landmarks68, embed="embed" in self.tasks, select=self.select,
             heads=tuple(self.heads) if "analyze" in self.tasks and self.heads is not None else None,
             custom_head=self.custom_head if "analyze" in self.tasks else None,
-            expression_runtime=self.expression_runtime, face_crops=self.face_crops, liveness=liveness,
+            expression_runtime=self.expression_runtime, expression_model=self.expression_model,
+            face_crops=self.face_crops, liveness=liveness,
             content_hash=self.content_hash, keep_images=self.keep_images, threads=threads,
         )  # fmt: skip
 

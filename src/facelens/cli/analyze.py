@@ -17,6 +17,21 @@ from facelens.cli.output import out as stdout
 from facelens.cli.output import progress_bar
 from facelens.errors import FacelensError
 
+ExpressionModelOpt = Annotated[
+    str | None,
+    typer.Option("--expression-model", help="Expression model by name (default: the library's; see `facelens analyze models`)."),
+]
+
+
+def known_expression_model(name: str | None) -> str | None:
+    """``name`` if it is an expression model, else a usage error listing them."""
+    from facelens.analyze.expression import expression_model_names
+
+    if name is not None and name not in expression_model_names():
+        raise ValueError(f"unknown expression model {name!r}; choose from {', '.join(expression_model_names())}")
+    return name
+
+
 app = typer.Typer(
     cls=default_command_group("images"),
     help="Facial analysis: expression, age/gender, quality (`facelens analyze IMG...`) and custom heads (`fit`).",
@@ -37,8 +52,11 @@ def images_cmd(
     ] = False,
     head: Annotated[Path | None, typer.Option("--head", help="Custom head file from `facelens analyze fit`.")] = None,
     heads: Annotated[
-        str, typer.Option(help="Comma-separated built-in heads: expression,age_gender,quality.")
+        str,
+        typer.Option(help="Comma-separated built-in heads: expression, age_gender, quality, blendshapes (52 MediaPipe "
+                     "scores and the FACS action units they approximate; needs `pip install 'facelens[litert]'`)."),
     ] = "expression,age_gender,quality",
+    expression_model: ExpressionModelOpt = None,
     detector: Detector = DEFAULT_DETECTOR,
 ) -> None:
     """Analyse every face in each image. A head whose model is missing reports its error in its field
@@ -50,7 +68,8 @@ def images_cmd(
     try:
         sources = expand_inputs(images)
         engine = FaceAnalyzer(detector=detector, tasks=("analyze",), heads=tuple(h for h in heads.split(",") if h),
-                              custom_head=head, face_crops=face_crops, keep_images=annotate_dir is not None)
+                              custom_head=head, face_crops=face_crops, keep_images=annotate_dir is not None,
+                              expression_model=known_expression_model(expression_model))
     except (FacelensError, ValueError) as exc:
         fail(exc, USAGE)
     results, failed = [], 0
@@ -75,7 +94,7 @@ def images_cmd(
         except (FacelensError, ValueError) as exc:
             fail(exc, USAGE)  # a bad head file or option fails every input alike
     if not as_json:
-        columns = ("image", "face", "box", "expression", "age", "gender", "quality", "reasons", "head")
+        columns = ("image", "face", "box", "expression", "age", "gender", "quality", "reasons", "head", "action units")
         rows = []
         for r in results:
             for i, f in enumerate(r["faces"]):
@@ -92,10 +111,11 @@ def images_cmd(
                         f"{q['score']:.2f}" if q else "",
                         "; ".join(q["reasons"]) if q else "",
                         f"{h['label']} {h['score']:.2f}" if h else "",
+                        _top_action_units(f),
                     )
                 )
             if not r["faces"] and not r["error"]:
-                rows.append((Path(r["path"]).name, "-", "no face", *[""] * 6))
+                rows.append((Path(r["path"]).name, "-", "no face", *[""] * 7))
         shown = [j for j in range(len(columns)) if j < 3 or any(row[j] for row in rows)]
         table = Table(title="facial analysis")
         for j in shown:
@@ -105,6 +125,12 @@ def images_cmd(
         stdout.print(table)
     if failed:
         raise typer.Exit(FAILED)
+
+
+def _top_action_units(face: dict, shown: int = 3, floor: float = 0.2) -> str:
+    """The strongest action units of a face (those above ``floor``), e.g. ``AU12 0.71, AU6 0.45``."""
+    units = sorted(face.get("action_units", {}).items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{k} {v:.2f}" for k, v in units[:shown] if v >= floor)
 
 
 def _age(face: dict) -> str:
@@ -127,6 +153,7 @@ def fit_cmd(
     ] = "none",
     name: Annotated[str, typer.Option(help="Name of the attribute (the key in results).")] = "custom",
     face_crops: Annotated[bool, typer.Option("--face-crops", help="Images are face crops: no detection.")] = False,
+    expression_model: ExpressionModelOpt = None,
     as_json: Json = False,
 ) -> None:
     """Train a custom head (scikit-learn logistic regression) on face embeddings and/or expression probabilities."""
@@ -141,9 +168,13 @@ def fit_cmd(
         head = CustomHead(
             name=name, features=tuple(f for f in features.split(",") if f), base=None if base == "none" else base
         )
-        X, base_labels, kept = face_features([p for p, _ in items], head.features, face_crops)
+        from facelens.analyze.expression import get_expression_model
+
+        model = get_expression_model(known_expression_model(expression_model))
+        X, base_labels, kept = face_features([p for p, _ in items], head.features, face_crops,
+                                             expression_model=model.name)
         labels = [items[i][1] for i in kept]
-        head.model_ids = {"expression": "fer_mini_xception"}
+        head.model_ids = {"expression": model.model_id}
         if "embedding" in head.features:
             head.model_ids["embedding"] = FaceAnalyzer(workers=1).model_id
         head.fit(X, labels, base_labels)
@@ -158,3 +189,69 @@ def fit_cmd(
             f"saved head [bold]{head.name}[/] to {output}: {len(kept)} faces, labels {', '.join(head.labels)}, "
             f"cross-validated accuracy {info['cv_accuracy']}, threshold {info['threshold']}"
         )
+
+
+@app.command("train")
+def train_cmd(
+    ferplus: Annotated[
+        Path, typer.Option("--ferplus", help="Folder with FER+ ferplus_train.npz and ferplus_valid.npz (images, votes).")
+    ],
+    heads: Annotated[str, typer.Option(help="Comma-separated trained heads to fit (default: all).")] = "",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Folder for the fitted heads (default: the user cache).")
+    ] = None,
+    every: Annotated[int, typer.Option(help="Train on every N-th FER+ train face (1: all 28,558).")] = 1,
+    as_json: Json = False,
+) -> None:
+    """Fit the FER+ expression heads (soft targets from the 10 votes), choose each one's regularisation on FER+
+    valid and save them where `--expression-model NAME` finds them (the user cache unless --output)."""
+    from facelens.analyze.expression_heads import TRAINED_HEADS, heads_dir, train_heads
+
+    names = tuple(h for h in heads.split(",") if h) or tuple(TRAINED_HEADS)
+    try:
+        rows = train_heads(ferplus / "ferplus_train.npz", ferplus / "ferplus_valid.npz", names, output or heads_dir(),
+                           every=every)
+    except (FacelensError, ValueError) as exc:
+        fail(exc, USAGE)
+    if as_json:
+        for row in rows:
+            emit(row)
+        return
+    from rich.table import Table
+
+    table = Table(title="expression heads fitted on FER+ train")
+    for column in ("head", "backbones", "l2", "FER+ valid acc (7)", "(8)", "saved to"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r["head"], "+".join(r["backbones"]), f"{r['l2']:g}", f"{r['valid_accuracy7']:.4f}",
+                      f"{r['valid_accuracy8']:.4f}", r["path"])  # fmt: skip
+    stdout.print(table)
+
+
+@app.command("models")
+def models_cmd(as_json: Json = False) -> None:
+    """The expression models by name (the default marked), their classes and whether they are ready here."""
+    from facelens.analyze.expression import DEFAULT_EXPRESSION_MODEL, expression_model_names, get_expression_model
+
+    rows = []
+    for name in expression_model_names():
+        try:
+            model = get_expression_model(name)
+            row = {"name": name, "default": name == DEFAULT_EXPRESSION_MODEL, "labels": list(model.labels),
+                   "model_id": model.model_id, "ready": True, "error": None}  # fmt: skip
+        except FacelensError as exc:
+            row = {"name": name, "default": name == DEFAULT_EXPRESSION_MODEL, "labels": [], "model_id": None,
+                   "ready": False, "error": " ".join(str(exc).split())}  # fmt: skip
+        rows.append(row)
+    if as_json:
+        for row in rows:
+            emit(row)
+        return
+    from rich.table import Table
+
+    table = Table(title="expression models")
+    for column in ("name", "default", "classes", "ready"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(r["name"], "yes" if r["default"] else "", ", ".join(r["labels"]), "yes" if r["ready"] else r["error"])
+    stdout.print(table)

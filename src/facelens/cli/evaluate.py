@@ -409,3 +409,50 @@ def anonymization(
         _table(f"anonymisation leakage: {anonymised}", {k: v for k, v in data.items() if k != "missing"})
     if fail_above is not None and max(data["rank1_rate"], data["threshold_rate"]) > fail_above:
         raise typer.Exit(1)
+
+
+@app.command()
+def expression(
+    data: Path = typer.Argument(..., exists=True, help="a folder with one sub-folder of images per class, or a CSV path,label"),
+    model: str | None = typer.Option(None, "--model", help="expression model by name (default: the library's)"),
+    face_crops: bool = typer.Option(False, "--face-crops", help="each image is one face crop (FER2013/CK+ style): no detection"),
+    json_out: bool = JsonOpt, out: Path | None = OutOpt, detector: str = DetOpt,
+) -> None:
+    """Expression accuracy, macro-F1, per-class recall and the confusion matrix on your own labelled faces.
+    ``--out DIR`` writes report.json, predictions.jsonl and confusion.png."""
+    import json
+
+    from facelens.cli.output import progress_bar
+
+    try:
+        from facelens.analyze.expression import DEFAULT_EXPRESSION_MODEL, get_expression_model
+        from facelens.cli.analyze import known_expression_model
+        from facelens.evaluate.expression import confusion_png, expression_report, labelled_faces, predict_expressions
+
+        name = known_expression_model(model) or DEFAULT_EXPRESSION_MODEL
+        classes = get_expression_model(name).labels
+        items = labelled_faces(data)
+        with progress_bar(len(items)) as bar:
+            task = bar.add_task("classifying", total=len(items))
+            predicted = predict_expressions([p for p, _ in items], name, face_crops, detector,
+                                            progress=lambda done, total: bar.update(task, completed=done))  # fmt: skip
+        report = expression_report([t for _, t in items], predicted, name, classes)
+        report.extra["data"] = str(data)
+        result = report.to_dict()
+        if out:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "report.json").write_text(json.dumps(result, indent=1))
+            with open(out / "predictions.jsonl", "w") as handle:
+                for (path, truth), guess in zip(items, predicted):
+                    handle.write(json.dumps({"path": str(path), "label": truth, "predicted": guess}) + "\n")
+            result["png"] = str(confusion_png(report, out / "confusion.png"))
+    except (FacelensError, ValueError) as exc:
+        fail(exc)
+    if json_out:
+        return _emit(result, True)
+    _table(f"Expression ({name}) on {data}", {"faces": report.n, "accuracy": report.accuracy,
+                                               "macro-F1": report.macro_f1, "missed faces": report.missed})
+    _table("Per class", [{"class": c, "n": sum(report.confusion[i]), "recall": report.recall[c],
+                          "precision": report.precision[c]} for i, c in enumerate(report.classes)])
+    _table("Confusion (rows: true, columns: predicted)",
+           [{"true": c, **dict(zip(report.predicted_classes, row))} for c, row in zip(report.classes, report.confusion)])
