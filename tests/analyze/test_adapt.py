@@ -1,0 +1,84 @@
+"""Test-time adaptation of the expression head on real CK+ faces: per-subject state, no collapse, determinism."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from facelens.analyze.adapt import ADAPT_METHODS, LinearHead, SubjectAdapter, adapt_groups
+from facelens.errors import FacelensError
+
+
+@pytest.fixture(scope="module")
+def ck_features(expression_dir):
+    """Features of the default trained head for every 3rd CK+48 face, in file order (subject, sequence, frame)."""
+    from facelens.analyze.expression import DEFAULT_EXPRESSION_MODEL, get_expression_model
+    from facelens.analyze.expression_heads import TRAINED_HEADS, whole_crops
+    from facelens.errors import ModelUnavailableError
+
+    try:
+        model = get_expression_model(DEFAULT_EXPRESSION_MODEL if DEFAULT_EXPRESSION_MODEL in TRAINED_HEADS else "ferplus_both")
+        head = LinearHead.of(model)
+    except ModelUnavailableError as exc:
+        pytest.skip(f"no fitted expression head here: {exc}")
+    files = sorted((expression_dir / "ckplus48").glob("*/*.png"), key=lambda p: p.name)[::3]
+    grays = np.array([cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in files])
+    feats = model.features(whole_crops(grays, model))
+    labels = np.array([{"anger": "angry", "sadness": "sad"}.get(f.parent.name, f.parent.name) for f in files])
+    subjects = np.array([f.name.split("_")[0] for f in files])
+    return head, feats, labels, subjects
+
+
+@pytest.mark.parametrize("method", ADAPT_METHODS)
+def test_state_of_one_subject_never_reaches_another(ck_features, method):
+    head, feats, _, subjects = ck_features
+    a, b = [s for s in dict.fromkeys(subjects) if (subjects == s).sum() >= 3][:2]
+    alone = SubjectAdapter(method, head).update(b, feats[subjects == b])
+    both = SubjectAdapter(method, head)
+    both.update(a, feats[subjects == a])
+    assert np.array_equal(both.update(b, feats[subjects == b]), alone)
+
+
+@pytest.mark.parametrize("method", ADAPT_METHODS)
+def test_adaptation_is_deterministic_for_an_input_order(ck_features, method):
+    head, feats, _, subjects = ck_features
+    first = adapt_groups(method, head, feats, list(subjects))
+    assert np.array_equal(first, adapt_groups(method, head, feats, list(subjects)))
+    assert np.allclose(first.sum(1), 1, atol=1e-4)
+
+
+@pytest.mark.parametrize("method", ADAPT_METHODS)
+def test_a_subject_of_one_expression_does_not_collapse_the_other_classes(ck_features, method):
+    """Many happy faces first, then the other expressions' faces with that state: the head's answers on them
+    mostly stand (the gates keep the caches from turning everything into "happy")."""
+    head, feats, labels, _ = ck_features
+    happy, other = feats[labels == "happy"], feats[(labels != "happy") & (labels != "contempt")]
+    base = (np.array(head.labels)[softmax_argmax(head, other)] == labels[(labels != "happy") & (labels != "contempt")])
+    state = SubjectAdapter(method, head)
+    state.update("one", happy)
+    adapted = state.update("one", other)
+    happy_index = head.labels.index("happy")
+    assert (adapted.argmax(1) == happy_index).mean() <= 0.1
+    right = np.array(head.labels)[adapted.argmax(1)] == labels[(labels != "happy") & (labels != "contempt")]
+    assert right.mean() >= base.mean() - 0.1
+
+
+def softmax_argmax(head: LinearHead, feats: np.ndarray) -> np.ndarray:
+    return head.logits(head.standardise(feats)).argmax(1)
+
+
+def test_a_model_without_a_linear_head_is_refused_clearly():
+    class Cnn:
+        name = "opencv_fer"
+
+    with pytest.raises(FacelensError, match="no linear head"):
+        LinearHead.of(Cnn())
+
+
+def test_unknown_method_and_wrong_feature_size_are_refused(ck_features):
+    head, feats, _, _ = ck_features
+    with pytest.raises(ValueError, match="unknown adaptation method"):
+        SubjectAdapter("magic", head)
+    with pytest.raises(FacelensError, match="do not fit"):
+        SubjectAdapter("cache", head).update("x", feats[:2, :10])
