@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 TASKS = ("detect", "embed", "analyze", "liveness", "identify")
 #: Which face of an image to keep when an operation needs one (None keeps every face).
 SELECTIONS = ("largest", "best", "only")
+#: What a subject of test-time adaptation is when ``adapt_group`` is a name (a callable picks it per result).
+ADAPT_GROUPS = ("folder", "image", "all")
 #: Images per chunk: large enough to batch the embedder, small enough to keep every worker busy.
 CHUNK_SIZE = 8
 
@@ -74,6 +76,7 @@ class Plan:
     custom_head: Any = None
     expression_runtime: str = "onnxruntime"
     expression_model: str | None = None  # None: analyze.expression.DEFAULT_EXPRESSION_MODEL
+    expression_features: bool = False  # keep the expression features (test-time adaptation)
     face_crops: bool = False
     liveness: tuple[str, str | None, float | None] | None = None  # (model, fusion file, threshold)
     content_hash: bool = False
@@ -177,7 +180,8 @@ class _Stages:
 
             self.analyzer = Analyzer(plan.heads, custom_head=plan.custom_head,
                                      expression_runtime=plan.expression_runtime,
-                                     expression_model=plan.expression_model)
+                                     expression_model=plan.expression_model,
+                                     expression_features=plan.expression_features)
         self.checker = None
         if plan.liveness is not None:
             from facelens.liveness.checker import get_checker
@@ -447,6 +451,8 @@ class FaceAnalyzer:
     custom_head: Any = None
     expression_runtime: str = "onnxruntime"
     expression_model: str | None = None
+    adapt: str | None = None  # test-time adaptation of the expression head by subject (facelens.analyze.adapt)
+    adapt_group: Any = "folder"  # the subject of a result: folder | image | all | callable(ImageResult) -> key
     face_crops: bool = False
     liveness_model: str | None = None
     liveness_fusion: str | Path | None = None
@@ -463,6 +469,7 @@ class FaceAnalyzer:
     keep_images: bool = False
     runner: Any = None  # runs the chunks elsewhere, e.g. facelens.distributed.RayRunner; None: this machine's pool
     _threshold: float | None = field(default=None, init=False, repr=False)
+    _adapter: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         tasks = set(self.tasks) | {"detect"}
@@ -505,6 +512,22 @@ class FaceAnalyzer:
             check_heads(self.heads)
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
+        if self.adapt is not None:
+            self._check_adapt()
+
+    def _check_adapt(self) -> None:
+        """Adaptation needs the expression head and a linear head to adapt: both checked before any image."""
+        from facelens.analyze.adapt import ADAPT_METHODS, LinearHead, SubjectAdapter
+        from facelens.analyze.expression import get_expression_model
+
+        if self.adapt not in ADAPT_METHODS:
+            raise ValueError(f"unknown adaptation method {self.adapt!r}; choose from {', '.join(ADAPT_METHODS)}")
+        if "analyze" not in self.tasks or "expression" not in (self.heads or ()):
+            raise ValueError("adaptation adapts the expression head: run the analyze task with the expression head")
+        if not callable(self.adapt_group) and self.adapt_group not in ADAPT_GROUPS:
+            raise ValueError(f"unknown adaptation group {self.adapt_group!r}; choose from {', '.join(ADAPT_GROUPS)}")
+        head = LinearHead.of(get_expression_model(self.expression_model, self.expression_runtime))
+        self._adapter = SubjectAdapter(self.adapt, head)
 
     # -- configuration ------------------------------------------------------------------------------
     def plan(self, workers: int = 1) -> Plan:
@@ -523,7 +546,7 @@ class FaceAnalyzer:
             heads=tuple(self.heads) if "analyze" in self.tasks and self.heads is not None else None,
             custom_head=self.custom_head if "analyze" in self.tasks else None,
             expression_runtime=self.expression_runtime, expression_model=self.expression_model,
-            face_crops=self.face_crops, liveness=liveness,
+            expression_features=self.adapt is not None, face_crops=self.face_crops, liveness=liveness,
             content_hash=self.content_hash, keep_images=self.keep_images, threads=threads,
         )  # fmt: skip
 
@@ -577,6 +600,10 @@ class FaceAnalyzer:
         for results in self._chunks(images, workers, chunk_size):
             if "identify" in self.tasks:
                 self._identify(results)
+            if self._adapter is not None:
+                for result in results:
+                    if result.error is None and len(result.faces):
+                        self.adapt_faces(result.faces, self._subject(result))
             for result in results:
                 done += 1
                 if progress is not None:
@@ -623,6 +650,32 @@ class FaceAnalyzer:
         except Exception as exc:  # noqa: BLE001  (a worker that could not send a result fails its chunk only)
             log.warning("a worker failed on a chunk of %d images: %s", len(batch), exc)
             return [ImageResult(describe_source(s), error=_message(describe_source(s), exc)) for s in batch]
+
+    def _subject(self, result: ImageResult) -> Any:
+        if callable(self.adapt_group):
+            return self.adapt_group(result)
+        if self.adapt_group == "all":
+            return "all"
+        if self.adapt_group == "image":
+            return result.source
+        return str(Path(result.source).parent)
+
+    def adapt_faces(self, faces: Faces, subjects: Any) -> None:
+        """Adapt the expression of ``faces`` (in order) to their subject: one key for every face, or one per face
+        (a video's track ids). Fills ``expression_adapted`` beside the unadapted ``expression``; each subject keeps
+        its own state in this analyzer (``reset_adaptation`` forgets it)."""
+        if self._adapter is None or faces.expression_features is None:
+            return
+        keys = list(subjects) if isinstance(subjects, (list, tuple, np.ndarray)) else [subjects] * len(faces)
+        adapted = np.empty_like(faces.expression)
+        for row, (key, feats) in enumerate(zip(keys, faces.expression_features)):
+            adapted[row] = self._adapter.update(key, feats[None])[0]
+        faces.expression_adapted, faces.adapt_method = adapted, self.adapt
+        faces.expression_features = None  # served their purpose; records never carry them
+
+    def reset_adaptation(self, subject: Any = None) -> None:
+        if self._adapter is not None:
+            self._adapter.reset(subject)
 
     def identify(self, results: list[ImageResult]) -> None:
         """Name the faces of results whose faces are embedded already (drivers that embed themselves, e.g. video),

@@ -35,10 +35,18 @@ class IdentityRecord(TypedDict):
     candidates: list[CandidateRecord]
 
 
+class AdaptedExpressionRecord(TypedDict):
+    method: str
+    label: str
+    score: float
+    probabilities: dict[str, float]
+
+
 class ExpressionRecord(TypedDict):
     label: str
     score: float
     probabilities: dict[str, float]
+    adapted: NotRequired[AdaptedExpressionRecord]  # after test-time adaptation to the subject (facelens.analyze.adapt)
 
 
 class AgeRecord(TypedDict):
@@ -136,7 +144,7 @@ def _column(values: Sequence[Any]) -> np.ndarray:
 _PER_FACE = (
     "box", "score", "landmarks", "landmarks68", "embedding", "name", "identity_score", "threshold", "candidates",
     "quality", "expression", "blendshapes", "age", "age_confidence", "gender", "gender_confidence", "liveness_score",
-    "is_live", "head", "track_id", "person", "errors",
+    "is_live", "head", "track_id", "person", "errors", "expression_features", "expression_adapted",
 )  # fmt: skip
 
 
@@ -162,6 +170,9 @@ class Faces:
     quality: np.ndarray | None = None  # object [n] of Quality
     expression: np.ndarray | None = None  # float32 [n, len(expression_labels)] probabilities
     expression_labels: tuple[str, ...] = ()
+    expression_features: np.ndarray | None = None  # float32 [n, d] the expression model's features (adaptation only)
+    expression_adapted: np.ndarray | None = None  # float32 [n, len(expression_labels)] after adapting to the subject
+    adapt_method: str | None = None  # the adaptation method of expression_adapted
     blendshapes: np.ndarray | None = None  # float32 [n, 52] (facelens.analyze.blendshapes.BLENDSHAPES order)
     age: np.ndarray | None = None  # float32 [n] years
     age_confidence: np.ndarray | None = None
@@ -501,6 +512,15 @@ class FaceResult(BoxGeometry):
                 "score": round(float(f.expression[i][top]), 4),
                 "probabilities": probs,
             }
+            if f.expression_adapted is not None:
+                adapted = f.expression_adapted[i]
+                best = int(np.argmax(adapted))
+                out["expression"]["adapted"] = {
+                    "method": f.adapt_method or "",
+                    "label": f.expression_labels[best],
+                    "score": round(float(adapted[best]), 4),
+                    "probabilities": {k: round(float(v), 4) for k, v in zip(f.expression_labels, adapted)},
+                }
         if f.blendshapes is not None:
             from facelens.analyze.blendshapes import ACTION_UNITS, BLENDSHAPES, action_units
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 
 from facelens.analyze.adapt import ADAPT_METHODS, LinearHead, SubjectAdapter, adapt_groups
 from facelens.errors import FacelensError
+
+EXE = shutil.which("facelens") or str(Path(sys.executable).parent / "facelens")
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +88,69 @@ def test_unknown_method_and_wrong_feature_size_are_refused(ck_features):
         SubjectAdapter("magic", head)
     with pytest.raises(FacelensError, match="do not fit"):
         SubjectAdapter("cache", head).update("x", feats[:2, :10])
+
+
+# -- the doors: engine, CLI, video ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_subjects(expression_dir, tmp_path_factory):
+    """Folders of two CK+ subjects' face crops (one person per folder, as `--group-by folder` expects)."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("subjects")
+    for subject in ("S010", "S011"):
+        (root / subject).mkdir()
+        for path in sorted((expression_dir / "ckplus48").glob(f"*/{subject}_*.png")):
+            shutil.copy(path, root / subject / path.name)
+    return root
+
+
+def _adapted(records: list[dict]) -> dict[str, dict]:
+    return {Path(r["path"]).name: r["faces"][0]["expression"] for r in records}
+
+
+def test_cli_adapts_per_folder_and_keeps_the_unadapted_answer(two_subjects):
+    import json
+    import subprocess
+
+    def run(*inputs: Path) -> dict[str, dict]:
+        out = subprocess.run([EXE, "analyze", *map(str, inputs), "--face-crops",
+                              "--heads", "expression", "--adapt", "cache", "--json"],
+                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+        return _adapted([json.loads(line) for line in out.splitlines()])
+
+    both = run(two_subjects)
+    assert both and all(e["adapted"]["method"] == "cache" and set(e["adapted"]["probabilities"]) ==
+                        set(e["probabilities"]) for e in both.values())  # fmt: skip
+    alone = run(two_subjects / "S011")  # the other subject's faces first change nothing for this one
+    assert {k: v["adapted"] for k, v in both.items() if k.startswith("S011")} == {k: v["adapted"] for k, v in alone.items()}
+    assert run(two_subjects / "S011") == alone  # deterministic
+
+
+def test_cli_refuses_adaptation_of_a_model_without_a_linear_head(two_subjects):
+    import subprocess
+
+    done = subprocess.run([EXE, "analyze", str(two_subjects), "--face-crops",
+                           "--adapt", "cache", "--expression-model", "mini_xception"], capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 2 and "linear head" in done.stderr
+    bad = subprocess.run([EXE, "analyze", str(two_subjects), "--face-crops",
+                          "--adapt", "magic"], capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 2 and "unknown adaptation method" in bad.stderr
+
+
+def test_video_adapts_each_track(two_subjects):
+    """A clip of one subject's faces: each frame's face carries the adapted answer beside the unadapted one."""
+    from facelens.video import process_video
+
+    frames = []
+    for path in sorted((two_subjects / "S011").glob("*.png")):
+        face = cv2.resize(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE), (160, 160), interpolation=cv2.INTER_CUBIC)
+        canvas = np.full((240, 320), 128, np.uint8)
+        canvas[40:200, 80:240] = face
+        frames += [cv2.cvtColor(canvas, cv2.COLOR_GRAY2RGB)] * 2
+    run = process_video(iter(frames), None, fps=25.0, analyze=True, adapt="t3a")
+    adapted = [f["expression"]["adapted"] for r in run for f in r.to_dict()["faces"] if "expression" in f]
+    assert len(adapted) >= len(frames) // 2 and all(a["method"] == "t3a" for a in adapted)
+    with pytest.raises(ValueError, match="analyze"):
+        process_video(iter(frames), None, fps=25.0, adapt="cache")

@@ -76,8 +76,12 @@ class Analyzer:
         custom_head: CustomHead | str | Path | None = None,
         expression_runtime: str = "onnxruntime",
         expression_model: str | None = None,
+        expression_features: bool = False,
     ) -> None:
+        """``expression_features``: also keep each face's expression features (``Faces.expression_features``), for
+        test-time adaptation (facelens.analyze.adapt) in the calling process."""
         check_heads(heads)
+        self.expression_features = expression_features
         self.heads = tuple(heads)
         self.custom_head = CustomHead.load(custom_head) if isinstance(custom_head, (str, Path)) else custom_head
         self.expression_runtime = expression_runtime
@@ -112,22 +116,27 @@ class Analyzer:
                 for i in range(len(found)):
                     found.add_error(i, head, message)
 
-        def expression_probs(name: str | None) -> tuple[np.ndarray, tuple[str, ...]]:
+        def expression_probs(name: str | None, keep: bool = False) -> tuple[np.ndarray, tuple[str, ...], Any]:
             model = get_expression_model(name, self.expression_runtime)
             crops = [c for image, dets in zip(images, detections) for c in model.crops(image, dets, face_crops)]
-            return model.probabilities(crops), tuple(model.labels)
+            if not keep or not crops:
+                return model.probabilities(crops), tuple(model.labels), None
+            features = model.features(crops)
+            return model.classify(features), tuple(model.labels), np.asarray(features, np.float32)
 
         probs = labels = None
         if "expression" in self.heads:
             try:
-                found_probs, found_labels = expression_probs(self.expression_model)
-                for found, part in zip(faces, split(found_probs)):
+                found_probs, found_labels, features = expression_probs(self.expression_model, self.expression_features)
+                parts = split(features) if features is not None else [None] * len(faces)
+                for found, part, feats in zip(faces, split(found_probs), parts):
                     found.expression, found.expression_labels = np.asarray(part, np.float32), found_labels
+                    found.expression_features = feats
             except Exception as exc:  # noqa: BLE001  (a failing head reports itself; the others still answer)
                 failed("expression", exc)
         if self._custom_needs_expression():
             try:
-                probs, labels = expression_probs(self._custom_expression_model())
+                probs, labels, _ = expression_probs(self._custom_expression_model())
             except Exception as exc:  # noqa: BLE001  (a failing head reports itself; the others still answer)
                 failed("expression", exc)
         if "age_gender" in self.heads:

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from facelens.cli.options import DEFAULT_DETECTOR, Detector, Images, Json, expand_inputs
+from facelens.cli.options import DEFAULT_DETECTOR, Adapt, AdaptGroup, Detector, Images, Json, expand_inputs
 from facelens.cli.output import FAILED, USAGE, default_command_group, emit, error_line, fail
 from facelens.cli.output import out as stdout
 from facelens.cli.output import progress_bar
@@ -57,6 +57,8 @@ def images_cmd(
                      "scores and the FACS action units they approximate; needs `pip install 'facelens[litert]'`)."),
     ] = "expression,age_gender,quality",
     expression_model: ExpressionModelOpt = None,
+    adapt: Adapt = None,
+    group_by: AdaptGroup = "folder",
     detector: Detector = DEFAULT_DETECTOR,
 ) -> None:
     """Analyse every face in each image. A head whose model is missing reports its error in its field
@@ -69,7 +71,8 @@ def images_cmd(
         sources = expand_inputs(images)
         engine = FaceAnalyzer(detector=detector, tasks=("analyze",), heads=tuple(h for h in heads.split(",") if h),
                               custom_head=head, face_crops=face_crops, keep_images=annotate_dir is not None,
-                              expression_model=known_expression_model(expression_model))
+                              expression_model=known_expression_model(expression_model), adapt=adapt,
+                              adapt_group=group_by)
     except (FacelensError, ValueError) as exc:
         fail(exc, USAGE)
     results, failed = [], 0
@@ -105,7 +108,7 @@ def images_cmd(
                         Path(r["path"]).name,
                         str(i),
                         ",".join(f"{v:.0f}" for v in f["box"]),
-                        f"{f['expression']['label']} {f['expression']['score']:.2f}" if "expression" in f else "",
+                        _expression(f),
                         _age(f),
                         _gender(f),
                         f"{q['score']:.2f}" if q else "",
@@ -131,6 +134,15 @@ def _top_action_units(face: dict, shown: int = 3, floor: float = 0.2) -> str:
     """The strongest action units of a face (those above ``floor``), e.g. ``AU12 0.71, AU6 0.45``."""
     units = sorted(face.get("action_units", {}).items(), key=lambda kv: -kv[1])
     return ", ".join(f"{k} {v:.2f}" for k, v in units[:shown] if v >= floor)
+
+
+def _expression(face: dict) -> str:
+    e = face.get("expression")
+    if not e:
+        return ""
+    text = f"{e['label']} {e['score']:.2f}"
+    adapted = e.get("adapted")
+    return text + (f" → {adapted['label']} {adapted['score']:.2f} ({adapted['method']})" if adapted else "")
 
 
 def _age(face: dict) -> str:

@@ -40,6 +40,17 @@ Where = Annotated[
 ]
 Liveness = Annotated[bool, typer.Option("--liveness", help="Score liveness per face; a spoof is never named.")]
 Analyze = Annotated[bool, typer.Option("--analyze", help="Add expression, age/gender and quality per face.")]
+Adapt = Annotated[
+    Optional[str],
+    typer.Option("--adapt", help="Adapt the expression head to each subject at test time, without labels: cache, t3a "
+                 "or tent (facelens.analyze.adapt); the unadapted answer stays beside the adapted one.",
+                 metavar="METHOD"),
+]
+AdaptGroup = Annotated[
+    str,
+    typer.Option("--group-by", help="Who one subject of --adapt is: folder (each folder of one person's images), "
+                 "image, or all (every input one person)."),
+]
 Workers = Annotated[int, typer.Option("--workers", help="Processes for decoding and detection (0 = one per core).")]
 Fpir = Annotated[
     float, typer.Option("--fpir", help="Target rate of strangers given a name (sets the threshold by gallery size).")

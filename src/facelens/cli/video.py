@@ -15,7 +15,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from facelens.cli.options import (
-    DEFAULT_DETECTOR, Collection, Detector, Json, Liveness, OptionalGallery, Where, parse_where,
+    DEFAULT_DETECTOR, Adapt, Collection, Detector, Json, Liveness, OptionalGallery, Where, parse_where,
 )  # fmt: skip
 from facelens.cli.output import FAILED, USAGE, default_command_group, emit, err, exit_code, fail, message
 from facelens.cli.output import out as stdout
@@ -60,6 +60,7 @@ def run_cmd(
         typer.Option("--analyze", help="Expression on every frame: smoothed per track and person, a summary and "
                      "episodes (onset, apex, offset) in the timeline, drawn on --out."),
     ] = False,
+    adapt: Adapt = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for a stream to answer.")] = 10.0,
     fps: Annotated[float | None, typer.Option(help="Frame rate of an image sequence.")] = None,
 ) -> None:
@@ -89,6 +90,7 @@ def run_cmd(
             where=filters or None,
             liveness=liveness,
             analyze=analyze,
+            adapt=adapt,
             out=out,
             timeline=timeline,
             thumbnails=thumbnails,

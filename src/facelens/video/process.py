@@ -306,6 +306,7 @@ class VideoRun:
         where: dict[str, Any] | None = None,
         liveness: bool = False,
         analyze: bool = False,
+        adapt: str | None = None,
         speed: float | None = None,
         detector: str = DEFAULT_DETECTOR,
         embedder: str | None = None,  # None: the gallery's own model, else the default
@@ -342,6 +343,13 @@ class VideoRun:
                 self.liveness_threshold = get_checker(DEFAULT_MODEL).threshold
             # the analysis task's expression head (the analyze package's default model) on every followed face
             self._analyze_plan = replace(base, embed=False, heads=("expression",)) if analyze else None
+            # test-time adaptation of the expression head, one subject per track (facelens.analyze.adapt)
+            self._adapter: FaceAnalyzer | None = None
+            if adapt is not None:
+                if not analyze:
+                    raise ValueError("adapt adapts the expression of --analyze: ask for analyze too")
+                self._adapter = FaceAnalyzer(tasks=("analyze",), heads=("expression",), adapt=adapt, workers=1)
+                self._analyze_plan = replace(self._analyze_plan, expression_features=True)
             self.expression_labels: tuple[str, ...] = ()
             self._expressions: dict[int, ExpressionTrack] = {}
             self.model_id = self.engine.model_id
@@ -554,7 +562,11 @@ class VideoRun:
         from facelens.video.expressions import ExpressionTrack
 
         self.expression_labels = faces.expression_labels
-        for track, probs in zip(tracks, faces.expression):
+        series = faces.expression
+        if self._adapter is not None:  # the track's series follows the adapted answer; the frame keeps both
+            self._adapter.adapt_faces(faces, [t.id for t in tracks])
+            series = faces.expression_adapted
+        for track, probs in zip(tracks, series):
             self._expressions.setdefault(track.id, ExpressionTrack()).add(index, now, probs)
 
     def _drawn(self, faces: Faces) -> Faces:
@@ -815,7 +827,8 @@ def process_video(
     video path), ``timeline`` (JSON/CSV path), ``thumbnails`` (folder), ``fpir``/``threshold`` (open-set decision),
     ``where`` (metadata filter on the gallery's people), ``liveness`` (passive liveness per track; a spoof is never
     named), ``analyze`` (expression on every frame of every track: smoothed, summarised and spotted as episodes per
-    track, person and video, see :mod:`facelens.video.expressions`), ``speed`` (target multiple of real time), ``detector``, ``embedder`` (default: the gallery's own model),
+    track, person and video, see :mod:`facelens.video.expressions`), ``adapt`` (with ``analyze``: adapt the
+    expression head to each track at test time, ``cache``/``t3a``/``tent``, see :mod:`facelens.analyze.adapt`), ``speed`` (target multiple of real time), ``detector``, ``embedder`` (default: the gallery's own model),
     ``min_hits``, ``max_gap``,
     ``fps`` (for image sequences), ``timeout`` (stream open), ``reconnect`` (attempts after a stream drops),
     ``keep_images`` (keep each frame's image on its result).
