@@ -40,8 +40,8 @@ assert faces, "no face found"
 for face in faces:
     missing = [k for k in ("expression", "age", "gender", "quality") if k not in face]
     assert not missing, f"missing {missing}: {face}"
-    print(f"face: {face['expression']['label']} {face['expression']['score']:.2f}, age {face['age']}, "
-          f"{face['gender']} {face['gender_confidence']:.2f}, quality {face['quality']['score']:.2f}")
+    print(f"face: {face['expression']['label']} {face['expression']['score']:.2f}, age {face['age']['years']}, "
+          f"{face['gender']['label']} {face['gender']['confidence']:.2f}, quality {face['quality']['score']:.2f}")
 print("OK: expression, age/gender and quality answered")
 EOF
 echo "install $((installed - start)) s, first analyze (fetching age/gender) $((done_at - installed)) s"

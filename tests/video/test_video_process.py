@@ -154,14 +154,19 @@ def test_video_stream_dying_midway_keeps_the_timeline(lin_gallery, tmp_path):
     assert Timeline.load(tmp_path / "t.json").error == timeline.error
 
 
+def _first_frames(clip, n):
+    """The first ``n`` frames of ``clip`` as RGB arrays (a frame source given as an iterable)."""
+    cap = cv2.VideoCapture(str(clip))
+    for _ in range(n):
+        yield cv2.cvtColor(cap.read()[1], cv2.COLOR_BGR2RGB)
+    cap.release()
+
+
 def test_video_run_returns_the_timeline_and_every_is_respected(lin_gallery):
     clip = need_data(*HAMILTON)
 
     def first(n):
-        cap = cv2.VideoCapture(str(clip))
-        for _ in range(n):
-            yield cv2.cvtColor(cap.read()[1], cv2.COLOR_BGR2RGB)
-        cap.release()
+        return _first_frames(clip, n)
 
     detected = []
     timeline = process_video(first(20), lin_gallery, every=4, fps=29.97).run(
@@ -238,10 +243,7 @@ def test_video_where_filters_the_gallery(lin_gallery):
     clip = need_data(*HAMILTON)
 
     def first(n):
-        cap = cv2.VideoCapture(str(clip))
-        for _ in range(n):
-            yield cv2.cvtColor(cap.read()[1], cv2.COLOR_BGR2RGB)
-        cap.release()
+        return _first_frames(clip, n)
 
     assert process_video(first(12), lin_gallery, every=3, fps=29.97).run().names == [LIN]
     timeline = process_video(first(12), lin_gallery, every=3, fps=29.97, where={"site": "nowhere"}).run()
@@ -254,10 +256,7 @@ def test_video_liveness_per_track(lin_gallery):
     clip = need_data(*HAMILTON)
 
     def first(n):
-        cap = cv2.VideoCapture(str(clip))
-        for _ in range(n):
-            yield cv2.cvtColor(cap.read()[1], cv2.COLOR_BGR2RGB)
-        cap.release()
+        return _first_frames(clip, n)
 
     run = process_video(first(18), lin_gallery, every=3, fps=29.97, liveness=True)
     results = list(run)
