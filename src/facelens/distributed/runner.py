@@ -174,7 +174,9 @@ class RayRunner:
             warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
             dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
                 self.actor_class, batch_size=1,
-                compute=ray.data.ActorPoolStrategy(size=min(actors, len(rows))), num_cpus=self.cpus_per_worker,
+                # one chunk per actor at a time: an actor that dies takes only its own chunk with it, never a queued one
+                compute=ray.data.ActorPoolStrategy(size=min(actors, len(rows)), max_tasks_in_flight_per_actor=1),
+                num_cpus=self.cpus_per_worker,
                 max_task_retries=self.task_retries, max_restarts=-1,
             )
         context = dataset.context  # this dataset's own copy of Ray Data's settings
