@@ -17,8 +17,21 @@ from facelens.gallery import drop_collection, list_collections, open_gallery
 from facelens.gallery.index import exact_top_k
 from facelens.gallery.local import LocalGallery
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from synthetic_faces import FaceSpace  # noqa: E402  (benchmarks/synthetic_faces.py: test and benchmark code)
+
+def _load_face_space():
+    """benchmarks/synthetic_faces.py (test and benchmark code), loaded by path: putting benchmarks/ on sys.path
+    would let its scripts shadow packages for every later test (benchmarks/ray.py hid Ray from tests/distributed)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "synthetic_faces.py"
+    spec = importlib.util.spec_from_file_location("facelens_benchmarks_synthetic_faces", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module.FaceSpace
+
+
+FaceSpace = _load_face_space()
 
 
 @pytest.fixture(scope="session")

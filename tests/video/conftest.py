@@ -35,11 +35,12 @@ def lin_gallery(tmp_path_factory):
     gallery.close()
 
 
-def _process(clip: Path, folder: Path, gallery) -> Processed:
+def _process(clip: Path, folder: Path, gallery, every: int | None = None) -> Processed:
     from facelens.video import process_video
 
     run = process_video(
-        clip, gallery, out=folder / "annotated.mp4", timeline=folder / "timeline.json", thumbnails=folder / "faces"
+        clip, gallery, every, out=folder / "annotated.mp4", timeline=folder / "timeline.json",
+        thumbnails=folder / "faces",
     )
     results = list(run)
     return Processed(clip, folder / "annotated.mp4", folder / "timeline.json", run.timeline, results)
@@ -52,4 +53,6 @@ def hamilton(tmp_path_factory, lin_gallery) -> Processed:
 
 @pytest.fixture(scope="session")
 def facenet(tmp_path_factory, lin_gallery) -> Processed:
-    return _process(need_data(*FACENET), tmp_path_factory.mktemp("facenet"), lin_gallery)
+    # a fixed cadence: the adaptive one follows the machine's load (a loaded CI run detected so rarely that the
+    # boy's track ended at 3.76 s of 4.2 with the follower lost); these tests are about tracking, not that rule
+    return _process(need_data(*FACENET), tmp_path_factory.mktemp("facenet"), lin_gallery, every=8)
