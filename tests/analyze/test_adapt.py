@@ -154,3 +154,18 @@ def test_video_adapts_each_track(two_subjects):
     assert len(adapted) >= len(frames) // 2 and all(a["method"] == "t3a" for a in adapted)
     with pytest.raises(ValueError, match="analyze"):
         process_video(iter(frames), None, fps=25.0, adapt="cache")
+
+
+def test_video_takes_the_expression_model_like_the_other_doors(two_subjects):
+    from facelens.video import process_video
+
+    path = sorted((two_subjects / "S011").glob("*.png"))[0]
+    face = cv2.resize(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE), (160, 160), interpolation=cv2.INTER_CUBIC)
+    canvas = np.full((240, 320), 128, np.uint8)
+    canvas[40:200, 80:240] = face
+    frames = [cv2.cvtColor(canvas, cv2.COLOR_GRAY2RGB)] * 4
+    run = process_video(iter(frames), None, fps=25.0, analyze=True, expression_model="mini_xception")
+    probs = [f["expression"]["probabilities"] for r in run for f in r.to_dict()["faces"] if "expression" in f]
+    assert probs and all(len(p) == 7 for p in probs)
+    with pytest.raises(ValueError, match="unknown expression model"):
+        process_video(iter(frames), None, fps=25.0, analyze=True, expression_model="magic")

@@ -326,3 +326,12 @@ def test_analyze_chooses_heads_like_the_cli(client, reader_headers, ada):
            422, "invalid_request")
     # this server has no heads folder: a custom head is unknown (404), never a path on the server
     _error(client.post("/v1/analyze?head=smile", files=_files(ada[1][0]), headers=reader_headers), 404, "not_found")
+
+
+def test_analyze_takes_the_expression_model_like_the_cli(client, reader_headers, ada):
+    chosen = client.post("/v1/analyze?heads=expression&expression_model=mini_xception", files=_files(ada[1][0]),
+                         headers=reader_headers)  # fmt: skip
+    assert chosen.status_code == 200, chosen.text
+    assert len(chosen.json()["faces"][0]["expression"]["probabilities"]) == 7  # FER2013's classes (the default has 8)
+    _error(client.post("/v1/analyze?expression_model=magic", files=_files(ada[1][0]), headers=reader_headers),
+           422, "invalid_request")

@@ -61,6 +61,9 @@ def run_cmd(
                      "episodes (onset, apex, offset) in the timeline, drawn on --out."),
     ] = False,
     adapt: Adapt = None,
+    expression_model: Annotated[
+        str | None, typer.Option("--expression-model", help="Expression model of --analyze, by name.")
+    ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for a stream to answer.")] = 10.0,
     fps: Annotated[float | None, typer.Option(help="Frame rate of an image sequence.")] = None,
 ) -> None:
@@ -91,6 +94,7 @@ def run_cmd(
             liveness=liveness,
             analyze=analyze,
             adapt=adapt,
+            expression_model=expression_model,
             out=out,
             timeline=timeline,
             thumbnails=thumbnails,

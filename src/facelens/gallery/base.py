@@ -386,8 +386,9 @@ class Gallery(ABC):
         return False
 
     def _drop_faces(self, conn: Any, face_ids: list[int]) -> None:
-        """Delete gallery faces inside a library transaction (the backend's index follows)."""
-        raise NotImplementedError
+        """Delete gallery faces inside a library transaction (the backend's index follows). Only reached inside
+        :meth:`_library`, which refuses a store without a library before this."""
+        raise GalleryError(f"{type(self).__name__} galleries keep no photo library")
 
     def _forget_library_faces(self, name: str) -> None:
         """Delete the library detections that became this person's faces (the photos stay known, so they are not

@@ -307,6 +307,7 @@ class VideoRun:
         liveness: bool = False,
         analyze: bool = False,
         adapt: str | None = None,
+        expression_model: str | None = None,
         speed: float | None = None,
         detector: str = DEFAULT_DETECTOR,
         embedder: str | None = None,  # None: the gallery's own model, else the default
@@ -342,13 +343,21 @@ class VideoRun:
                 self._liveness_plan = replace(base, embed=False, liveness=(DEFAULT_MODEL, None, None))
                 self.liveness_threshold = get_checker(DEFAULT_MODEL).threshold
             # the analysis task's expression head (the analyze package's default model) on every followed face
-            self._analyze_plan = replace(base, embed=False, heads=("expression",)) if analyze else None
+            if analyze and expression_model is not None:
+                from facelens.analyze.expression import expression_model_names
+
+                if expression_model not in expression_model_names():
+                    raise ValueError(f"unknown expression model {expression_model!r}; choose from "
+                                     f"{', '.join(expression_model_names())}")
+            self._analyze_plan = (replace(base, embed=False, heads=("expression",), expression_model=expression_model)
+                                  if analyze else None)
             # test-time adaptation of the expression head, one subject per track (facelens.analyze.adapt)
             self._adapter: FaceAnalyzer | None = None
             if adapt is not None:
                 if not analyze:
                     raise ValueError("adapt adapts the expression of --analyze: ask for analyze too")
-                self._adapter = FaceAnalyzer(tasks=("analyze",), heads=("expression",), adapt=adapt, workers=1)
+                self._adapter = FaceAnalyzer(tasks=("analyze",), heads=("expression",), adapt=adapt, workers=1,
+                                             expression_model=expression_model)
                 self._analyze_plan = replace(self._analyze_plan, expression_features=True)
             self.expression_labels: tuple[str, ...] = ()
             self._expressions: dict[int, ExpressionTrack] = {}
@@ -828,7 +837,7 @@ def process_video(
     ``where`` (metadata filter on the gallery's people), ``liveness`` (passive liveness per track; a spoof is never
     named), ``analyze`` (expression on every frame of every track: smoothed, summarised and spotted as episodes per
     track, person and video, see :mod:`facelens.video.expressions`), ``adapt`` (with ``analyze``: adapt the
-    expression head to each track at test time, ``cache``/``t3a``/``tent``, see :mod:`facelens.analyze.adapt`), ``speed`` (target multiple of real time), ``detector``, ``embedder`` (default: the gallery's own model),
+    expression head to each track at test time, ``cache``/``t3a``/``tent``, see :mod:`facelens.analyze.adapt`), ``expression_model`` (by name; default the library's), ``speed`` (target multiple of real time), ``detector``, ``embedder`` (default: the gallery's own model),
     ``min_hits``, ``max_gap``,
     ``fps`` (for image sequences), ``timeout`` (stream open), ``reconnect`` (attempts after a stream drops),
     ``keep_images`` (keep each frame's image on its result).

@@ -117,6 +117,8 @@ async def analyze(
                                                "NAME.joblib in the server's heads folder (FACELENS_HEADS_DIR)."),
     face_crops: bool = Query(False, description="The image is already one face crop (FER2013/CK+ style): "
                                                 "no detection."),
+    expression_model: str | None = Query(None, description="Expression model by name (default: the library's; "
+                                                            "`facelens analyze models` lists them)."),
 ) -> dict[str, Any]:
     """Expression, age/gender and quality of every face (the heads chosen), and a custom head's answer under
     ``head``. A head whose model is missing reports it in the face's ``errors`` while the others answer."""
@@ -124,12 +126,18 @@ async def analyze(
     unknown = sorted(set(chosen) - set(HEADS))
     if unknown:
         raise ApiError(422, "invalid_request", f"unknown analysis heads {unknown}; choose from {', '.join(HEADS)}")
+    if expression_model is not None:
+        from facelens.analyze.expression import expression_model_names
+
+        if expression_model not in expression_model_names():
+            raise ApiError(422, "invalid_request", f"unknown expression model {expression_model!r}; choose from "
+                                                   f"{', '.join(expression_model_names())}")
     custom = await state.work(state.custom_head, head) if head else None
     upload = (await state.payload(request, ("image",))).one("image")
 
     def run() -> dict[str, Any]:
         engine = FaceAnalyzer(detector=state.settings.detector, tasks=("detect", "analyze"), heads=chosen,
-                              custom_head=custom, face_crops=face_crops)
+                              custom_head=custom, face_crops=face_crops, expression_model=expression_model)
         return image_answer(engine.run_one(state.decode(upload)))
 
     result = await state.work(run)
