@@ -70,6 +70,38 @@ def test_a_subject_of_one_expression_does_not_collapse_the_other_classes(ck_feat
     assert right.mean() >= base.mean() - 0.1
 
 
+def test_shot_adds_five_points_on_subjects_it_was_not_tuned_on(ck_features):
+    """The issue's goal on the held-out half: shot's settings were chosen on CK+'s odd-numbered subjects, and on
+    the even-numbered ones of this subset (every 3rd face, ~3 faces a subject) it measured +7.5 points and
+    0.602 → 0.670 on the whole subset (benchmarks/adapt.py: +8.0 on all even subjects' faces)."""
+    head, feats, labels, subjects = ck_features
+    even = np.array([int(s[1:]) % 2 == 0 for s in subjects])
+    base = np.array(head.labels)[softmax_argmax(head, feats)] == labels
+    adapted = np.array(head.labels)[adapt_groups("shot", head, feats, list(subjects)).argmax(1)] == labels
+    assert adapted[even].mean() >= base[even].mean() + 0.05
+    assert adapted.mean() >= base.mean() + 0.04
+
+
+@pytest.mark.parametrize("expression", ["happy", "surprise"])
+def test_shot_keeps_a_subject_who_shows_one_sure_expression(ck_features, expression):
+    """Diversity pushes a subject's answers apart; the faces the head is sure of are held to their answer, so a
+    subject who smiles all along keeps smiling (an uncertain one-expression subject does lose: see the docs)."""
+    head, feats, labels, _ = ck_features
+    one = labels == expression
+    base = (np.array(head.labels)[softmax_argmax(head, feats[one])] == expression).mean()
+    adapted = SubjectAdapter("shot", head).update("one", feats[one])
+    assert (np.array(head.labels)[adapted.argmax(1)] == expression).mean() >= base - 0.05
+
+
+def test_shot_keeps_the_head_s_answer_on_a_subject_s_first_face(ck_features):
+    """One face is no evidence about a person: on each subject's first face the diversity weight is below the
+    entropy term's, so the offset only sharpens the head's own answer."""
+    head, feats, _, subjects = ck_features
+    first = [int(np.flatnonzero(subjects == s)[0]) for s in dict.fromkeys(subjects)]
+    adapted = adapt_groups("shot", head, feats, list(subjects))
+    assert np.array_equal(adapted[first].argmax(1), softmax_argmax(head, feats[first]))
+
+
 def softmax_argmax(head: LinearHead, feats: np.ndarray) -> np.ndarray:
     return head.logits(head.standardise(feats)).argmax(1)
 
