@@ -142,18 +142,19 @@ def _adapted(records: list[dict]) -> dict[str, dict]:
     return {Path(r["path"]).name: r["faces"][0]["expression"] for r in records}
 
 
-def test_cli_adapts_per_folder_and_keeps_the_unadapted_answer(two_subjects):
+@pytest.mark.parametrize("method", ["cache", "shot"])
+def test_cli_adapts_per_folder_and_keeps_the_unadapted_answer(two_subjects, method):
     import json
     import subprocess
 
     def run(*inputs: Path) -> dict[str, dict]:
         out = subprocess.run([EXE, "analyze", *map(str, inputs), "--face-crops",
-                              "--heads", "expression", "--adapt", "cache", "--json"],
+                              "--heads", "expression", "--adapt", method, "--json"],
                              capture_output=True, text=True, check=True).stdout  # fmt: skip
         return _adapted([json.loads(line) for line in out.splitlines()])
 
     both = run(two_subjects)
-    assert both and all(e["adapted"]["method"] == "cache" and set(e["adapted"]["probabilities"]) ==
+    assert both and all(e["adapted"]["method"] == method and set(e["adapted"]["probabilities"]) ==
                         set(e["probabilities"]) for e in both.values())  # fmt: skip
     alone = run(two_subjects / "S011")  # the other subject's faces first change nothing for this one
     assert {k: v["adapted"] for k, v in both.items() if k.startswith("S011")} == {k: v["adapted"] for k, v in alone.items()}
