@@ -102,6 +102,20 @@ def test_shot_keeps_the_head_s_answer_on_a_subject_s_first_face(ck_features):
     assert np.array_equal(adapted[first].argmax(1), softmax_argmax(head, feats[first]))
 
 
+def test_balanced_prior_gains_more_than_any_subject_method_and_ignores_the_subject(ck_features):
+    """The head without FER+'s class prior: on this subset's even subjects 0.609 → 0.828 (shot: 0.684), and the
+    same answer for a face whatever group it is in (nothing per subject)."""
+    head, feats, labels, subjects = ck_features
+    even = np.array([int(s[1:]) % 2 == 0 for s in subjects])
+    base = np.array(head.labels)[softmax_argmax(head, feats)] == labels
+    by_subject = adapt_groups("balanced", head, feats, list(subjects))
+    right = np.array(head.labels)[by_subject.argmax(1)] == labels
+    assert right[even].mean() >= base[even].mean() + 0.15
+    shot = np.array(head.labels)[adapt_groups("shot", head, feats, list(subjects)).argmax(1)] == labels
+    assert right[even].mean() > shot[even].mean()
+    assert np.allclose(by_subject, adapt_groups("balanced", head, feats, ["one"] * len(feats)), atol=1e-6)
+
+
 def softmax_argmax(head: LinearHead, feats: np.ndarray) -> np.ndarray:
     return head.logits(head.standardise(feats)).argmax(1)
 

@@ -17,6 +17,10 @@ features → softmax regression) and refines its answers as that subject's faces
   their mean answer), the faces the head was already sure of held to their answer, the offset bounded. It assumes
   a subject shows more than one expression (posed sets do); a subject who shows one uncertain expression all along
   (e.g. only "sad") loses some of it (see docs/expression.md).
+- ``balanced``: not an adaptation but the reference every method here must beat: the same head without its bias,
+  i.e. without FER+'s class prior (a third of FER+ is neutral; the bias correlates 0.94 with the log prior), the
+  logit adjustment of Menon et al. 2021 to a uniform prior. Stateless. On class-balanced posed sets it gains more
+  than any per-subject method (and none adds anything on top of it); on neutral-heavy faces (FER+ itself) it loses.
 
 A subject is a video track or an explicit group (e.g. one folder of one person's photos). State lives in one
 :class:`Adaptation` per subject, so nothing leaks between subjects; everything is deterministic for a given input
@@ -35,7 +39,7 @@ import numpy as np
 from facelens.errors import FacelensError
 
 #: Adaptation methods by name (see the module docstring).
-ADAPT_METHODS = ("cache", "t3a", "tent", "shot")
+ADAPT_METHODS = ("cache", "t3a", "tent", "shot", "balanced")
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -286,7 +290,19 @@ class ShotAdaptation(Adaptation):
         return softmax(base + delta).astype(np.float32)
 
 
-_CLASSES = {"cache": CacheAdaptation, "t3a": T3AAdaptation, "tent": TentAdaptation, "shot": ShotAdaptation}
+class BalancedPrior(Adaptation):
+    """The head with a uniform class prior (its bias dropped): the same answer for a face whoever it belongs to."""
+
+    name = "balanced"
+
+    def _step(self, z: np.ndarray) -> np.ndarray:
+        return softmax(z @ self.head.weight).astype(np.float32)
+
+
+_CLASSES = {
+    "cache": CacheAdaptation, "t3a": T3AAdaptation, "tent": TentAdaptation, "shot": ShotAdaptation,
+    "balanced": BalancedPrior,
+}  # fmt: skip
 
 
 def new_adaptation(method: str, head: LinearHead, **options: object) -> Adaptation:
