@@ -52,7 +52,7 @@ def test_ear_separates_open_from_closed_eyes(data_dir):
 
 
 def test_blinks_are_found_at_their_times(blink_clip):
-    result = check_clip(blink_clip)
+    result = check_clip(blink_clip, signal="ear")
     assert result.is_live
     assert [(b["start"], b["end"]) for b in result.blinks] == [(0.48, 0.6), (1.12, 1.2)]
 
@@ -93,3 +93,72 @@ def test_a_one_frame_dip_is_no_blink_at_30_fps():
     assert find_blinks(at_30, one) == []
     assert [b["start"] for b in find_blinks(at_30, two)] == [round(10 / 30, 3)]
     assert [b["start"] for b in find_blinks(np.arange(30) / 10, one)] == [1.0]
+
+
+# -- the blink signal by name (blendshapes or EAR), one blink algorithm over either series ---------------------------
+#: Real LFW photos of one person, checked by eye: eyes open in the first, both eyes closed in the second (they are two
+#: of benchmarks/liveness.py's BLINK_PAIRS, where EAR misses both blinks of the Gary Winnick clip).
+GARY = ("Gary_Winnick_0001", "Gary_Winnick_0002")
+#: Annotated closures of the spliced clip: (first, last) frame.
+CLOSURES = [(12, 15), (28, 30)]
+
+
+@pytest.fixture(scope="module")
+def gary_clip(data_dir, tmp_path_factory):
+    folder = data_dir / "identity" / "lfw" / "lfw_deepfunneled" / "Gary_Winnick"
+    opened, closed = (cv2.imread(str(folder / f"{name}.jpg")) for name in GARY)
+    if opened is None or closed is None:
+        pytest.skip("LFW Gary_Winnick images not found")
+    frames = [opened] * 12 + [closed] * 4 + [opened] * 12 + [closed] * 3 + [opened] * 10
+    return _write(tmp_path_factory.mktemp("clips") / "gary.mp4", frames)
+
+
+@pytest.fixture(scope="module")
+def still_clip(spoof_dir, tmp_path_factory):
+    still = cv2.imread(str(spoof_dir / "minivision_silent_face" / "live" / "image_T1.jpg"))
+    return _write(tmp_path_factory.mktemp("clips") / "still.mp4", [still] * 30)
+
+
+def test_blendshape_signal_finds_the_annotated_blinks(gary_clip):
+    pytest.importorskip("ai_edge_litert", reason="the blendshapes signal runs on LiteRT (facelens[litert])")
+    result = check_clip(gary_clip, signal="blendshapes")
+    assert result.signal == "blendshapes" and result.is_live
+    assert len(result.blinks) == len(CLOSURES)
+    for blink, (first, last) in zip(result.blinks, CLOSURES):
+        assert abs(blink["start_frame"] - first) <= 2 and abs(blink["end_frame"] - last) <= 2
+    # open eyes score near 1 (1 - eyeBlink), the closed photo well under it
+    assert result.open_level > 0.8 and max(b["min_openness"] for b in result.blinks) < 0.5
+
+
+def test_default_signal_is_blendshapes_when_litert_is_there(gary_clip):
+    pytest.importorskip("ai_edge_litert", reason="the blendshapes signal runs on LiteRT (facelens[litert])")
+    from facelens.liveness.active import default_signal
+
+    assert default_signal() == "blendshapes"
+    assert check_clip(gary_clip).signal == "blendshapes"
+
+
+@pytest.mark.parametrize("signal", ["ear", "blendshapes"])
+def test_still_photo_has_no_blink_with_either_signal(still_clip, signal):
+    if signal == "blendshapes":
+        pytest.importorskip("ai_edge_litert", reason="the blendshapes signal runs on LiteRT (facelens[litert])")
+    result = check_clip(still_clip, signal=signal)
+    assert result.signal == signal and result.blinks == [] and not result.is_live
+    assert result.frames_with_face == 30
+
+
+def test_unknown_signal_is_refused_before_reading(tmp_path):
+    with pytest.raises(ValueError, match="unknown blink signal 'eyes'.*ear, blendshapes"):
+        check_clip(tmp_path / "missing.mp4", signal="eyes")
+
+
+def test_blinks_carry_their_frames():
+    import numpy as np
+
+    from facelens.liveness.active import signal_blinks
+
+    openness = np.full(20, 0.95)
+    openness[8:11] = 0.3
+    frames = np.arange(100, 120)
+    (blink,) = signal_blinks("ear", np.arange(20) / 25, openness, frames=frames)
+    assert (blink["start_frame"], blink["end_frame"]) == (108, 110) and blink["min_openness"] == 0.3
