@@ -138,8 +138,8 @@ def test_default_signal_is_blendshapes_when_litert_is_there(gary_clip):
     assert check_clip(gary_clip).signal == "blendshapes"
 
 
-@pytest.mark.parametrize("signal", ["ear", "blendshapes"])
-def test_still_photo_has_no_blink_with_either_signal(still_clip, signal):
+@pytest.mark.parametrize("signal", ["ear", "blendshapes", "eye_state"])
+def test_still_photo_has_no_blink_with_any_signal(still_clip, signal):
     if signal == "blendshapes":
         pytest.importorskip("ai_edge_litert", reason="the blendshapes signal runs on LiteRT (facelens[litert])")
     result = check_clip(still_clip, signal=signal)
@@ -147,8 +147,35 @@ def test_still_photo_has_no_blink_with_either_signal(still_clip, signal):
     assert result.frames_with_face == 30
 
 
+def test_eye_state_signal_finds_the_annotated_blinks(data_dir, tmp_path):
+    """Open Model Zoo's open/closed-eye classifier on Barbara Brezigar's LFW photos (open 0002, closed 0001,
+    checked by eye), spliced as the Gary Winnick clip."""
+    folder = data_dir / "identity" / "lfw" / "lfw_deepfunneled" / "Barbara_Brezigar"
+    opened, closed = (cv2.imread(str(folder / f"Barbara_Brezigar_000{i}.jpg")) for i in (2, 1))
+    frames = [opened] * 12 + [closed] * 4 + [opened] * 12 + [closed] * 3 + [opened] * 10
+    result = check_clip(_write(tmp_path / "barbara.mp4", frames), signal="eye_state")
+    assert result.signal == "eye_state" and len(result.blinks) == len(CLOSURES)
+    for blink, (first, last) in zip(result.blinks, CLOSURES):
+        assert abs(blink["start_frame"] - first) <= 2 and abs(blink["end_frame"] - last) <= 2
+
+
+def test_eye_state_model_tells_open_from_closed_eyes(data_dir):
+    from facelens.align import landmarks_68
+    from facelens.engine import models
+    from facelens.io.image import decode_image
+    from facelens.liveness.eye_state import get_eye_state_model
+
+    folder = data_dir / "identity" / "lfw" / "lfw_deepfunneled" / "Denise_Johnson"
+    p_open = {}
+    for name in ("Denise_Johnson_0001", "Denise_Johnson_0002"):
+        image = decode_image(folder / f"{name}.jpg")
+        face = models().detector.detect(image)[0]
+        p_open[name] = get_eye_state_model().open_probability(image, [landmarks_68(image, face.box)])[0]
+    assert p_open["Denise_Johnson_0001"].mean() > 0.8 and p_open["Denise_Johnson_0002"].max() < 0.2
+
+
 def test_unknown_signal_is_refused_before_reading(tmp_path):
-    with pytest.raises(ValueError, match="unknown blink signal 'eyes'.*ear, blendshapes"):
+    with pytest.raises(ValueError, match="unknown blink signal 'eyes'.*ear, blendshapes, eye_state"):
         check_clip(tmp_path / "missing.mp4", signal="eyes")
 
 

@@ -47,7 +47,8 @@ def clip_cmd(
     signal: Annotated[
         str | None,
         typer.Option(help="Eye signal blinks are found in: blendshapes (MediaPipe eyeBlink scores, the default when "
-                          "ai-edge-litert is installed) or ear (eye aspect ratio of dlib's 68 landmarks)."),
+                          "ai-edge-litert is installed), ear (eye aspect ratio of dlib's 68 landmarks) or eye_state "
+                          "(Open Model Zoo's open/closed-eye classifier)."),
     ] = None,
     as_json: Json = False,
 ) -> None:

@@ -67,7 +67,7 @@ def run_cmd(
     blink_signal: Annotated[
         str | None,
         typer.Option("--blink-signal", help="Eye signal of the per-track blink count of --analyze/--liveness: "
-                     "blendshapes (default when ai-edge-litert is installed) or ear."),
+                     "blendshapes (default when ai-edge-litert is installed), ear or eye_state."),
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for a stream to answer.")] = 10.0,
     fps: Annotated[float | None, typer.Option(help="Frame rate of an image sequence.")] = None,

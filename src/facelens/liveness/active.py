@@ -6,7 +6,9 @@ the series. Signals by name (:data:`SIGNALS`):
 - ``ear``: the eye aspect ratio (EAR, Soukupová & Čech 2016) on dlib's 68 landmarks,
   ``EAR = (|p2−p6| + |p3−p5|) / (2·|p1−p4|)`` per eye, averaged over both eyes;
 - ``blendshapes``: 1 − the mean of MediaPipe Face Landmarker's ``eyeBlinkLeft`` and ``eyeBlinkRight`` scores
-  (:mod:`facelens.analyze.blendshapes`, LiteRT), so that it too is high when the eyes are open.
+  (:mod:`facelens.analyze.blendshapes`, LiteRT), so that it too is high when the eyes are open;
+- ``eye_state``: the mean P(open) of the two eyes by Open Model Zoo's open/closed-eye classifier on eye crops placed
+  by dlib's 68 landmarks (:mod:`facelens.liveness.eye_state`, onnxruntime).
 
 An open eye holds a roughly constant openness that differs between people (and, for blendshapes, with gaze: a face
 looking down scores 0.3-0.6 "blink" with open eyes), so a blink is measured *relative to the face's own open-eye
@@ -45,7 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Per-frame eye-openness signals a blink can be found in (see the module docstring).
-SIGNALS = ("ear", "blendshapes")
+SIGNALS = ("ear", "blendshapes", "eye_state")
 #: Fraction of the open-eye EAR under which the eye counts as closed (see module docstring).
 BLINK_DROP = 2 / 3
 #: Longest closure that still counts as a blink (voluntary closures and tracking drop-outs are longer).
@@ -60,10 +62,11 @@ MIN_BLINK_S = 0.05
 REOPEN = 0.85
 #: (drop, reopen) per signal: the fractions of the open-eye level under which an eye is closed and over which it is
 #: open again.
-THRESHOLDS = {"ear": (BLINK_DROP, REOPEN), "blendshapes": (BLINK_DROP, REOPEN)}
+THRESHOLDS = {"ear": (BLINK_DROP, REOPEN), "blendshapes": (BLINK_DROP, REOPEN), "eye_state": (BLINK_DROP, REOPEN)}
 #: The signal used when none is named, if its runtime (LiteRT) is installed, else ``ear``: on the annotated clips of
-#: ``benchmarks/liveness.py --blinks`` it finds 16 of 26 blinks against EAR's 12, with no false blink from either
-#: (both with the same ratios; the figures and a sweep of them are in that script's docstring).
+#: ``benchmarks/liveness.py --blinks`` it finds 16 of 26 blinks against EAR's 12, with no false blink from either;
+#: ``eye_state`` finds 17 but also 2 false blinks (all with the same ratios; the figures and a sweep of them are in
+#: that script's docstring).
 DEFAULT_SIGNAL = "blendshapes"
 _RIGHT_EYE = slice(36, 42)
 _LEFT_EYE = slice(42, 48)
@@ -188,8 +191,9 @@ def eye_openness(
     signal: str, image: np.ndarray, faces: Sequence[DetectedFace], points68: Sequence[np.ndarray] | None = None
 ) -> np.ndarray:
     """[n] eye openness of these faces of one RGB frame by the named signal (higher = more open): EAR from dlib's
-    68 landmarks (``points68`` when already placed, else fitted in the box), or 1 − mean(eyeBlinkLeft,
-    eyeBlinkRight) of the blendshape model."""
+    68 landmarks (``points68`` when already placed, else fitted in the box), 1 − mean(eyeBlinkLeft,
+    eyeBlinkRight) of the blendshape model, or the eye-state model's mean P(open) on crops placed by those 68
+    landmarks."""
     if not len(faces):
         return np.zeros(0, np.float64)
     if check_signal(signal) == "blendshapes":
@@ -202,6 +206,10 @@ def eye_openness(
         from facelens.align import landmarks_68
 
         points68 = [f.landmarks68 if f.landmarks68 is not None else landmarks_68(image, f.box) for f in faces]
+    if signal == "eye_state":
+        from facelens.liveness.eye_state import get_eye_state_model
+
+        return get_eye_state_model().open_probability(image, points68).mean(axis=1).astype(np.float64)
     return np.array([eye_aspect_ratio(p) for p in points68], np.float64)
 
 
