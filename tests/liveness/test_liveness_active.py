@@ -189,3 +189,21 @@ def test_blinks_carry_their_frames():
     frames = np.arange(100, 120)
     (blink,) = signal_blinks("ear", np.arange(20) / 25, openness, frames=frames)
     assert (blink["start_frame"], blink["end_frame"]) == (108, 110) and blink["min_openness"] == 0.3
+
+
+def test_a_missing_signal_model_fails_fast_and_the_default_falls_back_to_ear(monkeypatch, tmp_path):
+    """Offline with no model files: an explicit eye_state/blendshapes signal is refused before any frame is read
+    (the error names the file); the default signal falls back to EAR, which needs only dlib's bundled models."""
+    from facelens.errors import ModelUnavailableError
+    from facelens.liveness.active import check_signal, default_signal
+
+    monkeypatch.setenv("FACELENS_MODEL_DIR", str(tmp_path))
+    monkeypatch.setenv("FACELENS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FACELENS_OFFLINE", "1")
+    with pytest.raises(ModelUnavailableError, match="open_closed_eye_0001.onnx"):
+        check_signal("eye_state")
+    with pytest.raises(ModelUnavailableError):
+        check_signal("blendshapes")
+    assert default_signal() == "ear"
+    with pytest.raises(ModelUnavailableError):
+        check_clip(tmp_path / "missing.mp4", signal="eye_state")

@@ -159,31 +159,43 @@ def find_blinks(
 
 def signal_blinks(signal: str, times: np.ndarray, openness: np.ndarray, frames: np.ndarray | None = None) -> list[dict]:
     """:func:`find_blinks` with the signal's own thresholds (:data:`THRESHOLDS`)."""
-    drop, reopen = THRESHOLDS[check_signal(signal)]
+    if signal not in THRESHOLDS:
+        raise ValueError(f"unknown blink signal {signal!r}; choose from {', '.join(SIGNALS)}")
+    drop, reopen = THRESHOLDS[signal]
     return find_blinks(times, openness, drop=drop, reopen=reopen, frames=frames)
 
 
 def default_signal() -> str:
-    """:data:`DEFAULT_SIGNAL` when its optional runtime is installed, else ``ear`` (the result names the one used)."""
-    from facelens.analyze.blendshapes import have_litert
+    """:data:`DEFAULT_SIGNAL` when its optional runtime and model are there, else ``ear`` (the result names the
+    signal used, and the reason is logged)."""
+    from facelens.errors import ModelUnavailableError
 
-    if DEFAULT_SIGNAL == "blendshapes" and not have_litert():
-        log.info("blink signal: ear (the blendshapes signal needs ai-edge-litert: pip install 'facelens[litert]')")
+    try:
+        return check_signal(DEFAULT_SIGNAL)
+    except ModelUnavailableError as exc:
+        log.warning("blink signal: ear instead of %s (%s)", DEFAULT_SIGNAL, exc)
         return "ear"
-    return DEFAULT_SIGNAL
 
 
 def check_signal(signal: str | None) -> str:
-    """The signal's name, or a ``ValueError`` naming the choices; the blendshape signal's optional runtime
-    (LiteRT) is checked here too, before any frame is read. None: :func:`default_signal`."""
+    """The signal's name, or a ``ValueError`` naming the choices; the signal's optional runtime (LiteRT for
+    blendshapes) and model file are checked here too (:class:`~facelens.errors.ModelUnavailableError`), before any
+    frame is read. None: :func:`default_signal`."""
     if signal is None:
         return default_signal()
     if signal not in SIGNALS:
         raise ValueError(f"unknown blink signal {signal!r}; choose from {', '.join(SIGNALS)}")
     if signal == "blendshapes":
         from facelens.analyze.blendshapes import require_litert
+        from facelens.models.registry import model_path
 
         require_litert()
+        model_path("mediapipe_face_landmarker")
+    elif signal == "eye_state":
+        from facelens.liveness.models import EYE_STATE
+        from facelens.models.registry import resolve_file
+
+        resolve_file(EYE_STATE.files[0])
     return signal
 
 
@@ -194,9 +206,11 @@ def eye_openness(
     68 landmarks (``points68`` when already placed, else fitted in the box), 1 − mean(eyeBlinkLeft,
     eyeBlinkRight) of the blendshape model, or the eye-state model's mean P(open) on crops placed by those 68
     landmarks."""
+    if signal not in SIGNALS:
+        raise ValueError(f"unknown blink signal {signal!r}; choose from {', '.join(SIGNALS)}")
     if not len(faces):
         return np.zeros(0, np.float64)
-    if check_signal(signal) == "blendshapes":
+    if signal == "blendshapes":
         from facelens.analyze.blendshapes import BLENDSHAPES, get_blendshape_model
 
         scores = get_blendshape_model().scores(image, faces)
