@@ -137,3 +137,13 @@ def test_video_cli_liveness_reports_blinks(still_frames, tmp_path):
     assert result.exit_code == 0 and "passive_only" in result.output and "0 in" in result.output
     result = runner.invoke(app, [str(clip), "--blink-signal", "eyes", "--liveness"])
     assert result.exit_code == 2 and "unknown blink signal" in result.output
+
+
+def test_analyze_counts_blinks_too(blink_frames):
+    """``analyze`` alone measures the eyes as well (no passive check: no verdict)."""
+    pytest.importorskip("ai_edge_litert", reason="the default blink signal runs on LiteRT (facelens[litert])")
+    from facelens.video import process_video
+
+    (track,) = process_video(iter(blink_frames), fps=FPS, analyze=True).run().tracks
+    assert track.expression is not None and track.blinks["count"] == len(CLOSURES)
+    assert track.liveness is None and track.liveness_verdict is None
