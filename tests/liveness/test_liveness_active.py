@@ -182,12 +182,12 @@ def test_unknown_signal_is_refused_before_reading(tmp_path):
 def test_blinks_carry_their_frames():
     import numpy as np
 
-    from facelens.liveness.active import signal_blinks
+    from facelens.liveness.active import find_blinks
 
     openness = np.full(20, 0.95)
     openness[8:11] = 0.3
     frames = np.arange(100, 120)
-    (blink,) = signal_blinks("ear", np.arange(20) / 25, openness, frames=frames)
+    (blink,) = find_blinks(np.arange(20) / 25, openness, frames=frames)
     assert (blink["start_frame"], blink["end_frame"]) == (108, 110) and blink["min_openness"] == 0.3
 
 

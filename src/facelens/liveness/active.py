@@ -14,8 +14,8 @@ An open eye holds a roughly constant openness that differs between people (and, 
 looking down scores 0.3-0.6 "blink" with open eyes), so a blink is measured *relative to the face's own open-eye
 level* (the clip's 80th percentile): a run of frames below ``drop`` × that level, at most ``MAX_BLINK_S`` long,
 framed by frames back above ``reopen`` × the level. For EAR Soukupová & Čech's fixed threshold 0.2 against a
-typical open EAR of about 0.3 is the same ~2/3 ratio; the blendshape signal's own ratios are in
-:data:`THRESHOLDS`. Which signal is the default, and why, is measured by ``benchmarks/liveness.py --blinks``
+typical open EAR of about 0.3 is the same ~2/3 ratio, and the same ratios serve the other signals (a sweep of
+them changes no ranking). Which signal is the default, and why, is measured by ``benchmarks/liveness.py --blinks``
 (see :data:`DEFAULT_SIGNAL`).
 
 Head movement: the nose tip's offset from the eye midpoint divided by the inter-ocular distance is a scale-free
@@ -60,13 +60,10 @@ CUT_MIN_IOU = 0.7
 MIN_BLINK_S = 0.05
 #: The frames around a closure must be back at this fraction of the open-eye level (hysteresis against jitter).
 REOPEN = 0.85
-#: (drop, reopen) per signal: the fractions of the open-eye level under which an eye is closed and over which it is
-#: open again.
-THRESHOLDS = {"ear": (BLINK_DROP, REOPEN), "blendshapes": (BLINK_DROP, REOPEN), "eye_state": (BLINK_DROP, REOPEN)}
 #: The signal used when none is named, if its runtime (LiteRT) is installed, else ``ear``: on the annotated clips of
 #: ``benchmarks/liveness.py --blinks`` it finds 16 of 26 blinks against EAR's 12, with no false blink from either;
-#: ``eye_state`` finds 17 but also 2 false blinks (all with the same ratios; the figures and a sweep of them are in
-#: that script's docstring).
+#: ``eye_state`` finds 17 but also 2 false blinks (every signal with the same BLINK_DROP and REOPEN ratios; the
+#: figures and a sweep of them are in that script's docstring).
 DEFAULT_SIGNAL = "blendshapes"
 _RIGHT_EYE = slice(36, 42)
 _LEFT_EYE = slice(42, 48)
@@ -155,14 +152,6 @@ def find_blinks(
             blinks.append(blink)
         i = j + 1
     return blinks
-
-
-def signal_blinks(signal: str, times: np.ndarray, openness: np.ndarray, frames: np.ndarray | None = None) -> list[dict]:
-    """:func:`find_blinks` with the signal's own thresholds (:data:`THRESHOLDS`)."""
-    if signal not in THRESHOLDS:
-        raise ValueError(f"unknown blink signal {signal!r}; choose from {', '.join(SIGNALS)}")
-    drop, reopen = THRESHOLDS[signal]
-    return find_blinks(times, openness, drop=drop, reopen=reopen, frames=frames)
 
 
 def default_signal() -> str:
@@ -346,7 +335,7 @@ def check_clip(
     found = int((~np.isnan(o_arr)).sum())
     if not found:
         raise NoFaceError(f"{path}: no face found in any of {len(times)} sampled frames")
-    blinks = signal_blinks(signal, t_arr, o_arr, frames=np.array(indices))
+    blinks = find_blinks(t_arr, o_arr, frames=np.array(indices))
     pose_arr = np.array(poses)
     pose_range = float(np.linalg.norm(np.percentile(pose_arr, 95, axis=0) - np.percentile(pose_arr, 5, axis=0)))
     c = np.array(centres)

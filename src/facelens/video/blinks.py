@@ -3,7 +3,7 @@
 With ``analyze`` or ``liveness``, every followed face gets its eye openness measured on every frame by the active
 check's signal (:func:`facelens.liveness.active.eye_openness`: ``blendshapes`` by default when LiteRT is installed,
 else ``ear``), and each track's blinks are found in that series by the same algorithm as ``facelens liveness CLIP``
-(:func:`facelens.liveness.active.signal_blinks`). The timeline row carries them as ``blinks``: the signal, the count,
+(:func:`facelens.liveness.active.find_blinks`). The timeline row carries them as ``blinks``: the signal, the count,
 each blink's start/end (seconds and video frames) and the seconds over which the eyes were measured.
 
 With ``liveness`` the row also gets ``liveness_verdict``, the passive decision combined with that evidence by
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from facelens.liveness.active import check_signal, eye_openness, signal_blinks
+from facelens.liveness.active import check_signal, eye_openness, find_blinks
 from facelens.result import Faces
 
 #: Seconds of measured eyes without a blink after which a passive pass is reported as ``no_blink``.
@@ -84,7 +84,7 @@ class BlinkCounter:
         if series is None or not series.frames:
             return None
         times = np.asarray(series.times, np.float64)
-        found = signal_blinks(self.signal, times, np.asarray(series.openness), frames=np.asarray(series.frames))
+        found = find_blinks(times, np.asarray(series.openness), frames=np.asarray(series.frames))
         return {
             "signal": self.signal,
             "count": len(found),
