@@ -64,6 +64,11 @@ def run_cmd(
     expression_model: Annotated[
         str | None, typer.Option("--expression-model", help="Expression model of --analyze, by name.")
     ] = None,
+    blink_signal: Annotated[
+        str | None,
+        typer.Option("--blink-signal", help="Eye signal of the per-track blink count of --analyze/--liveness: "
+                     "blendshapes (default when ai-edge-litert is installed), ear or eye_state."),
+    ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for a stream to answer.")] = 10.0,
     fps: Annotated[float | None, typer.Option(help="Frame rate of an image sequence.")] = None,
 ) -> None:
@@ -95,6 +100,7 @@ def run_cmd(
             analyze=analyze,
             adapt=adapt,
             expression_model=expression_model,
+            blink_signal=blink_signal,
             out=out,
             timeline=timeline,
             thumbnails=thumbnails,
@@ -158,15 +164,21 @@ def run_cmd(
     else:
         table = Table(title=f"{result.source}: {result.frames} frames, {result.duration:.1f} s")
         columns = ["person", "track", "first seen (s)", "last seen (s)", "frames", "confidence", "thumbnail"]
-        for col in columns + (["liveness"] if liveness else []) + (["expression", "episodes"] if analyze else []):
+        blinks = analyze or liveness
+        for col in (columns + (["liveness"] if liveness else []) + (["expression", "episodes"] if analyze else [])
+                    + (["blinks"] if blinks else [])):
             table.add_column(col)
         for row in result.tracks:
             cells = [row.person, str(row.track), f"{row.first_seen:.2f}", f"{row.last_seen:.2f}", str(row.frames),
                      f"{row.confidence:.2f}", row.thumbnail]
             if liveness:
-                cells.append("-" if row.liveness is None else f"{row.liveness:.2f} {'live' if row.is_live else 'spoof'}")
+                cells.append("-" if row.liveness is None else f"{row.liveness:.2f} {row.liveness_verdict}")
             if analyze:
                 cells += [row.csv_row()["expression"] or "-", row.csv_row()["episodes"] or "-"]
+            if blinks:
+                record = row.blinks
+                cells.append("-" if not record else f"{record['count']} in {record['measured_s']:.1f} s "
+                             f"({record['signal']})")
             table.add_row(*cells)
         stdout.print(table)
         stats = result.stats
