@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -14,32 +13,10 @@ import pytest
 
 import facelens
 from facelens.gallery import open_gallery
+from enrol_checks import assert_same, gallery_faces
 
 # Ray Data reads its own deprecated settings when it copies a context: not ours to fix
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")]
-
-
-def gallery_faces(location, collection: str = "default") -> dict[tuple[str, str], tuple[list[float], np.ndarray]]:
-    """(person, content hash) -> (box, embedding) of every face; fails on a duplicated face."""
-    with open_gallery(str(location), create=False, collection=collection) as store:
-        faces = store.faces(with_embeddings=True)
-    keys = Counter((f.name, f.content_hash) for f in faces)
-    assert max(keys.values(), default=1) == 1, f"duplicated faces: {[k for k, n in keys.items() if n > 1]}"
-    return {(f.name, f.content_hash): (list(f.box), np.asarray(f.embedding)) for f in faces}
-
-
-def assert_same(local: dict, other: dict) -> None:
-    assert sorted(other) == sorted(local)  # same people, same images, same face count
-    for key, (box, vector) in local.items():
-        assert other[key][0] == box
-        assert np.array_equal(other[key][1], vector), f"{key}: vectors differ"  # bit for bit
-
-
-@pytest.fixture(scope="module")
-def local_enrol(lfw_people, tmp_path_factory):
-    location = tmp_path_factory.mktemp("local") / "gallery"
-    results = facelens.enroll_people(str(location), lfw_people, workers=2)
-    return location, results
 
 
 def test_ray_enrol_equals_local_enrol(ray_cluster, lfw_people, local_enrol, tmp_path):
