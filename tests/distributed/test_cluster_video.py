@@ -101,3 +101,21 @@ def test_videos_on_ray_give_the_local_timelines(ray_cluster, clips, tmp_path):
         written = json.loads((folder / f"{Path(path).stem}.json").read_text())
         assert without_stats(written) == without_stats(timeline)
     assert "ray: 2 videos" in proc.stderr
+
+
+def test_several_videos_without_ray_one_failing_alone(clips, tmp_path):
+    """Several inputs without --ray run one after another here; a missing one fails alone (exit 1, its error line)
+    and the others' timelines are written into the --timeline folder."""
+    from typer.testing import CliRunner
+
+    from facelens.cli.video import app
+
+    paths, gallery = clips
+    missing = str(tmp_path / "absent.mp4")
+    result = CliRunner().invoke(app, ["run", paths[0], missing, "-g", gallery, "--every", "4", "--json",
+                                      "--timeline", str(tmp_path / "t")])
+    assert result.exit_code == 1, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [line.get("source") for line in lines] == [paths[0], missing]
+    assert lines[0]["complete"] and "error" in lines[1] and "absent.mp4" in lines[1]["error"]
+    assert (tmp_path / "t" / "part0.json").is_file() and not (tmp_path / "t" / "absent.json").exists()

@@ -82,8 +82,11 @@ def process_videos(jobs: Sequence[VideoJob], gallery: str | None = None, collect
     for job, ref in zip(jobs, pending):
         try:
             yield ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:  # the video's own error (not retried: it would recur)
+            cause = exc.cause if exc.cause is not None else exc
+            yield VideoOutcome(job.source, error=f"{job.source}: {type(cause).__name__}: {cause}")
         except Exception as exc:  # noqa: BLE001  (a worker that died on every attempt fails its video only)
-            yield VideoOutcome(job.source, error=f"{job.source}: the Ray worker failed on every attempt "
+            yield VideoOutcome(job.source, error=f"{job.source}: the Ray worker died on every attempt "
                                                  f"({runner.task_retries + 1}): {type(exc).__name__}")
 
 
