@@ -16,6 +16,7 @@ import numpy as np
 
 from facelens.decide import DEFAULT_FPIR, ThresholdPolicy, similarity_to_distance
 from facelens.detect import DEFAULT_DETECTOR
+from facelens.distributed.resume import ALREADY_ENROLLED, already_enrolled
 from facelens.engine import FaceAnalyzer
 from facelens.errors import FacelensError, NoFaceError
 from facelens.gallery import EnrollResult, Gallery, open_gallery
@@ -183,11 +184,11 @@ def enroll(
 
     ``select`` says which face of a photo (see :data:`ENROL_SELECTIONS`): by default a photo of several people of
     similar size is refused rather than enrolling the largest face, which may be someone else's. Images with no
-    face, unreadable images and images already enrolled for this person (same decoded pixels) are skipped with a
-    reason — also faces whose quality score is below ``min_quality``, with the quality's reasons. Images already
-    enrolled for this person are found before anything runs, so a re-run computes only what is not done. The faces that
-    are added go in one transaction, so a crash leaves either all or none of them. ``sources`` name the images
-    (one each) in the faces' records and the skip reasons."""
+    face, unreadable images and images already enrolled for this person (same decoded pixels; found before anything
+    runs, so a re-run computes only what is not done) are skipped with a reason — also faces whose quality score
+    is below ``min_quality``, with the quality's reasons. The faces that are added go in one transaction, so a
+    crash leaves either all or none of them. ``sources`` name the images (one each) in the faces' records and the
+    skip reasons."""
     return enroll_people(gallery, [(name, images)], metadata=metadata, select=select, min_quality=min_quality,
                          detector=detector, workers=workers, progress=progress,
                          sources=[list(sources)] if sources is not None else None)[0]
@@ -244,8 +245,6 @@ def enroll_people(
         if labels is not None and len(labels) != len(all_images):
             raise ValueError(f"{len(labels)} sources for {len(all_images)} images")
         # a re-run skips what is done: images the gallery holds for their person are not dispatched at all
-        from facelens.distributed.resume import already_enrolled
-
         named = labels if labels is not None else [describe_source(image) for image in all_images]
         done = already_enrolled(store, [jobs[o][0] for o in owners], all_images, named, engine.max_pixels)
         if runner is not None and getattr(runner, "writes_gallery", lambda _store: False)(store):
@@ -326,7 +325,7 @@ def _enrol_refusal(found: ImageResult, min_quality: float | None, seen: set[str]
             return f"quality {quality.score:.2f} < {min_quality}: {why}"
     digest = found.content_hash or ""
     if digest in seen or (store is not None and store.has_image(name, digest)):
-        return "already enrolled (same image)"
+        return ALREADY_ENROLLED
     return None
 
 

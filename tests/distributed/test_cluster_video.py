@@ -119,3 +119,5 @@ def test_several_videos_without_ray_one_failing_alone(clips, tmp_path):
     assert [line.get("source") for line in lines] == [paths[0], missing]
     assert lines[0]["complete"] and "error" in lines[1] and "absent.mp4" in lines[1]["error"]
     assert (tmp_path / "t" / "part0.json").is_file() and not (tmp_path / "t" / "absent.json").exists()
+    clash = CliRunner().invoke(app, ["run", paths[0], paths[0], "--timeline", str(tmp_path / "t2")])
+    assert clash.exit_code == 2 and "share a name" in clash.output  # refused before any video is read

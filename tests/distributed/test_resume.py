@@ -64,7 +64,8 @@ def test_rerun_after_an_interrupted_ray_run_computes_only_the_rest(ray_cluster, 
     total = sum(len(images) for _, images in people)
     location = str(tmp_path / "gallery")
     with pytest.raises(Interrupted):
-        facelens.enroll_people(location, people, runner=counting_runner(workers=2), progress=interrupt_after(total // 2))
+        facelens.enroll_people(location, people, runner=counting_runner(workers=2),
+                               progress=interrupt_after(total // 2))
     partial = gallery_faces(location)
     assert 0 < len(partial) < total  # the interruption left some people written, not all
     runner = counting_runner(workers=2)

@@ -215,8 +215,9 @@ def _run_many(sources: list[str], gallery: str | None, collection: str, where: l
             open_gallery(gallery, create=False, collection=collection).close()
         stems = [Path(s).stem or Path(s).name for s in sources]
         if len(sources) > 1 and len(set(stems)) < len(stems):
-            raise FacelensError(f"several inputs share a name ({', '.join(sorted(s for s in set(stems) if stems.count(s) > 1))}): "
-                                "their outputs would collide in one folder; run them separately")
+            shared = ", ".join(sorted(s for s in set(stems) if stems.count(s) > 1))
+            raise FacelensError(f"several inputs share a name ({shared}): their outputs would collide in one folder; "
+                                "run them separately")
         jobs = []
         for source, stem in zip(sources, stems):
             if len(sources) == 1:  # --ray on one video: the paths are the files themselves
@@ -225,8 +226,8 @@ def _run_many(sources: list[str], gallery: str | None, collection: str, where: l
                 continue
             faces = thumbnails / stem if thumbnails is not None else (
                 timeline / f"{stem}_faces" if timeline is not None else None)
-            jobs.append(VideoJob(source, _str(out and out / f"{stem}.mp4"), _str(timeline and timeline / f"{stem}.json"),
-                                 _str(faces)))
+            jobs.append(VideoJob(source, _str(out and out / f"{stem}.mp4"),
+                                 _str(timeline and timeline / f"{stem}.json"), _str(faces)))
         for folder in (out, timeline):
             if folder is not None and len(sources) > 1:
                 folder.mkdir(parents=True, exist_ok=True)
