@@ -855,7 +855,7 @@ def process_video(
     ``where`` (metadata filter on the gallery's people), ``liveness`` (passive liveness per track; a spoof is never
     named; with the blinks seen over the track it gives ``liveness_verdict``, see :mod:`facelens.video.blinks`), ``analyze`` (expression on every frame of every track: smoothed, summarised and spotted as episodes per
     track, person and video, see :mod:`facelens.video.expressions`), ``adapt`` (with ``analyze``: adapt the
-    expression head to each track at test time, ``cache``/``t3a``/``tent``, see :mod:`facelens.analyze.adapt`), ``expression_model`` (by name; default the library's), ``blink_signal`` (with
+    expression head to each track at test time, by name: ``shot``, ``balanced``, ``cache``, ``t3a`` or ``tent``, see :mod:`facelens.analyze.adapt`), ``expression_model`` (by name; default the library's), ``blink_signal`` (with
     ``analyze``/``liveness``: the eye signal blinks per track are counted in, ``blendshapes`` or ``ear``; default
     :func:`facelens.liveness.active.default_signal`), ``speed`` (target multiple of real time), ``detector``, ``embedder`` (default: the gallery's own model),
     ``min_hits``, ``max_gap``,
