@@ -67,18 +67,22 @@ NON_COMMERCIAL = {"insightface_mbf"}
 
 
 QUALITY_FIELDS = ("score", "sharpness", "exposure", "size", "pose")
+#: Cache-file suffix by face selection (the largest-face caches keep their earlier names).
+SUFFIX = {"centre": "_centre", "largest": ""}
 
 
-def detect_cached(paths: list[str], cache: Path) -> dict[str, SimpleNamespace]:
-    """path → the largest face found by the default detector (``.face``) and its quality (``.quality``: the
-    score and components of facelens.analyze.quality), for every image with a face; cached in
-    ``detections.npz`` so a re-run decodes only what it times."""
+def detect_cached(paths: list[str], cache: Path, select: str = "centre") -> dict[str, SimpleNamespace]:
+    """path → LFW's labelled face as found by the default detector (``.face``: the centred face, or with
+    ``select="largest"`` the largest), its quality (``.quality``: the score and components of
+    facelens.analyze.quality) and whether it is also the largest face (``.largest``), for every image with a face;
+    cached in ``detections_<detector>[_centre].npz`` so a re-run decodes only what it times."""
+    from facelens.evaluate.protocols import centred_face
     from facelens.analyze.quality import assess_quality
     from facelens.detect import DEFAULT_DETECTOR
     from facelens.engine import models
     from facelens.types import DetectedFace
 
-    file = cache / f"detections_{DEFAULT_DETECTOR}.npz"
+    file = cache / f"detections_{DEFAULT_DETECTOR}{SUFFIX[select]}.npz"
     known: dict[str, SimpleNamespace] = {}
     if file.is_file():
         with np.load(file) as data:
@@ -88,7 +92,9 @@ def detect_cached(paths: list[str], cache: Path) -> dict[str, SimpleNamespace]:
                     continue
                 face = DetectedFace(box=data["boxes"][i], score=float(data["scores"][i]), landmarks=data["landmarks"][i],
                                     detector=DEFAULT_DETECTOR)
-                known[key] = SimpleNamespace(face=face, quality=dict(zip(QUALITY_FIELDS, data["quality"][i].tolist())))
+                largest = bool(data["largest"][i]) if "largest" in data else True
+                known[key] = SimpleNamespace(face=face, quality=dict(zip(QUALITY_FIELDS, data["quality"][i].tolist())),
+                                             largest=largest)
     todo = [p for p in paths if p not in known]
     if todo:
         pipe = models()
@@ -98,33 +104,42 @@ def detect_cached(paths: list[str], cache: Path) -> dict[str, SimpleNamespace]:
             if not faces:
                 known[path] = None
                 continue
-            q = assess_quality(image, faces[0])
-            known[path] = SimpleNamespace(face=faces[0], quality={"score": q.score, **q.components})
+            j = centred_face([f.box for f in faces], image.shape) if select == "centre" else 0
+            q = assess_quality(image, faces[j])
+            known[path] = SimpleNamespace(face=faces[j], quality={"score": q.score, **q.components}, largest=j == 0)
         keys = list(known)
         ok = np.array([known[k] is not None for k in keys])
         empty = SimpleNamespace(face=SimpleNamespace(box=np.zeros(4), score=0.0, landmarks=np.zeros((5, 2))),
-                                quality=dict.fromkeys(QUALITY_FIELDS, 0.0))
+                                quality=dict.fromkeys(QUALITY_FIELDS, 0.0), largest=True)
         rows = [known[k] or empty for k in keys]
         np.savez(file, keys=np.array(keys, str), found=ok,
                  boxes=np.stack([np.asarray(r.face.box, np.float32) for r in rows]),
                  scores=np.array([r.face.score for r in rows], np.float32),
                  landmarks=np.stack([np.asarray(r.face.landmarks, np.float32) for r in rows]),
-                 quality=np.array([[r.quality[f] for f in QUALITY_FIELDS] for r in rows], np.float32))
+                 quality=np.array([[r.quality[f] for f in QUALITY_FIELDS] for r in rows], np.float32),
+                 largest=np.array([r.largest for r in rows]))
     return {p: known[p] for p in paths if known.get(p) is not None}
 
 
-def embed_cached(name: str, found: dict, cache: Path) -> dict[str, np.ndarray]:
-    """path → ``name``'s embedding of the image's largest face (cached in ``<name>.npz``)."""
-    file = cache / f"{name.replace('+', '_')}.npz"
-    vectors: dict[str, np.ndarray] = {}
-    if file.is_file():
+def embed_cached(name: str, found: dict, cache: Path, select: str = "centre") -> dict[str, np.ndarray]:
+    """path → ``name``'s embedding of the image's face in ``found`` (cached in ``<name>[_centre].npz``; the
+    centre cache starts from the largest-face one where the two faces are the same)."""
+    def load(suffix: str) -> dict[str, np.ndarray]:
+        file = cache / f"{name.replace('+', '_')}{suffix}.npz"
+        if not file.is_file():
+            return {}
         with np.load(file) as data:
-            vectors = dict(zip(data["keys"].tolist(), data["vectors"]))
+            return dict(zip(data["keys"].tolist(), data["vectors"]))
+
+    file = cache / f"{name.replace('+', '_')}{SUFFIX[select]}.npz"
+    vectors = load(SUFFIX[select])
+    if select == "centre" and name != REFERENCE:
+        vectors = {**{k: v for k, v in load("").items() if k in found and found[k].largest}, **vectors}
     todo = [k for k in found if k not in vectors]
     if not todo:
         return {k: vectors[k] for k in found if k in vectors}
     if name == REFERENCE:
-        vectors.update(reference_vectors(todo))
+        vectors.update(reference_vectors(todo, select, load("")))
     else:
         from facelens.embed import get_embedder
         from facelens.io.image import decode_image
@@ -139,17 +154,28 @@ def embed_cached(name: str, found: dict, cache: Path) -> dict[str, np.ndarray]:
     return {k: vectors[k] for k in found if k in vectors}
 
 
-def reference_vectors(paths: list[str]) -> dict[str, np.ndarray]:
-    """face_recognition's encoding of the largest face it finds in each image (its own HOG detector)."""
+def reference_vectors(paths: list[str], select: str = "centre", known_largest: dict | None = None) -> dict[str, np.ndarray]:
+    """face_recognition's encoding of the centred (or largest) face it finds in each image (its own HOG
+    detector); ``known_largest``: encodings of the largest faces already computed, reused where it is the same face."""
     import face_recognition
 
+    from facelens.evaluate.protocols import centred_face
+
+    known_largest = known_largest or {}
     out = {}
     for path in paths:
         image = face_recognition.load_image_file(path)
         locations = face_recognition.face_locations(image)
-        if locations:
-            largest = max(locations, key=lambda b: (b[2] - b[0]) * (b[1] - b[3]))
-            out[path] = np.asarray(face_recognition.face_encodings(image, [largest])[0], np.float32)
+        if not locations:
+            continue
+        by_size = sorted(locations, key=lambda b: -(b[2] - b[0]) * (b[1] - b[3]))
+        chosen = by_size[0]
+        if select == "centre":
+            chosen = by_size[centred_face([(l, t, r, b) for t, r, b, l in by_size], image.shape)]
+        if chosen == by_size[0] and path in known_largest:
+            out[path] = known_largest[path]
+        else:
+            out[path] = np.asarray(face_recognition.face_encodings(image, [chosen])[0], np.float32)
     return out
 
 
@@ -339,6 +365,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="timing rounds (alternating order; the median is shown)")
     ap.add_argument("--pairs", type=int, default=0, help="a fixed subset of this many DevTest pairs (0: all)")
     ap.add_argument("--embedders", default=",".join(EMBEDDERS + (REFERENCE,)))
+    ap.add_argument("--select", choices=tuple(SUFFIX), default="centre",
+                    help="which face of an image is LFW's labelled one: the centred (LFW cut every image around the "
+                         "named person's detection) or the largest")
     ap.add_argument("--enrolled", type=int, default=5000, help="gallery size of the FNIR estimate at FPIR 1 %%")
     args = ap.parse_args()
     os.environ.setdefault("FACELENS_MODEL_DIR", str(root.parent / "shared" / "models"))
@@ -360,11 +389,12 @@ def main() -> None:
     cache.mkdir(parents=True, exist_ok=True)
     names = args.embedders.split(",")
 
-    found = detect_cached(paths, cache)
-    print(f"{len(found)} of {len(paths)} staged LFW images with a face (default detector, largest face)")
+    found = detect_cached(paths, cache, args.select)
+    print(f"{len(found)} of {len(paths)} staged LFW images with a face (default detector, {args.select} face; "
+          f"{sum(not f.largest for f in found.values())} where the centred face is not the largest)")
     # ``dlib`` is ``dlib_onnx``'s network in dlib's own runtime: same model id, embeddings within 3e-7
     # (tests/embed/test_dlib_onnx.py), so its accuracy rows use those vectors and only its time is measured
-    vectors = {n: embed_cached(SAME_VECTORS.get(n, n), found, cache) for n in names}
+    vectors = {n: embed_cached(SAME_VECTORS.get(n, n), found, cache, args.select) for n in names}
     times = timing(names, found, args.sample, args.rounds)
     ours_detect_ms = detect_ms(list(found)[: args.sample])
     ref_detect_ms = reference_detect_ms(list(found)[: args.sample]) if REFERENCE in names else float("nan")
