@@ -34,13 +34,13 @@ Measured 2026-12-02 (`--sample 60`, the centred face; 2 cores shared with other 
 between runs, ratios less):
 
     embedder             pairs   acc10 TAR@1e-3  rank1  FNIR@1%  +gate FNIR@10%  all1%  @5000 embed ms  x ref  pipe ms  x ref
-    dlib_onnx              998  0.9900   0.9398  0.982    0.047  0.082    0.018  0.296  0.628      7.2   0.05     19.0   0.11
-    dlib                   998  0.9900   0.9398  0.982    0.047  0.082    0.018  0.296  0.628    124.8   0.88    136.5   0.77
-    dlib_onnx_flip         998  0.9870   0.9558  0.982    0.044  0.079    0.020  0.221  0.555     17.3   0.12     29.0   0.16
-    mobilefacenet          998  0.9930   0.9880  0.994    0.012  0.056    0.009  0.041  0.084     24.1   0.17     35.8   0.20
-    insightface_mbf        998  0.9950   0.9920  0.994    0.006  0.050    0.006  0.019  0.031     30.1   0.21     41.8   0.24 (non-commercial)
-    dlib+mobilefacenet     998  0.9930   0.9920  0.994    0.009  0.053    0.009  0.038  0.108     32.9   0.23     44.6   0.25
-    face_recognition       996  0.9879   0.9215  0.980    0.146  0.175    0.047  0.317      -    141.7   1.00    177.5   1.00
+    dlib_onnx              998  0.9900   0.9398  0.982    0.047  0.082    0.018  0.296  0.630      4.2   0.06     18.1   0.20
+    dlib                   998  0.9900   0.9398  0.982    0.047  0.082    0.018  0.296  0.630     68.5   0.96     82.5   0.92
+    dlib_onnx_flip         998  0.9870   0.9558  0.982    0.044  0.079    0.020  0.221  0.557      8.0   0.11     21.9   0.25
+    mobilefacenet          998  0.9930   0.9880  0.994    0.012  0.056    0.009  0.041  0.084      9.7   0.14     23.6   0.26
+    insightface_mbf        998  0.9950   0.9920  0.994    0.006  0.050    0.006  0.019  0.031     15.2   0.21     29.2   0.33 (non-commercial)
+    dlib+mobilefacenet     998  0.9930   0.9920  0.994    0.009  0.053    0.009  0.038  0.108     20.7   0.29     34.7   0.39
+    face_recognition       996  0.9879   0.9215  0.980    0.146  0.175    0.047  0.317      -     71.5   1.00     89.2   1.00
 
 With the largest face (``--select largest``, as measured 2026-12-01) acc10 was 0.9880, 0.9880, 0.9850, 0.9910,
 0.9930, 0.9910 and 0.9829: in Condoleezza_Rice_0005 and Tassos_Papadopoulos_0001 (two genuine DevTest pairs) the
@@ -398,8 +398,8 @@ def main() -> None:
     names = args.embedders.split(",")
 
     found = detect_cached(paths, cache, args.select)
-    print(f"{len(found)} of {len(paths)} staged LFW images with a face (default detector, {args.select} face; "
-          f"{sum(not f.largest for f in found.values())} where the centred face is not the largest)")
+    moved = f"; {sum(not f.largest for f in found.values())} where it is not the largest" if args.select == "centre" else ""
+    print(f"{len(found)} of {len(paths)} staged LFW images with a face (default detector, {args.select} face{moved})")
     # ``dlib`` is ``dlib_onnx``'s network in dlib's own runtime: same model id, embeddings within 3e-7
     # (tests/embed/test_dlib_onnx.py), so its accuracy rows use those vectors and only its time is measured
     vectors = {n: embed_cached(SAME_VECTORS.get(n, n), found, cache, args.select) for n in names}
