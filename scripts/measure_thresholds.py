@@ -23,14 +23,19 @@ from pathlib import Path
 import numpy as np
 
 from facelens.embed import DEFAULT_EMBEDDER, get_embedder
-from facelens.embed.fusion import FUSIONS, fit_weights, fusion_model_id
+from facelens.embed.fusion import FUSIONS, fit_weights, fusion_model_id, stored_weights
+from facelens.errors import ModelUnavailableError
 from facelens.engine import FaceAnalyzer
 
 
-def embed_largest(images: list[Path], embedder: str) -> dict[Path, np.ndarray]:
-    """The embedding of the largest face of each image where one is found."""
-    results = FaceAnalyzer(embedder=embedder, select="largest").run([str(p) for p in images])
-    return {Path(r.source): r.faces.embedding[0] for r in results if len(r.faces)}
+def embed_labelled(images: list[Path], embedder: str) -> dict[Path, np.ndarray]:
+    """The embedding of LFW's labelled face of each image where one is found: the face nearest the image centre
+    (facelens.evaluate.protocols.centred_face; the largest face is another person in 3 staged images)."""
+    from facelens.evaluate.protocols import centred_face
+
+    results = FaceAnalyzer(embedder=embedder).run([str(p) for p in images])
+    return {Path(r.source): r.faces.embedding[centred_face(r.faces.box, (r.height, r.width))]
+            for r in results if len(r.faces)}
 
 
 def devtest_pairs(lfw: Path) -> list[tuple[Path, Path, int]]:
@@ -51,12 +56,21 @@ def main() -> None:
     pairs = devtest_pairs(lfw)
     fusion = None
     if args.embedder in FUSIONS:
-        members = [embed_largest(images, name) for name in FUSIONS[args.embedder]]
+        members = [embed_labelled(images, name) for name in FUSIONS[args.embedder]]
         model_id = fusion_model_id([get_embedder(name).model_id for name in FUSIONS[args.embedder]])
         found = {p for p in images if all(p in m for m in members)}
         usable = [(a, b, s) for a, b, s in pairs if a in found and b in found]
         member_sims = np.array([[float(m[a] @ m[b]) for m in members] for a, b, _ in usable])
         weights, report = fit_weights(member_sims, np.array([s for _, _, s in usable]))
+        try:  # the model id names the vectors of the stored weights: keep them (new weights need a new model id)
+            stored = stored_weights(model_id, [get_embedder(name).model_id for name in FUSIONS[args.embedder]])
+            if not np.allclose(stored, weights, atol=1e-9):
+                print(f"kept the stored weights {stored} (refitted now: {weights.tolist()}; new weights give new "
+                      "vectors, so they need a new model id)", file=sys.stderr)
+                report["refitted_weights"] = [float(w) for w in weights]
+                weights = np.asarray(stored, np.float64)
+        except ModelUnavailableError:
+            pass
         scales = np.sqrt(weights).astype(np.float32)
         emb = {p: np.concatenate([m[p] * s for m, s in zip(members, scales)]) for p in sorted(found)}
         fusion = {"members": [get_embedder(name).model_id for name in FUSIONS[args.embedder]],
@@ -64,7 +78,7 @@ def main() -> None:
         print(json.dumps(fusion, indent=1), file=sys.stderr)
     else:
         model_id = get_embedder(args.embedder).model_id
-        emb = embed_largest(images, args.embedder)
+        emb = embed_labelled(images, args.embedder)
     missing = len(images) - len(emb)
     print(f"{len(emb)} of {len(images)} images embedded ({missing} without a face)", file=sys.stderr)
 

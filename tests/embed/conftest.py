@@ -13,13 +13,16 @@ def devtest_pairs(devtest):
 
 @pytest.fixture(scope="session")
 def devtest_detections(devtest_pairs, pipeline):
-    """(image, largest detected face) of each image of ``devtest_pairs`` where the default detector finds one."""
+    """(image, LFW's labelled face: the centred one) of each image of ``devtest_pairs`` where the default detector
+    finds a face, as benchmarks/accuracy.py and scripts/measure_thresholds.py choose it."""
+    from facelens.evaluate.protocols import centred_face
+
     found = {}
     for path in devtest_pairs.images():
         image = pipeline.decode(path)
         faces = pipeline.detector.detect(image)
         if faces:
-            found[path] = (image, faces[0])
+            found[path] = (image, faces[centred_face([f.box for f in faces], image.shape)])
     assert len(found) > 0.95 * len(devtest_pairs.images()), "the detector should find nearly every LFW face"
     return found
 
