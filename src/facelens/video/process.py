@@ -44,7 +44,7 @@ from facelens.result import Faces, ImageResult, _column
 from facelens.types import Face
 from facelens.video.identity import BEST_FACES, UnknownPeople, keep_best, tally
 from facelens.video.timeline import Timeline, TrackRecord, people_of
-from facelens.video.tracking import MAX_GAP, MIN_HITS, Sample, Track, Tracker
+from facelens.video.tracking import MAX_GAP, MIN_HITS, Sample, ShotCuts, Track, Tracker
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -61,27 +61,8 @@ MIN_DETECT_RATE, MAX_DETECT_RATE = 2.0, 10.0
 EMBED_INTERVAL = 1.0
 #: Longer side of stored thumbnails, pixels.
 THUMB_SIDE = 160
-#: Bhattacharyya distance between consecutive frames' grey histograms above which the shot changed and the detector
-#: runs at once. Measured on short_hamilton_clip.mp4: its three cuts score 0.23-0.39, every other frame pair <= 0.06
-#: (95th percentile 0.047).
-CUT_DISTANCE = 0.15
 #: Frames made ready (grey, cut flag, detections) ahead of the loop.
 PREFETCH = 4
-
-
-class ShotCuts:
-    """Flags the first frame of a new shot (a cut), so faces of the new shot are detected without waiting k frames."""
-
-    def __init__(self, threshold: float = CUT_DISTANCE) -> None:
-        self.threshold = threshold
-        self._last: np.ndarray | None = None
-
-    def is_cut(self, gray: np.ndarray) -> bool:
-        small = cv2.resize(gray, (160, 90), interpolation=cv2.INTER_AREA)
-        hist = cv2.calcHist([small], [0], None, [32], [0, 256])
-        hist = cv2.normalize(hist, hist).flatten()
-        last, self._last = self._last, hist
-        return last is not None and cv2.compareHist(last, hist, cv2.HISTCMP_BHATTACHARYYA) > self.threshold
 
 
 @dataclass(frozen=True)
@@ -137,7 +118,7 @@ class Prefetch:
             for frame in self.source:
                 cpu = time.thread_time()
                 gray = cv2.cvtColor(frame.image, cv2.COLOR_RGB2GRAY)
-                cut = cuts.is_cut(gray)
+                cut = cuts.is_cut(frame.image)
                 prepared = time.thread_time() - cpu
                 detections, seconds, detect_cpu = None, 0.0, 0.0
                 if cut or self.cadence.due(since):
@@ -467,6 +448,9 @@ class VideoRun:
                 detect = detections is not None
                 confirm = False
                 times.add("prepare", item.prepare_cpu)
+                if item.cut:  # a new shot: its faces start new tracks (see tracking.ShotCuts)
+                    for track in tracker.cut():
+                        events.append(self._event("disappear", track, track.last_frame, track.last_time))
                 if detect:
                     times.add("detect", detect_cpu)
                     detections_run += 1
