@@ -16,7 +16,7 @@ DETECTORS = ("hog", "cnn", "yunet", "retinaface", "centerface")
 #: right: on short_hamilton_clip.mp4 CenterFace also finds the audience after the last cut and the singer's track
 #: (and name) continues onto an audience face there; tracks must stop at shot cuts first. YuNet and RetinaFace are
 #: faster still but their weights come from GitHub only.
-DEFAULT_DETECTOR = "hog"
+DEFAULT_DETECTOR = "centerface+hog"
 DETECTOR_HELP = ("Face detector: " + ", ".join(DETECTORS) + f"; or a fallback chain such as hog{CHAIN}yunet (the next "
                  "detector tried where the one before finds no face).")
 #: Options by backend (see get_detector).
