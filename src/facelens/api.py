@@ -16,10 +16,11 @@ import numpy as np
 
 from facelens.decide import DEFAULT_FPIR, ThresholdPolicy, similarity_to_distance
 from facelens.detect import DEFAULT_DETECTOR
+from facelens.distributed.resume import ALREADY_ENROLLED, already_enrolled
 from facelens.engine import FaceAnalyzer
 from facelens.errors import FacelensError, NoFaceError
 from facelens.gallery import EnrollResult, Gallery, open_gallery
-from facelens.io.image import ImageInput
+from facelens.io.image import ImageInput, describe_source
 from facelens.result import FaceResult, ImageResult
 
 log = logging.getLogger(__name__)
@@ -183,10 +184,11 @@ def enroll(
 
     ``select`` says which face of a photo (see :data:`ENROL_SELECTIONS`): by default a photo of several people of
     similar size is refused rather than enrolling the largest face, which may be someone else's. Images with no
-    face, unreadable images and images already enrolled for this person (same decoded pixels) are skipped with a
-    reason — also faces whose quality score is below ``min_quality``, with the quality's reasons. The faces that
-    are added go in one transaction, so a crash leaves either all or none of them. ``sources`` name the images
-    (one each) in the faces' records and the skip reasons."""
+    face, unreadable images and images already enrolled for this person (same decoded pixels; found before anything
+    runs, so a re-run computes only what is not done) are skipped with a reason — also faces whose quality score
+    is below ``min_quality``, with the quality's reasons. The faces that are added go in one transaction, so a
+    crash leaves either all or none of them. ``sources`` name the images (one each) in the faces' records and the
+    skip reasons."""
     return enroll_people(gallery, [(name, images)], metadata=metadata, select=select, min_quality=min_quality,
                          detector=detector, workers=workers, progress=progress,
                          sources=[list(sources)] if sources is not None else None)[0]
@@ -208,7 +210,8 @@ def enroll_people(
     each person's faces are written in their own transaction. One :class:`EnrollResult` per person, in order.
     ``sources`` (per person, one name per image) are what the faces' ``source`` records and skip reasons say, for
     images given as bytes or arrays (an upload's file name, say). ``runner`` runs the engine elsewhere (a
-    :class:`facelens.distributed.RayRunner`); the gallery is written from here either way."""
+    :class:`facelens.distributed.RayRunner`); the gallery is written from here, except a PostgreSQL gallery on Ray,
+    which the actors write themselves, one transaction per chunk (see :mod:`facelens.distributed.enrol`)."""
     from facelens.embed import embedder_for_model
     from facelens.gallery.base import _check_metadata, _check_name
 
@@ -241,7 +244,25 @@ def enroll_people(
         labels = [str(label) for person in sources for label in person] if sources is not None else None
         if labels is not None and len(labels) != len(all_images):
             raise ValueError(f"{len(labels)} sources for {len(all_images)} images")
-        for index, (owner, found) in enumerate(zip(owners, engine.run(all_images, progress=progress))):
+        # a re-run skips what is done: images the gallery holds for their person are not dispatched at all
+        named = labels if labels is not None else [describe_source(image) for image in all_images]
+        done = already_enrolled(store, [jobs[o][0] for o in owners], all_images, named, engine.max_pixels)
+        if runner is not None and getattr(runner, "writes_gallery", lambda _store: False)(store):
+            from facelens.distributed.enrol import enrol_on_workers  # PostgreSQL: the Ray actors write their chunks
+
+            return enrol_on_workers(runner, engine, store, jobs, owners, all_images, named, done, results,
+                                    metadata, min_quality, progress)
+        todo = [i for i in range(len(all_images)) if i not in done]
+        ahead = (lambda n, _total: progress(n + len(done), len(all_images))) if progress is not None else None
+        computed = iter(engine.run([all_images[i] for i in todo], progress=ahead))
+        for index, owner in enumerate(owners):
+            if index in done:
+                results[owner].skipped.append({"source": named[index], "reason": done[index]})
+                remaining[owner] -= 1
+                if remaining[owner] == 0:
+                    write(owner)
+                continue
+            found = next(computed)
             if labels is not None:
                 found = replace(found, source=labels[index],
                                 error=found.error.replace(found.source, labels[index]) if found.error else None)
@@ -263,6 +284,10 @@ def enroll_people(
             remaining[owner] -= 1
             if remaining[owner] == 0:  # this person's images are all in: write them now
                 write(owner)
+        for _ in computed:  # the run ends (with nothing left to compute, it starts and ends here)
+            pass
+        if runner is not None and hasattr(runner, "stats"):
+            runner.stats.skipped = len(done)
         return results
     finally:
         if owned:
@@ -277,8 +302,10 @@ ENROL_SELECTIONS = ("single", "largest", "best", "only")
 BYSTANDER_AREA_RATIO = 4.0
 
 
-def _enrol_refusal(found: ImageResult, min_quality: float | None, seen: set[str], store: Gallery, name: str) -> str | None:
-    """Why this image's face is not enrolled (None: it is; its face is then ``found.faces[0]``)."""
+def _enrol_refusal(found: ImageResult, min_quality: float | None, seen: set[str], store: Gallery | None,
+                   name: str) -> str | None:
+    """Why this image's face is not enrolled (None: it is; its face is then ``found.faces[0]``); without ``store``
+    the gallery is not asked (a write that skips what it holds decides that)."""
     if found.error is not None:
         return found.error
     if not len(found.faces):
@@ -297,8 +324,8 @@ def _enrol_refusal(found: ImageResult, min_quality: float | None, seen: set[str]
             why = ", ".join(quality.reasons) or "low overall quality"
             return f"quality {quality.score:.2f} < {min_quality}: {why}"
     digest = found.content_hash or ""
-    if digest in seen or store.has_image(name, digest):
-        return "already enrolled (same image)"
+    if digest in seen or (store is not None and store.has_image(name, digest)):
+        return ALREADY_ENROLLED
     return None
 
 

@@ -70,6 +70,52 @@ def test_a_subject_of_one_expression_does_not_collapse_the_other_classes(ck_feat
     assert right.mean() >= base.mean() - 0.1
 
 
+def test_shot_adds_five_points_on_subjects_it_was_not_tuned_on(ck_features):
+    """The issue's goal on the held-out half: shot's settings were chosen on CK+'s odd-numbered subjects, and on
+    the even-numbered ones of this subset (every 3rd face, ~3 faces a subject) it measured +7.5 points and
+    0.602 → 0.670 on the whole subset (benchmarks/adapt.py: +8.0 on all even subjects' faces)."""
+    head, feats, labels, subjects = ck_features
+    even = np.array([int(s[1:]) % 2 == 0 for s in subjects])
+    base = np.array(head.labels)[softmax_argmax(head, feats)] == labels
+    adapted = np.array(head.labels)[adapt_groups("shot", head, feats, list(subjects)).argmax(1)] == labels
+    assert adapted[even].mean() >= base[even].mean() + 0.05
+    assert adapted.mean() >= base.mean() + 0.04
+
+
+@pytest.mark.parametrize("expression", ["happy", "surprise"])
+def test_shot_keeps_a_subject_who_shows_one_sure_expression(ck_features, expression):
+    """Diversity pushes a subject's answers apart; the faces the head is sure of are held to their answer, so a
+    subject who smiles all along keeps smiling (an uncertain one-expression subject does lose: see the docs)."""
+    head, feats, labels, _ = ck_features
+    one = labels == expression
+    base = (np.array(head.labels)[softmax_argmax(head, feats[one])] == expression).mean()
+    adapted = SubjectAdapter("shot", head).update("one", feats[one])
+    assert (np.array(head.labels)[adapted.argmax(1)] == expression).mean() >= base - 0.05
+
+
+def test_shot_keeps_the_head_s_answer_on_a_subject_s_first_face(ck_features):
+    """One face is no evidence about a person: on each subject's first face the diversity weight is below the
+    entropy term's, so the offset only sharpens the head's own answer."""
+    head, feats, _, subjects = ck_features
+    first = [int(np.flatnonzero(subjects == s)[0]) for s in dict.fromkeys(subjects)]
+    adapted = adapt_groups("shot", head, feats, list(subjects))
+    assert np.array_equal(adapted[first].argmax(1), softmax_argmax(head, feats[first]))
+
+
+def test_balanced_prior_gains_more_than_any_subject_method_and_ignores_the_subject(ck_features):
+    """The head without FER+'s class prior: on this subset's even subjects 0.609 → 0.828 (shot: 0.684), and the
+    same answer for a face whatever group it is in (nothing per subject)."""
+    head, feats, labels, subjects = ck_features
+    even = np.array([int(s[1:]) % 2 == 0 for s in subjects])
+    base = np.array(head.labels)[softmax_argmax(head, feats)] == labels
+    by_subject = adapt_groups("balanced", head, feats, list(subjects))
+    right = np.array(head.labels)[by_subject.argmax(1)] == labels
+    assert right[even].mean() >= base[even].mean() + 0.15
+    shot = np.array(head.labels)[adapt_groups("shot", head, feats, list(subjects)).argmax(1)] == labels
+    assert right[even].mean() > shot[even].mean()
+    assert np.allclose(by_subject, adapt_groups("balanced", head, feats, ["one"] * len(feats)), atol=1e-6)
+
+
 def softmax_argmax(head: LinearHead, feats: np.ndarray) -> np.ndarray:
     return head.logits(head.standardise(feats)).argmax(1)
 
@@ -110,18 +156,19 @@ def _adapted(records: list[dict]) -> dict[str, dict]:
     return {Path(r["path"]).name: r["faces"][0]["expression"] for r in records}
 
 
-def test_cli_adapts_per_folder_and_keeps_the_unadapted_answer(two_subjects):
+@pytest.mark.parametrize("method", ["cache", "shot"])
+def test_cli_adapts_per_folder_and_keeps_the_unadapted_answer(two_subjects, method):
     import json
     import subprocess
 
     def run(*inputs: Path) -> dict[str, dict]:
         out = subprocess.run([EXE, "analyze", *map(str, inputs), "--face-crops",
-                              "--heads", "expression", "--adapt", "cache", "--json"],
+                              "--heads", "expression", "--adapt", method, "--json"],
                              capture_output=True, text=True, check=True).stdout  # fmt: skip
         return _adapted([json.loads(line) for line in out.splitlines()])
 
     both = run(two_subjects)
-    assert both and all(e["adapted"]["method"] == "cache" and set(e["adapted"]["probabilities"]) ==
+    assert both and all(e["adapted"]["method"] == method and set(e["adapted"]["probabilities"]) ==
                         set(e["probabilities"]) for e in both.values())  # fmt: skip
     alone = run(two_subjects / "S011")  # the other subject's faces first change nothing for this one
     assert {k: v["adapted"] for k, v in both.items() if k.startswith("S011")} == {k: v["adapted"] for k, v in alone.items()}

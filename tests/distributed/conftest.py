@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+import facelens
+
 
 @pytest.fixture(scope="package")  # the Ray processes go when these tests are done, not at the end of the suite
 def ray_cluster():
@@ -29,3 +31,11 @@ def lfw_people(lfw_dir):
         if total >= 200:
             break
     return jobs
+
+
+@pytest.fixture(scope="package")
+def local_enrol(lfw_people, tmp_path_factory):
+    """The reference: the same people enrolled locally into a folder gallery (location, results)."""
+    location = tmp_path_factory.mktemp("local") / "gallery"
+    results = facelens.enroll_people(str(location), lfw_people, workers=2)
+    return location, results

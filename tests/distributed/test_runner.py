@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -14,32 +13,10 @@ import pytest
 
 import facelens
 from facelens.gallery import open_gallery
+from enrol_checks import assert_same, gallery_faces
 
 # Ray Data reads its own deprecated settings when it copies a context: not ours to fix
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")]
-
-
-def gallery_faces(location, collection: str = "default") -> dict[tuple[str, str], tuple[list[float], np.ndarray]]:
-    """(person, content hash) -> (box, embedding) of every face; fails on a duplicated face."""
-    with open_gallery(str(location), create=False, collection=collection) as store:
-        faces = store.faces(with_embeddings=True)
-    keys = Counter((f.name, f.content_hash) for f in faces)
-    assert max(keys.values(), default=1) == 1, f"duplicated faces: {[k for k, n in keys.items() if n > 1]}"
-    return {(f.name, f.content_hash): (list(f.box), np.asarray(f.embedding)) for f in faces}
-
-
-def assert_same(local: dict, other: dict) -> None:
-    assert sorted(other) == sorted(local)  # same people, same images, same face count
-    for key, (box, vector) in local.items():
-        assert other[key][0] == box
-        assert np.array_equal(other[key][1], vector), f"{key}: vectors differ"  # bit for bit
-
-
-@pytest.fixture(scope="module")
-def local_enrol(lfw_people, tmp_path_factory):
-    location = tmp_path_factory.mktemp("local") / "gallery"
-    results = facelens.enroll_people(str(location), lfw_people, workers=2)
-    return location, results
 
 
 def test_ray_enrol_equals_local_enrol(ray_cluster, lfw_people, local_enrol, tmp_path):
@@ -91,19 +68,70 @@ def test_actor_killed_mid_run_loses_and_duplicates_nothing(ray_cluster, lfw_peop
     assert sum(len(r.added) for r in results) == len(enrolled)
 
 
-def test_ray_enrol_into_postgres_equals_local_enrol(ray_cluster, lfw_people, local_enrol, postgres_url):
-    """The multi-node gallery: PostgreSQL written from the driver, the same faces as the local folder enrol."""
+def test_ray_enrol_into_postgres_equals_local_enrol(ray_cluster, lfw_people, local_enrol, postgres_url, monkeypatch):
+    """The multi-node gallery: the actors write PostgreSQL themselves (the driver cannot: its writes fail here),
+    and the gallery holds the same faces as the local folder enrol, with the same adds and refusals."""
     import uuid
 
     from facelens.distributed import RayRunner
+    from facelens.gallery.postgres import PostgresGallery
 
+    def driver_write(*_args, **_kwargs):
+        raise AssertionError("the driver wrote to the gallery")
+
+    monkeypatch.setattr(PostgresGallery, "_insert_people", driver_write)  # this process only, not the actors
+    monkeypatch.setattr(PostgresGallery, "add_faces_once", driver_write, raising=True)
     people, collection = lfw_people[:8], f"ray-{uuid.uuid4().hex[:8]}"
+    runner = RayRunner(workers=2)
     with open_gallery(postgres_url, collection=collection) as store:
-        facelens.enroll_people(store, people, runner=RayRunner(workers=2))
+        results = facelens.enroll_people(store, people, runner=runner)
     names = {name for name, _ in people}
     local = {key: value for key, value in gallery_faces(local_enrol[0]).items() if key[0] in names}
     assert len(local) >= 8
-    assert_same(local, gallery_faces(postgres_url, collection))
+    enrolled = gallery_faces(postgres_url, collection)
+    assert_same(local, enrolled)
+    local_results = [r for r in local_enrol[1] if r.name in names]
+    assert [(r.name, r.skipped) for r in results] == [(r.name, r.skipped) for r in local_results]
+    assert [len(r.added) for r in results] == [len(r.added) for r in local_results]
+    with open_gallery(postgres_url, collection=collection) as store:
+        ids = {f.face_id for f in store.faces()}
+    assert sorted(i for r in results for i in r.added) == sorted(ids)
+
+
+def test_actor_killed_after_writing_its_chunk_to_postgres_adds_nothing_twice(ray_cluster, lfw_people, local_enrol,
+                                                                             postgres_url, tmp_path):
+    """An actor dies after its chunk's transaction committed and before the driver heard of it: Ray retries the
+    chunk, whose write finds its faces there and adds nothing; every image is reported once, as added."""
+    import uuid
+
+    import ray.cloudpickle
+
+    from facelens.distributed.runner import ChunkActor, RayRunner
+
+    marker = tmp_path / "killed"
+
+    class KilledAfterWriting(ChunkActor):
+        def __call__(self, batch):
+            answer = super().__call__(batch)  # computes and writes (the sink runs in here)
+            self.calls = getattr(self, "calls", 0) + 1
+            if self.calls == 2 and not marker.exists():
+                marker.write_text(str(os.getpid()))
+                os._exit(1)
+            return answer
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    people, collection = lfw_people[:12], f"ray-{uuid.uuid4().hex[:8]}"
+    runner = RayRunner(workers=2, actor_class=KilledAfterWriting)
+    with open_gallery(postgres_url, collection=collection) as store:
+        results = facelens.enroll_people(store, people, runner=runner)
+    assert marker.exists(), "no actor was killed: the test did not test a fault"
+    assert runner.stats.failed == 0
+    enrolled = gallery_faces(postgres_url, collection)  # no duplicates (checked inside)
+    names = {name for name, _ in people}
+    local = {key: value for key, value in gallery_faces(local_enrol[0]).items() if key[0] in names}
+    assert_same(local, enrolled)
+    assert sum(len(r.added) for r in results) == len(enrolled)  # the retried chunk's faces count once, as added
+    assert not any(s["reason"].startswith("already enrolled") for r in results for s in r.skipped)
 
 
 def test_cli_enroll_and_identify_on_ray(ray_cluster, lfw_people, tmp_path):

@@ -52,7 +52,7 @@ def test_ear_separates_open_from_closed_eyes(data_dir):
 
 
 def test_blinks_are_found_at_their_times(blink_clip):
-    result = check_clip(blink_clip)
+    result = check_clip(blink_clip, signal="ear")
     assert result.is_live
     assert [(b["start"], b["end"]) for b in result.blinks] == [(0.48, 0.6), (1.12, 1.2)]
 
@@ -96,3 +96,117 @@ def test_a_one_frame_dip_is_no_blink_at_30_fps():
     assert find_blinks(at_30, one) == []
     assert [b["start"] for b in find_blinks(at_30, two)] == [round(10 / 30, 3)]
     assert [b["start"] for b in find_blinks(np.arange(30) / 10, one)] == [1.0]
+
+
+# -- the blink signal by name (blendshapes or EAR), one blink algorithm over either series ---------------------------
+#: Real LFW photos of one person, checked by eye: eyes open in the first, both eyes closed in the second (they are two
+#: of benchmarks/liveness.py's BLINK_PAIRS, where EAR misses both blinks of the Gary Winnick clip).
+GARY = ("Gary_Winnick_0001", "Gary_Winnick_0002")
+#: Annotated closures of the spliced clip: (first, last) frame.
+CLOSURES = [(12, 15), (28, 30)]
+
+
+@pytest.fixture(scope="module")
+def gary_clip(data_dir, tmp_path_factory):
+    folder = data_dir / "identity" / "lfw" / "lfw_deepfunneled" / "Gary_Winnick"
+    opened, closed = (cv2.imread(str(folder / f"{name}.jpg")) for name in GARY)
+    if opened is None or closed is None:
+        pytest.skip("LFW Gary_Winnick images not found")
+    frames = [opened] * 12 + [closed] * 4 + [opened] * 12 + [closed] * 3 + [opened] * 10
+    return _write(tmp_path_factory.mktemp("clips") / "gary.mp4", frames)
+
+
+@pytest.fixture(scope="module")
+def still_clip(spoof_dir, tmp_path_factory):
+    still = cv2.imread(str(spoof_dir / "minivision_silent_face" / "live" / "image_T1.jpg"))
+    return _write(tmp_path_factory.mktemp("clips") / "still.mp4", [still] * 30)
+
+
+def test_blendshape_signal_finds_the_annotated_blinks(gary_clip):
+    pytest.importorskip("ai_edge_litert", reason="the blendshapes signal runs on LiteRT (facelens[litert])")
+    result = check_clip(gary_clip, signal="blendshapes")
+    assert result.signal == "blendshapes" and result.is_live
+    assert len(result.blinks) == len(CLOSURES)
+    for blink, (first, last) in zip(result.blinks, CLOSURES):
+        assert abs(blink["start_frame"] - first) <= 2 and abs(blink["end_frame"] - last) <= 2
+    # open eyes score near 1 (1 - eyeBlink), the closed photo well under it
+    assert result.open_level > 0.8 and max(b["min_openness"] for b in result.blinks) < 0.5
+
+
+def test_default_signal_is_blendshapes_when_litert_is_there(gary_clip):
+    pytest.importorskip("ai_edge_litert", reason="the blendshapes signal runs on LiteRT (facelens[litert])")
+    from facelens.liveness.active import default_signal
+
+    assert default_signal() == "blendshapes"
+    assert check_clip(gary_clip).signal == "blendshapes"
+
+
+@pytest.mark.parametrize("signal", ["ear", "blendshapes", "eye_state"])
+def test_still_photo_has_no_blink_with_any_signal(still_clip, signal):
+    if signal == "blendshapes":
+        pytest.importorskip("ai_edge_litert", reason="the blendshapes signal runs on LiteRT (facelens[litert])")
+    result = check_clip(still_clip, signal=signal)
+    assert result.signal == signal and result.blinks == [] and not result.is_live
+    assert result.frames_with_face == 30
+
+
+def test_eye_state_signal_finds_the_annotated_blinks(data_dir, tmp_path):
+    """Open Model Zoo's open/closed-eye classifier on Barbara Brezigar's LFW photos (open 0002, closed 0001,
+    checked by eye), spliced as the Gary Winnick clip."""
+    folder = data_dir / "identity" / "lfw" / "lfw_deepfunneled" / "Barbara_Brezigar"
+    opened, closed = (cv2.imread(str(folder / f"Barbara_Brezigar_000{i}.jpg")) for i in (2, 1))
+    frames = [opened] * 12 + [closed] * 4 + [opened] * 12 + [closed] * 3 + [opened] * 10
+    result = check_clip(_write(tmp_path / "barbara.mp4", frames), signal="eye_state")
+    assert result.signal == "eye_state" and len(result.blinks) == len(CLOSURES)
+    for blink, (first, last) in zip(result.blinks, CLOSURES):
+        assert abs(blink["start_frame"] - first) <= 2 and abs(blink["end_frame"] - last) <= 2
+
+
+def test_eye_state_model_tells_open_from_closed_eyes(data_dir):
+    from facelens.align import landmarks_68
+    from facelens.engine import models
+    from facelens.io.image import decode_image
+    from facelens.liveness.eye_state import get_eye_state_model
+
+    folder = data_dir / "identity" / "lfw" / "lfw_deepfunneled" / "Denise_Johnson"
+    p_open = {}
+    for name in ("Denise_Johnson_0001", "Denise_Johnson_0002"):
+        image = decode_image(folder / f"{name}.jpg")
+        face = models().detector.detect(image)[0]
+        p_open[name] = get_eye_state_model().open_probability(image, [landmarks_68(image, face.box)])[0]
+    assert p_open["Denise_Johnson_0001"].mean() > 0.8 and p_open["Denise_Johnson_0002"].max() < 0.2
+
+
+def test_unknown_signal_is_refused_before_reading(tmp_path):
+    with pytest.raises(ValueError, match="unknown blink signal 'eyes'.*ear, blendshapes, eye_state"):
+        check_clip(tmp_path / "missing.mp4", signal="eyes")
+
+
+def test_blinks_carry_their_frames():
+    import numpy as np
+
+    from facelens.liveness.active import find_blinks
+
+    openness = np.full(20, 0.95)
+    openness[8:11] = 0.3
+    frames = np.arange(100, 120)
+    (blink,) = find_blinks(np.arange(20) / 25, openness, frames=frames)
+    assert (blink["start_frame"], blink["end_frame"]) == (108, 110) and blink["min_openness"] == 0.3
+
+
+def test_a_missing_signal_model_fails_fast_and_the_default_falls_back_to_ear(monkeypatch, tmp_path):
+    """Offline with no model files: an explicit eye_state/blendshapes signal is refused before any frame is read
+    (the error names the file); the default signal falls back to EAR, which needs only dlib's bundled models."""
+    from facelens.errors import ModelUnavailableError
+    from facelens.liveness.active import check_signal, default_signal
+
+    monkeypatch.setenv("FACELENS_MODEL_DIR", str(tmp_path))
+    monkeypatch.setenv("FACELENS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FACELENS_OFFLINE", "1")
+    with pytest.raises(ModelUnavailableError, match="open_closed_eye_0001.onnx"):
+        check_signal("eye_state")
+    with pytest.raises(ModelUnavailableError):
+        check_signal("blendshapes")
+    assert default_signal() == "ear"
+    with pytest.raises(ModelUnavailableError):
+        check_clip(tmp_path / "missing.mp4", signal="eye_state")

@@ -86,3 +86,17 @@ def test_errors_are_one_line_and_non_zero(root, tmp_path):
     assert res.output.strip().count("\n") == 0 and res.output.startswith("error: cannot open video")
     res = runner.invoke(root, ["liveness", "eval", str(tmp_path)])
     assert res.exit_code == 2 and "live/ and spoof/" in res.output  # a bad data folder is a usage error
+
+
+def test_clip_signal_option(root, spoof_dir, tmp_path):
+    still = cv2.imread(str(spoof_dir / "minivision_silent_face" / "live" / "image_T1.jpg"))
+    writer = cv2.VideoWriter(str(tmp_path / "still.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 25, still.shape[1::-1])
+    for _ in range(12):
+        writer.write(still)
+    writer.release()
+    res = runner.invoke(root, ["liveness", str(tmp_path / "still.mp4"), "--signal", "ear", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["signal"] == "ear" and out["blink_count"] == 0 and out["open_level"] > 0.2
+    res = runner.invoke(root, ["liveness", str(tmp_path / "still.mp4"), "--signal", "eyes"])
+    assert res.exit_code == 2 and "unknown blink signal" in res.output

@@ -12,6 +12,15 @@ features → softmax regression) and refines its answers as that subject's faces
   of the subject's lowest-entropy faces per pseudo-class, started from the head's own weight vectors.
 - ``tent``: entropy minimisation (Wang et al. 2021) of a per-feature affine map in front of the head, on the
   subject's running feature statistics, with SAR's filter (only faces already fairly sure update it).
+- ``shot``: information maximisation (SHOT, Liang et al. 2020) of a per-class offset of the head's logits over the
+  subject's recent faces: each face sure (low entropy), the subject's faces together diverse (high entropy of
+  their mean answer), the faces the head was already sure of held to their answer, the offset bounded. It assumes
+  a subject shows more than one expression (posed sets do); a subject who shows one uncertain expression all along
+  (e.g. only "sad") loses some of it (see docs/expression.md).
+- ``balanced``: not an adaptation but the reference every method here must beat: the same head without its bias,
+  i.e. without FER+'s class prior (a third of FER+ is neutral; the bias correlates 0.94 with the log prior), the
+  logit adjustment of Menon et al. 2021 to a uniform prior. Stateless. On class-balanced posed sets it gains more
+  than any per-subject method (and none adds anything on top of it); on neutral-heavy faces (FER+ itself) it loses.
 
 A subject is a video track or an explicit group (e.g. one folder of one person's photos). State lives in one
 :class:`Adaptation` per subject, so nothing leaks between subjects; everything is deterministic for a given input
@@ -30,7 +39,7 @@ import numpy as np
 from facelens.errors import FacelensError
 
 #: Adaptation methods by name (see the module docstring).
-ADAPT_METHODS = ("cache", "t3a", "tent")
+ADAPT_METHODS = ("cache", "t3a", "tent", "shot", "balanced")
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -239,7 +248,61 @@ class TentAdaptation(Adaptation):
         return self._probs(z)
 
 
-_CLASSES = {"cache": CacheAdaptation, "t3a": T3AAdaptation, "tent": TentAdaptation}
+class ShotAdaptation(Adaptation):
+    """Information maximisation on an offset ``delta`` of the head's logits (K numbers per subject), warm-started
+    from the previous face: ``steps`` gradient steps on ``mean H(p_i) - w * H(mean p) + anchor * CE(sure faces,
+    their unadapted class)`` over the last ``window`` faces, ``w = diversity * n / (n + prior)`` (n faces seen, so
+    the first faces of a subject move little), ``delta`` centred and clipped to ``±bound`` nats. Sure faces: unadapted
+    entropy below ``sure * log K``. Defaults chosen on CK+'s odd-numbered subjects (benchmarks/adapt.py)."""
+
+    name = "shot"
+
+    def __init__(
+        self, head: LinearHead, diversity: float = 3.0, anchor: float = 10.0, sure: float = 0.3, prior: float = 4.0,
+        bound: float = 1.5, lr: float = 0.5, steps: int = 30, window: int = 64,
+    ) -> None:  # fmt: skip
+        super().__init__(head)
+        self.diversity, self.anchor, self.sure, self.prior = diversity, anchor, sure * np.log(self.k), prior
+        self.bound, self.lr, self.steps = bound, lr, steps
+        self.delta = np.zeros(self.k, np.float64)
+        self.logits: deque[np.ndarray] = deque(maxlen=window)
+        self.anchors: deque[np.ndarray] = deque(maxlen=window)  # one-hot unadapted class of a sure face, else zeros
+
+    def _step(self, z: np.ndarray) -> np.ndarray:
+        base = self.head.logits(z).astype(np.float64)
+        p0 = softmax(base)
+        self.logits.append(base)
+        self.anchors.append(np.eye(self.k)[int(p0.argmax())] * float(entropy(p0) < self.sure))
+        logits, anchors = np.array(self.logits), np.array(self.anchors)
+        n = self.seen + 1
+        w = self.diversity * n / (n + self.prior)
+        delta = self.delta
+        for _ in range(self.steps):
+            p = softmax(logits + delta)
+            logp = np.log(np.clip(p, 1e-12, None))
+            d_ent = (-p * (logp - (p * logp).sum(1, keepdims=True))).mean(0)  # d mean H(p_i) / d delta
+            log_mean = np.log(np.clip(p.mean(0), 1e-12, None))
+            d_div = (-p * (log_mean - (p * log_mean).sum(1, keepdims=True))).mean(0)  # d H(mean p) / d delta
+            d_anchor = ((p - anchors) * anchors.sum(1, keepdims=True)).mean(0)
+            delta = delta - self.lr * (d_ent - w * d_div + self.anchor * d_anchor)
+            delta = np.clip(delta - delta.mean(), -self.bound, self.bound)
+        self.delta = delta
+        return softmax(base + delta).astype(np.float32)
+
+
+class BalancedPrior(Adaptation):
+    """The head with a uniform class prior (its bias dropped): the same answer for a face whoever it belongs to."""
+
+    name = "balanced"
+
+    def _step(self, z: np.ndarray) -> np.ndarray:
+        return softmax(z @ self.head.weight).astype(np.float32)
+
+
+_CLASSES = {
+    "cache": CacheAdaptation, "t3a": T3AAdaptation, "tent": TentAdaptation, "shot": ShotAdaptation,
+    "balanced": BalancedPrior,
+}  # fmt: skip
 
 
 def new_adaptation(method: str, head: LinearHead, **options: object) -> Adaptation:

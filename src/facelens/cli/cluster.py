@@ -12,7 +12,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from facelens.cli.options import Collection, Detector, Fpir, Gallery, Images, Json, Threshold, Workers, expand_inputs
+from facelens.cli.options import (
+    Collection, Detector, Fpir, Gallery, Images, Json, Ray, Threshold, Workers, expand_inputs, ray_runner, ray_summary,
+)  # fmt: skip
 from facelens.cli.output import FAILED, USAGE, default_command_group, emit, err, error_line, fail, out, progress_bar
 from facelens.detect import DEFAULT_DETECTOR
 from facelens.errors import FacelensError
@@ -55,8 +57,10 @@ def cluster_run(
     detector: Detector = DEFAULT_DETECTOR,
     workers: Workers = 0,
     json_out: Json = False,
+    ray: Ray = None,
 ) -> None:
-    """Detect and embed new or changed photos, attach faces to known people, cluster the rest."""
+    """Detect and embed new or changed photos, attach faces to known people, cluster the rest (with --ray the
+    detection and embedding run on Ray; storing and clustering stay here)."""
     from facelens.cluster import METHODS, QualityGate, cluster_photos
 
     if method not in METHODS:
@@ -64,14 +68,16 @@ def cluster_run(
     try:
         paths = expand_inputs(inputs)
         gate = QualityGate(min_quality=min_quality or None, min_size=min_face or None)
+        runner = ray_runner(ray, workers)
         with _open(gallery, collection, create=True) as store, progress_bar(len(paths)) as bar:
             task = bar.add_task("photos", total=len(paths))
             report = cluster_photos(store, paths, detector=detector, method=method, gate=gate, min_size=min_size,
-                                    threshold=threshold, fpir=fpir, workers=workers or None,
+                                    threshold=threshold, fpir=fpir, workers=workers or None, runner=runner,
                                     progress=lambda done, total: bar.update(task, completed=done))
             faces = _face_records(store)
     except (FacelensError, ValueError, OSError) as exc:
         fail(exc, USAGE)
+    ray_summary(runner)
     for failure in report.failed:
         error_line(failure["error"])
     if json_out:

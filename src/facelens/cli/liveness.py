@@ -44,16 +44,23 @@ def clip_cmd(
     detector: Detector = DEFAULT_DETECTOR,
     max_seconds: Annotated[float, typer.Option(help="Read at most this many seconds.")] = 30.0,
     min_blinks: Annotated[int, typer.Option(help="Blinks needed to call the clip live.")] = 1,
+    signal: Annotated[
+        str | None,
+        typer.Option(help="Eye signal blinks are found in: blendshapes (MediaPipe eyeBlink scores, the default when "
+                          "ai-edge-litert is installed), ear (eye aspect ratio of dlib's 68 landmarks) or eye_state "
+                          "(Open Model Zoo's open/closed-eye classifier)."),
+    ] = None,
     as_json: Json = False,
 ) -> None:
-    """Active liveness: blinks (eye aspect ratio) and head movement over a clip. Exit 1 when the clip cannot be read
+    """Active liveness: blinks (blendshapes or eye aspect ratio) and head movement over a clip. Exit 1 when the clip cannot be read
     (a clip that is not live is an answer: exit 0)."""
     from rich.table import Table
 
     from facelens.liveness.active import check_clip
 
     try:
-        result = check_clip(clip, detector=detector, max_seconds=max_seconds, min_blinks=min_blinks)
+        result = check_clip(clip, detector=detector, max_seconds=max_seconds, min_blinks=min_blinks,
+                            signal=signal)
     except (FacelensError, ValueError) as exc:
         code = exit_code(exc) if isinstance(exc, FacelensError) else USAGE
         if as_json and code == FAILED:
@@ -68,13 +75,13 @@ def clip_cmd(
     stdout.print(
         f"{clip}: {verdict}  ({len(result.blinks)} blink(s), {result.frames_with_face}/{result.frames} frames with the face)"
     )
-    table = Table("blink", "start s", "end s", "min EAR")
+    table = Table("blink", "start s", "end s", "min openness")
     for i, b in enumerate(result.blinks, 1):
-        table.add_row(str(i), f"{b['start']:.2f}", f"{b['end']:.2f}", f"{b['min_ear']:.3f}")
+        table.add_row(str(i), f"{b['start']:.2f}", f"{b['end']:.2f}", f"{b['min_openness']:.3f}")
     if result.blinks:
         stdout.print(table)
     stdout.print(
-        f"open-eye EAR {result.open_ear:.3f} · head pose range {result.pose_range:.3f} · travel {result.translation:.2f} face sizes"
+        f"open-eye level ({result.signal}) {result.open_level:.3f} · head pose range {result.pose_range:.3f} · travel {result.translation:.2f} face sizes"
     )
 
 

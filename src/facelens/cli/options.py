@@ -42,8 +42,8 @@ Liveness = Annotated[bool, typer.Option("--liveness", help="Score liveness per f
 Analyze = Annotated[bool, typer.Option("--analyze", help="Add expression, age/gender and quality per face.")]
 Adapt = Annotated[
     Optional[str],
-    typer.Option("--adapt", help="Adapt the expression head to each subject at test time, without labels: cache, t3a "
-                 "or tent (facelens.analyze.adapt); the unadapted answer stays beside the adapted one.",
+    typer.Option("--adapt", help="Adapt the expression head to each subject at test time, without labels: balanced "
+                 "(FER+'s class prior dropped; best on posed sets), shot, cache, t3a or tent (facelens.analyze.adapt); the unadapted answer stays beside the adapted one.",
                  metavar="METHOD"),
 ]
 AdaptGroup = Annotated[

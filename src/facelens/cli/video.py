@@ -1,5 +1,9 @@
-"""``facelens video INPUT --gallery G [--out annotated.mp4] [--timeline t.json] [--every K] [--json]`` and
-``facelens video enroll TIMELINE unknown-N --name NAME --gallery G``.
+"""``facelens video INPUT... --gallery G [--out annotated.mp4] [--timeline t.json] [--every K] [--json] [--ray A]``
+and ``facelens video enroll TIMELINE unknown-N --name NAME --gallery G``.
+
+Several INPUTs (or ``--ray``) run one video per task (:mod:`facelens.distributed.video`): on Ray, one Ray task per
+video; without it, one after another. ``--out``, ``--timeline`` and ``--thumbnails`` then name folders, each video
+writing ``STEM.mp4``, ``STEM.json`` and ``STEM_faces/`` there.
 
 An argument that is not a subcommand name goes to ``run``, so ``facelens video CLIP`` works (the root CLI mounts
 this app as ``video``). ``--json`` prints JSON lines: the appear/identify/disappear events when shown, then the
@@ -15,7 +19,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from facelens.cli.options import (
-    DEFAULT_DETECTOR, Adapt, Collection, Detector, Json, Liveness, OptionalGallery, Where, parse_where,
+    DEFAULT_DETECTOR, Adapt, Collection, Detector, Json, Liveness, OptionalGallery, Ray, Where, parse_where, ray_runner,
 )  # fmt: skip
 from facelens.cli.output import FAILED, USAGE, default_command_group, emit, err, exit_code, fail, message
 from facelens.cli.output import out as stdout
@@ -30,8 +34,9 @@ app = typer.Typer(
 
 @app.command("run")
 def run_cmd(
-    source: Annotated[
-        str, typer.Argument(metavar="INPUT", help="Video file, image folder/pattern, stream URL or webcam index.")
+    sources: Annotated[
+        list[str], typer.Argument(metavar="INPUT...", help="Video files, image folders/patterns, a stream URL or a "
+                                  "webcam index (several: video files or folders, one task each).")
     ],
     gallery: OptionalGallery = None,
     collection: Collection = "default",
@@ -64,15 +69,28 @@ def run_cmd(
     expression_model: Annotated[
         str | None, typer.Option("--expression-model", help="Expression model of --analyze, by name.")
     ] = None,
+    blink_signal: Annotated[
+        str | None,
+        typer.Option("--blink-signal", help="Eye signal of the per-track blink count of --analyze/--liveness: "
+                     "blendshapes (default when ai-edge-litert is installed), ear or eye_state."),
+    ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for a stream to answer.")] = 10.0,
     fps: Annotated[float | None, typer.Option(help="Frame rate of an image sequence.")] = None,
+    ray: Ray = None,
 ) -> None:
     """Track and name the faces in a video or stream; print who appeared when. Exit 1 when the video cannot be
     read to its end (the timeline then covers it up to there)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-    from rich.table import Table
 
     from facelens.video.process import process_video
+
+    options = {"every": every, "where": None, "liveness": liveness, "analyze": analyze, "adapt": adapt,
+               "expression_model": expression_model, "fpir": fpir, "threshold": threshold, "detector": detector,
+               "blink_signal": blink_signal, "timeout": timeout, "fps": fps}
+    if len(sources) > 1 or ray is not None:
+        _run_many(sources, gallery, collection, where, out, timeline, thumbnails, options, as_json, events, ray)
+        return
+    source = sources[0]
 
     if thumbnails is None and timeline is not None:
         thumbnails = timeline.parent / f"{timeline.stem}_faces"
@@ -95,6 +113,7 @@ def run_cmd(
             analyze=analyze,
             adapt=adapt,
             expression_model=expression_model,
+            blink_signal=blink_signal,
             out=out,
             timeline=timeline,
             thumbnails=thumbnails,
@@ -156,19 +175,7 @@ def run_cmd(
     if as_json:
         emit(result.to_dict())
     else:
-        table = Table(title=f"{result.source}: {result.frames} frames, {result.duration:.1f} s")
-        columns = ["person", "track", "first seen (s)", "last seen (s)", "frames", "confidence", "thumbnail"]
-        for col in columns + (["liveness"] if liveness else []) + (["expression", "episodes"] if analyze else []):
-            table.add_column(col)
-        for row in result.tracks:
-            cells = [row.person, str(row.track), f"{row.first_seen:.2f}", f"{row.last_seen:.2f}", str(row.frames),
-                     f"{row.confidence:.2f}", row.thumbnail]
-            if liveness:
-                cells.append("-" if row.liveness is None else f"{row.liveness:.2f} {'live' if row.is_live else 'spoof'}")
-            if analyze:
-                cells += [row.csv_row()["expression"] or "-", row.csv_row()["episodes"] or "-"]
-            table.add_row(*cells)
-        stdout.print(table)
+        _print_timeline(result, liveness, analyze)
         stats = result.stats
         err.print(
             f"{stats.get('fps', 0):.1f} frames/s, {stats.get('detections')} detections, {stats.get('embeddings')} embeddings"
@@ -180,6 +187,94 @@ def run_cmd(
     if not result.complete:
         err.print(f"error: {result.error} (timeline covers the video up to there)", markup=False, highlight=False)
         raise typer.Exit(FAILED)
+
+
+def _print_timeline(result, liveness: bool, analyze: bool) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{result.source}: {result.frames} frames, {result.duration:.1f} s")
+    columns = ["person", "track", "first seen (s)", "last seen (s)", "frames", "confidence", "thumbnail"]
+    blinks = analyze or liveness
+    for col in (columns + (["liveness"] if liveness else []) + (["expression", "episodes"] if analyze else [])
+                + (["blinks"] if blinks else [])):
+        table.add_column(col)
+    for row in result.tracks:
+        cells = [row.person, str(row.track), f"{row.first_seen:.2f}", f"{row.last_seen:.2f}", str(row.frames),
+                 f"{row.confidence:.2f}", row.thumbnail]
+        if liveness:
+            cells.append("-" if row.liveness is None else f"{row.liveness:.2f} {row.liveness_verdict}")
+        if analyze:
+            cells += [row.csv_row()["expression"] or "-", row.csv_row()["episodes"] or "-"]
+        if blinks:
+            record = row.blinks
+            cells.append("-" if not record else f"{record['count']} in {record['measured_s']:.1f} s "
+                         f"({record['signal']})")
+        table.add_row(*cells)
+    stdout.print(table)
+
+
+def _run_many(sources: list[str], gallery: str | None, collection: str, where: list[str] | None, out: Path | None,
+              timeline: Path | None, thumbnails: Path | None, options: dict, as_json: bool, events: bool | None,
+              ray: str | None) -> None:
+    """One video per task (on Ray with ``--ray``), each with its own outputs; a line or a table per video."""
+    from facelens.distributed.video import VideoJob, process_videos
+
+    try:
+        options["where"] = parse_where(where) or None
+        if gallery is not None:  # checked here, opened by each task
+            from facelens.gallery import open_gallery
+
+            open_gallery(gallery, create=False, collection=collection).close()
+        stems = [Path(s).stem or Path(s).name for s in sources]
+        if len(sources) > 1 and len(set(stems)) < len(stems):
+            shared = ", ".join(sorted(s for s in set(stems) if stems.count(s) > 1))
+            raise FacelensError(f"several inputs share a name ({shared}): their outputs would collide in one folder; "
+                                "run them separately")
+        jobs = []
+        for source, stem in zip(sources, stems):
+            if len(sources) == 1:  # --ray on one video: the paths are the files themselves
+                faces = thumbnails or (timeline.parent / f"{timeline.stem}_faces" if timeline is not None else None)
+                jobs.append(VideoJob(source, _str(out), _str(timeline), _str(faces)))
+                continue
+            faces = thumbnails / stem if thumbnails is not None else (
+                timeline / f"{stem}_faces" if timeline is not None else None)
+            jobs.append(VideoJob(source, _str(out and out / f"{stem}.mp4"),
+                                 _str(timeline and timeline / f"{stem}.json"), _str(faces)))
+        for folder in (out, timeline):
+            if folder is not None and len(sources) > 1:
+                folder.mkdir(parents=True, exist_ok=True)
+        runner = ray_runner(ray)
+    except (FacelensError, ValueError, OSError) as exc:
+        fail(exc, USAGE)
+    failed = usage = False
+    for outcome in process_videos(jobs, gallery, collection, runner=runner, **options):
+        if outcome.error is not None and outcome.timeline is None:
+            usage |= outcome.usage
+            failed = True
+            if as_json:
+                emit({"source": outcome.source, "error": outcome.error})
+            err.print(f"error: {outcome.error}", markup=False, highlight=False)
+            continue
+        result = outcome.timeline
+        if events:
+            for event in outcome.events:
+                emit(event)
+        if as_json:
+            emit(result.to_dict())
+        else:
+            _print_timeline(result, options["liveness"], options["analyze"])
+        if not result.complete:
+            failed = True
+            err.print(f"error: {result.source}: {result.error} (timeline covers the video up to there)",
+                      markup=False, highlight=False)
+    if runner is not None:
+        err.print(f"ray: {len(jobs)} videos", markup=False, highlight=False)
+    if failed:
+        raise typer.Exit(USAGE if usage else FAILED)
+
+
+def _str(path: Path | None) -> str | None:
+    return None if path is None else str(path)
 
 
 def _failed(source: str, exc: Exception, as_json: bool) -> NoReturn:

@@ -111,10 +111,12 @@ def cluster_photos(
     fpir: float = DEFAULT_FPIR,
     workers: int | None = None,
     progress: Callable[[int, int | None], None] | None = None,
+    runner: Any = None,
 ) -> ClusterReport:
     """Detect and embed the faces of new or changed photos, then cluster every pending face (see
     :func:`cluster_pending`). Unreadable files are listed in ``failed`` and retried on the next run; photos deleted
-    from the given folders since an earlier run are forgotten with their faces."""
+    from the given folders since an earlier run are forgotten with their faces. ``runner`` runs the detection and
+    embedding elsewhere (a :class:`facelens.distributed.RayRunner`); storing and clustering stay here."""
     from facelens.engine import FaceAnalyzer
 
     started = time.perf_counter()
@@ -147,7 +149,8 @@ def cluster_photos(
             continue
         todo.append((path, stat.st_mtime, stat.st_size, digest))
     if todo:
-        engine = FaceAnalyzer(detector=detector, tasks=("embed", "analyze"), heads=("quality",), workers=workers)
+        engine = FaceAnalyzer(detector=detector, tasks=("embed", "analyze"), heads=("quality",), workers=workers,
+                              runner=runner)
         gallery.check_model(engine.model_id)
         batch: list[ScannedPhoto] = []
         for (path, mtime, size, digest), result in zip(todo, engine.run([t[0] for t in todo], progress=progress)):

@@ -2,13 +2,17 @@
 once per actor and runs :func:`facelens.engine.safe_chunk` — the very function the local pool runs — so a chunk
 gives the same :class:`~facelens.result.ImageResult` records on a cluster as on one machine.
 
-What stays on the driver: the listing (the rows), the gallery (identification searches it, enrolment writes it,
-both per chunk as results arrive) and the order of the results. Workers read their own inputs (local paths on a
-shared file system, or ``s3://``/``gs://`` objects through pyarrow.fs).
+What stays on the driver: the listing (the rows), the gallery's searches (identification, per chunk as results
+arrive), writes to a folder gallery, and the order of the results. Workers read their own inputs (local paths on a
+shared file system, or ``s3://``/``gs://`` objects through pyarrow.fs). A chunk may carry a *sink*, a picklable
+callable the actor applies to the chunk's results after computing them: enrolment into PostgreSQL writes each
+chunk's faces from the actor that computed them (:mod:`facelens.distributed.enrol`), so on many nodes the writes
+run in parallel instead of through the driver.
 
-Faults: Ray restarts an actor that dies and retries its chunk (``max_task_retries``); the map is pure (no writes in
-workers), so a retried chunk cannot write twice, and the driver keeps the first copy of each chunk it receives. A
-chunk that kills its actor every time fails alone, as in the local pool: its images come back with ``error`` set.
+Faults: Ray restarts an actor that dies and retries its chunk (``max_task_retries``); without a sink the map is
+pure, and with one the sink's write is idempotent (a retried chunk adds nothing twice); the driver keeps the first
+copy of each chunk it receives. A chunk that kills its actor every time fails alone, as in the local pool: its
+images come back with ``error`` set.
 """
 
 from __future__ import annotations
@@ -63,18 +67,20 @@ class RunStats:
     failed: int = 0
     seconds: float = 0.0
     retried_chunks: int = 0
+    skipped: int = 0  # images already done (a re-run's), never dispatched
 
     @property
     def images_per_second(self) -> float:
         return self.images / self.seconds if self.seconds > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"images": self.images, "faces": self.faces, "failed": self.failed,
+        return {"images": self.images, "faces": self.faces, "failed": self.failed, "skipped": self.skipped,
                 "seconds": round(self.seconds, 3), "images_per_second": round(self.images_per_second, 3)}
 
     def line(self) -> str:
+        skipped = f"; {self.skipped} already done, skipped" if self.skipped else ""
         return (f"{self.images} images, {self.faces} faces, {self.failed} failed in {self.seconds:.1f} s "
-                f"({self.images_per_second:.2f} images/s)")
+                f"({self.images_per_second:.2f} images/s){skipped}")
 
 
 def run_sources(plan: Plan, sources: Sequence[Any]) -> list[ImageResult]:
@@ -115,16 +121,20 @@ class ChunkActor:
         self.started = False
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        done = []
-        for payload in batch["payload"]:
+        done, written = [], []
+        for payload, job in zip(batch["payload"], batch["job"]):
             plan, sources = pickle.loads(payload)
+            sink, tags = pickle.loads(job)
             if not self.started:
                 from facelens.engine import _init_worker
 
                 _init_worker(plan.threads or 1)  # its share of cores for ONNX/OpenCV, fresh model caches
                 self.started = True
-            done.append(pickle.dumps(run_sources(plan, sources)))
-        return {"chunk": np.asarray(batch["chunk"]), "results": np.array(done, dtype=object)}
+            results = run_sources(plan, sources)
+            written.append(pickle.dumps(sink(results, tags) if sink is not None else None))
+            done.append(pickle.dumps(results))
+        return {"chunk": np.asarray(batch["chunk"]), "results": np.array(done, dtype=object),
+                "written": np.array(written, dtype=object)}
 
 
 @dataclass
@@ -133,8 +143,9 @@ class RayRunner:
 
     ``workers``: actors (default: one per CPU of the cluster divided by ``cpus_per_worker``);
     ``preserve_order``: results in input order (the engine's contract, and what enrolment needs) — off, they come
-    as chunks finish; ``actor_class``: the class run per actor (:class:`ChunkActor`; tests subclass it to kill an
-    actor mid-run). ``stats`` holds the last run's figures.
+    as chunks finish; ``worker_writes``: enrolment into a PostgreSQL gallery is written by the actors (off: by the
+    driver, as a folder gallery always is); ``actor_class``: the class run per actor (:class:`ChunkActor`; tests
+    subclass it to kill an actor mid-run). ``stats`` holds the last run's figures.
     """
 
     address: str = "auto"
@@ -143,6 +154,7 @@ class RayRunner:
     object_store_memory: int | None = LOCAL_OBJECT_STORE_BYTES
     preserve_order: bool = True
     task_retries: int = TASK_RETRIES
+    worker_writes: bool = True
     actor_class: type = ChunkActor
     stats: RunStats = field(default_factory=RunStats, init=False)
 
@@ -159,8 +171,19 @@ class RayRunner:
             return self.workers
         return max(1, int(ray.cluster_resources().get("CPU", 1)) // self.cpus_per_worker)
 
+    def writes_gallery(self, store: Any) -> bool:
+        """Whether the actors write enrolment into ``store`` themselves (a gallery every node reaches: PostgreSQL)."""
+        return self.worker_writes and hasattr(store, "add_faces_once")
+
     def chunks(self, plan: Plan, batches: Iterable[Sequence[Any]]) -> Iterator[list[ImageResult]]:
         """Each batch's results (one list per batch, in input order unless ``preserve_order`` is off)."""
+        for _, results, _ in self.chunks_with_sink(plan, batches):
+            yield results
+
+    def chunks_with_sink(self, plan: Plan, batches: Iterable[Sequence[Any]], sink: Any = None,
+                         tags: Sequence[Any] | None = None) -> Iterator[tuple[int, list[ImageResult], Any]]:
+        """(batch index, results, what ``sink(results, tags[index])`` returned in the actor) per batch; the sink's
+        answer is None for a batch no actor could finish (its images failed)."""
         ray = require_ray()
         started = time.perf_counter()
         actors = self.actors()
@@ -169,7 +192,8 @@ class RayRunner:
         batches = [[_picklable(s) for s in b] for b in batches]  # the listing: serial, on the driver
         if not batches:
             return
-        rows = [{"chunk": i, "payload": pickle.dumps((plan, b))} for i, b in enumerate(batches)]
+        rows = [{"chunk": i, "payload": pickle.dumps((plan, b)),
+                 "job": pickle.dumps((sink, tags[i] if tags is not None else None))} for i, b in enumerate(batches)]
         with warnings.catch_warnings():  # Ray 2.60 has no named parameter for the retries yet (pinned < 2.64)
             warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
             dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
@@ -191,21 +215,22 @@ class RayRunner:
             if index in seen:  # a retried chunk delivered twice: keep the first
                 continue
             seen.add(index)
-            results = pickle.loads(row["results"])
+            results = pickle.loads(row["results"]), pickle.loads(row["written"])
             if not self.preserve_order:
-                yield self._count(results, started)
+                yield index, self._count(results[0], started), results[1]
                 continue
             waiting[index] = results
             while following in waiting:
-                yield self._count(waiting.pop(following), started)
+                results = waiting.pop(following)
+                yield following, self._count(results[0], started), results[1]
                 following += 1
         for index, batch in enumerate(batches):  # chunks no actor could finish: their images failed
             if index not in seen:
                 log.warning("chunk %d (%d images) failed on every attempt", index, len(batch))
                 waiting[index] = [ImageResult(describe_source(s), error=f"{describe_source(s)}: the Ray worker "
-                                              f"died on every attempt ({self.task_retries + 1})") for s in batch]
+                                              f"died on every attempt ({self.task_retries + 1})") for s in batch], None
         for index in sorted(waiting):
-            yield self._count(waiting[index], started)
+            yield index, self._count(waiting[index][0], started), waiting[index][1]
 
     def _count(self, results: list[ImageResult], started: float) -> list[ImageResult]:
         self.stats.images += len(results)

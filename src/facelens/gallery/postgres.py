@@ -238,6 +238,43 @@ class PostgresGallery(Gallery):
                 out[position] = ids
         return out
 
+    def add_faces_once(self, batch: Sequence[NewFaces]) -> list[list[tuple[int, str | None]]]:
+        """Add each face unless its person holds one with the same content hash and box already; the whole batch in
+        one transaction, so a write repeated (a retried chunk of a distributed enrolment) adds nothing twice.
+        Per face: (new face id, None), or (the existing face's id, its source)."""
+        self._count_cache = None
+        stamp = now()
+        out: list[list[tuple[int, str | None]]] = [[] for _ in batch]
+        with self._pool.connection() as conn, conn.transaction():
+            for position in sorted(range(len(batch)), key=lambda i: batch[i].name):  # lock order: no deadlock
+                item = batch[position]
+                # the upsert locks the person's row until commit: a concurrent write of this person waits here,
+                # then (read committed) sees the faces this one added
+                person_id = conn.execute(
+                    "INSERT INTO facelens_people (collection_id, name, metadata, created_at) VALUES (%s, %s, %s, %s) "
+                    "ON CONFLICT (collection_id, name) DO UPDATE SET metadata = facelens_people.metadata || "
+                    "EXCLUDED.metadata RETURNING id",
+                    (self._cid, item.name, json.dumps(item.metadata or {}), stamp),
+                ).fetchone()[0]
+                for vector, face in zip(item.vectors, item.faces):
+                    box = json.dumps(face.get("box", []))
+                    found = conn.execute(
+                        "SELECT id, source FROM facelens_faces WHERE collection_id = %s AND content_hash = %s AND "
+                        "person_id = %s AND box = %s::jsonb ORDER BY id LIMIT 1",  # the (collection, hash) index
+                        (self._cid, face.get("content_hash", ""), person_id, box),
+                    ).fetchone()
+                    if found is not None:
+                        out[position].append((int(found[0]), found[1]))
+                        continue
+                    face_id = conn.execute(
+                        "INSERT INTO facelens_faces (person_id, collection_id, embedding, source, content_hash, box, "
+                        "score, added_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                        (person_id, self._cid, np.asarray(vector, np.float32), face.get("source", ""),
+                         face.get("content_hash", ""), box, float(face.get("score", 0.0)), stamp),
+                    ).fetchone()[0]
+                    out[position].append((int(face_id), None))
+        return out
+
     def _add_person(self, name: str, metadata: dict[str, Any]) -> None:
         with self._pool.connection() as conn, conn.transaction():
             done = conn.execute(

@@ -1,15 +1,27 @@
 """Active liveness over a short clip: eye blinks and head movement of the main face.
 
-Blinks come from the eye aspect ratio (EAR, Soukupová & Čech 2016) on dlib's 68 landmarks:
-``EAR = (|p2−p6| + |p3−p5|) / (2·|p1−p4|)`` per eye, averaged over both eyes. An open eye holds a roughly
-constant EAR that differs between people, so a blink is measured *relative to the face's own open-eye level*
-(the clip's 80th percentile of EAR): a run of frames below ``BLINK_DROP`` × that level, at most
-``MAX_BLINK_S`` long, that reopens. Soukupová & Čech's fixed EAR threshold 0.2 against a typical open EAR of about
-0.3 is the same ~2/3 ratio.
+A blink is found in a per-frame *eye-openness* series, by one algorithm (:func:`find_blinks`) whatever signal gave
+the series. Signals by name (:data:`SIGNALS`):
+
+- ``ear``: the eye aspect ratio (EAR, Soukupová & Čech 2016) on dlib's 68 landmarks,
+  ``EAR = (|p2−p6| + |p3−p5|) / (2·|p1−p4|)`` per eye, averaged over both eyes;
+- ``blendshapes``: 1 − the mean of MediaPipe Face Landmarker's ``eyeBlinkLeft`` and ``eyeBlinkRight`` scores
+  (:mod:`facelens.analyze.blendshapes`, LiteRT), so that it too is high when the eyes are open;
+- ``eye_state``: the mean P(open) of the two eyes by Open Model Zoo's open/closed-eye classifier on eye crops placed
+  by dlib's 68 landmarks (:mod:`facelens.liveness.eye_state`, onnxruntime).
+
+An open eye holds a roughly constant openness that differs between people (and, for blendshapes, with gaze: a face
+looking down scores 0.3-0.6 "blink" with open eyes), so a blink is measured *relative to the face's own open-eye
+level* (the clip's 80th percentile): a run of frames below ``drop`` × that level, at most ``MAX_BLINK_S`` long,
+framed by frames back above ``reopen`` × the level. For EAR Soukupová & Čech's fixed threshold 0.2 against a
+typical open EAR of about 0.3 is the same ~2/3 ratio, and the same ratios serve the other signals (a sweep of
+them changes no ranking). Which signal is the default, and why, is measured by ``benchmarks/liveness.py --blinks``
+(see :data:`DEFAULT_SIGNAL`).
 
 Head movement: the nose tip's offset from the eye midpoint divided by the inter-ocular distance is a scale-free
 yaw/pitch proxy; its range over the clip (``pose_range``) is what a rotating head changes and a moved flat photo
-barely does. Box-centre travel over the face size (``translation``) is reported too.
+barely does. Box-centre travel over the face size (``translation``) is reported too (both from dlib's 68 landmarks,
+whatever the blink signal).
 
 Decision: live when at least ``min_blinks`` blinks are seen. A still photo has none; motion is evidence that is
 reported, not a pass by itself (a photo waved in front of the camera moves too).
@@ -21,6 +33,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,8 +41,13 @@ from facelens.detect import DEFAULT_DETECTOR
 from facelens.errors import NoFaceError, VideoError
 from facelens.types import DetectedFace
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
 log = logging.getLogger(__name__)
 
+#: Per-frame eye-openness signals a blink can be found in (see the module docstring).
+SIGNALS = ("ear", "blendshapes", "eye_state")
 #: Fraction of the open-eye EAR under which the eye counts as closed (see module docstring).
 BLINK_DROP = 2 / 3
 #: Longest closure that still counts as a blink (voluntary closures and tracking drop-outs are longer).
@@ -42,14 +60,19 @@ CUT_MIN_IOU = 0.7
 MIN_BLINK_S = 0.05
 #: The frames around a closure must be back at this fraction of the open-eye level (hysteresis against jitter).
 REOPEN = 0.85
+#: The signal used when none is named, if its runtime (LiteRT) is installed, else ``ear``: on the annotated clips of
+#: ``benchmarks/liveness.py --blinks`` it finds 16 of 26 blinks against EAR's 12, with no false blink from either;
+#: ``eye_state`` finds 17 but also 2 false blinks (every signal with the same BLINK_DROP and REOPEN ratios; the
+#: figures and a sweep of them are in that script's docstring).
+DEFAULT_SIGNAL = "blendshapes"
 _RIGHT_EYE = slice(36, 42)
 _LEFT_EYE = slice(42, 48)
 
 
 def read_frames(
     path: str | Path, max_fps: float = 30.0, max_seconds: float = 30.0
-) -> Iterator[tuple[float, np.ndarray]]:
-    """(timestamp s, RGB frame) from a video file, sampled to at most ``max_fps`` (read through
+) -> Iterator[tuple[int, float, np.ndarray]]:
+    """(frame index, timestamp s, RGB frame) from a video file, sampled to at most ``max_fps`` (read through
     ``facelens.io.video``, so every source it accepts works here too)."""
     from facelens.io.video import open_source
 
@@ -65,7 +88,7 @@ def read_frames(
                 break
             if frame.index % step == 0:
                 count += 1
-                yield frame.time, frame.image
+                yield frame.index, frame.time, frame.image
     if count == 0:
         raise VideoError(source.error or f"video {path} has no readable frames")
 
@@ -88,22 +111,28 @@ def pose_proxy(points68: np.ndarray) -> np.ndarray:
 
 
 def find_blinks(
-    times: np.ndarray, ear: np.ndarray, drop: float = BLINK_DROP, max_s: float = MAX_BLINK_S, reopen: float = REOPEN
+    times: np.ndarray,
+    openness: np.ndarray,
+    drop: float = BLINK_DROP,
+    max_s: float = MAX_BLINK_S,
+    reopen: float = REOPEN,
+    frames: np.ndarray | None = None,
 ) -> list[dict]:
-    """Blinks as {start, end, min_ear} from an EAR series (NaN = face not followed in that frame).
+    """Blinks as {start, end, min_openness} (seconds; with ``frames``, also start_frame/end_frame) from an
+    eye-openness series of any signal (NaN = face not followed or not measured in that frame).
 
     A blink is a run of frames below ``drop`` × the open-eye level, at least ``MIN_BLINK_S`` and no longer than
-    ``max_s``, with the frames just
-    before and just after it open again (≥ ``reopen`` × the level): a closure has to be seen to close *and* reopen,
-    so a face that looks down or drifts in and out of focus does not count."""
-    valid = ~np.isnan(ear)
+    ``max_s``, with the frames just before and just after it open again (≥ ``reopen`` × the level): a closure has
+    to be seen to close *and* reopen, so a face that looks down or drifts in and out of focus does not count."""
+    openness = np.asarray(openness, np.float64)
+    valid = ~np.isnan(openness)
     if valid.sum() < 3:
         return []
-    open_level = float(np.percentile(ear[valid], 80))
-    closed = valid & (ear < drop * open_level)
-    is_open = valid & (ear >= reopen * open_level)
+    open_level = float(np.percentile(openness[valid], 80))
+    closed = valid & (openness < drop * open_level)
+    is_open = valid & (openness >= reopen * open_level)
     interval = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
-    blinks, i, n = [], 0, len(ear)
+    blinks, i, n = [], 0, len(openness)
     while i < n:
         if not closed[i]:
             i += 1
@@ -113,15 +142,78 @@ def find_blinks(
             j += 1
         framed = i > 0 and is_open[i - 1] and j + 1 < n and is_open[j + 1]
         if framed and (j - i + 1) * interval >= MIN_BLINK_S and times[j] - times[i] <= max_s:
-            blinks.append(
-                {
-                    "start": round(float(times[i]), 3),
-                    "end": round(float(times[j]), 3),
-                    "min_ear": round(float(ear[i : j + 1].min()), 3),
-                }
-            )
+            blink = {
+                "start": round(float(times[i]), 3),
+                "end": round(float(times[j]), 3),
+                "min_openness": round(float(openness[i : j + 1].min()), 3),
+            }
+            if frames is not None:
+                blink.update(start_frame=int(frames[i]), end_frame=int(frames[j]))
+            blinks.append(blink)
         i = j + 1
     return blinks
+
+
+def default_signal() -> str:
+    """:data:`DEFAULT_SIGNAL` when its optional runtime and model are there, else ``ear`` (the result names the
+    signal used, and the reason is logged)."""
+    from facelens.errors import ModelUnavailableError
+
+    try:
+        return check_signal(DEFAULT_SIGNAL)
+    except ModelUnavailableError as exc:
+        log.warning("blink signal: ear instead of %s (%s)", DEFAULT_SIGNAL, exc)
+        return "ear"
+
+
+def check_signal(signal: str | None) -> str:
+    """The signal's name, or a ``ValueError`` naming the choices; the signal's optional runtime (LiteRT for
+    blendshapes) and model file are checked here too (:class:`~facelens.errors.ModelUnavailableError`), before any
+    frame is read. None: :func:`default_signal`."""
+    if signal is None:
+        return default_signal()
+    if signal not in SIGNALS:
+        raise ValueError(f"unknown blink signal {signal!r}; choose from {', '.join(SIGNALS)}")
+    if signal == "blendshapes":
+        from facelens.analyze.blendshapes import require_litert
+        from facelens.models.registry import model_path
+
+        require_litert()
+        model_path("mediapipe_face_landmarker")
+    elif signal == "eye_state":
+        from facelens.liveness.models import EYE_STATE
+        from facelens.models.registry import resolve_file
+
+        resolve_file(EYE_STATE.files[0])
+    return signal
+
+
+def eye_openness(
+    signal: str, image: np.ndarray, faces: Sequence[DetectedFace], points68: Sequence[np.ndarray] | None = None
+) -> np.ndarray:
+    """[n] eye openness of these faces of one RGB frame by the named signal (higher = more open): EAR from dlib's
+    68 landmarks (``points68`` when already placed, else fitted in the box), 1 − mean(eyeBlinkLeft,
+    eyeBlinkRight) of the blendshape model, or the eye-state model's mean P(open) on crops placed by those 68
+    landmarks."""
+    if signal not in SIGNALS:
+        raise ValueError(f"unknown blink signal {signal!r}; choose from {', '.join(SIGNALS)}")
+    if not len(faces):
+        return np.zeros(0, np.float64)
+    if signal == "blendshapes":
+        from facelens.analyze.blendshapes import BLENDSHAPES, get_blendshape_model
+
+        scores = get_blendshape_model().scores(image, faces)
+        eyes = [BLENDSHAPES.index("eyeBlinkLeft"), BLENDSHAPES.index("eyeBlinkRight")]
+        return 1.0 - scores[:, eyes].mean(axis=1).astype(np.float64)
+    if points68 is None:
+        from facelens.align import landmarks_68
+
+        points68 = [f.landmarks68 if f.landmarks68 is not None else landmarks_68(image, f.box) for f in faces]
+    if signal == "eye_state":
+        from facelens.liveness.eye_state import get_eye_state_model
+
+        return get_eye_state_model().open_probability(image, points68).mean(axis=1).astype(np.float64)
+    return np.array([eye_aspect_ratio(p) for p in points68], np.float64)
 
 
 def _gray(frame: np.ndarray) -> np.ndarray:
@@ -178,26 +270,29 @@ def follow_main_face(
 
 @dataclass(frozen=True)
 class ActiveResult:
-    """Evidence from a clip: blink times, EAR level, movement, and the decision."""
+    """Evidence from a clip: blink times (by ``signal``), the open-eye level of that signal, movement, and the
+    decision."""
 
     is_live: bool
     blinks: list[dict]
     frames: int
     frames_with_face: int
-    open_ear: float
+    open_level: float
     pose_range: float
     translation: float
     duration_s: float
+    signal: str = "ear"
     series: dict = field(default_factory=dict, repr=False)
 
     def to_dict(self, with_series: bool = False) -> dict:
         out = {
             "is_live": self.is_live,
+            "signal": self.signal,
             "blinks": self.blinks,
             "blink_count": len(self.blinks),
             "frames": self.frames,
             "frames_with_face": self.frames_with_face,
-            "open_ear": round(self.open_ear, 3),
+            "open_level": round(self.open_level, 3),
             "pose_range": round(self.pose_range, 3),
             "translation": round(self.translation, 3),
             "duration_s": round(self.duration_s, 2),
@@ -208,44 +303,57 @@ class ActiveResult:
 
 
 def check_clip(
-    path: str | Path, detector: str = DEFAULT_DETECTOR, max_fps: float = 30.0, max_seconds: float = 30.0, min_blinks: int = 1
+    path: str | Path,
+    detector: str = DEFAULT_DETECTOR,
+    max_fps: float = 30.0,
+    max_seconds: float = 30.0,
+    min_blinks: int = 1,
+    signal: str | None = None,
 ) -> ActiveResult:
-    """Follow the largest face through the clip, measure EAR per frame, and count blinks and movement."""
+    """Follow the largest face through the clip, measure its eye openness per frame by ``signal`` (see
+    :data:`SIGNALS`; None: :func:`default_signal`), and count blinks and movement."""
     from facelens.align import landmarks_68
     from facelens.engine import models
 
+    signal = check_signal(signal)
     det = models(detector=detector).detector
     frames = list(read_frames(path, max_fps, max_seconds))
-    track = follow_main_face(frames, [det.detect(f) for _, f in frames])
-    times, ears, poses, centres, sizes = [], [], [], [], []
-    for (t, frame), face in zip(frames, track):
+    track = follow_main_face([(t, f) for _, t, f in frames], [det.detect(f) for _, _, f in frames])
+    indices, times, openness, poses, centres, sizes = [], [], [], [], [], []
+    for (index, t, frame), face in zip(frames, track):
+        indices.append(index)
         times.append(t)
         if face is None:
-            ears.append(np.nan)
+            openness.append(np.nan)
             continue
         pts = face.landmarks68 if face.landmarks68 is not None else landmarks_68(frame, face.box)
-        ears.append(eye_aspect_ratio(pts))
+        openness.append(float(eye_openness(signal, frame, [face], [pts])[0]))
         poses.append(pose_proxy(pts))
         centres.append((face.box[:2] + face.box[2:]) / 2.0)
         sizes.append(max(face.width, face.height))
-    t_arr, e_arr = np.array(times), np.array(ears, dtype=np.float64)
-    found = int((~np.isnan(e_arr)).sum())
+    t_arr, o_arr = np.array(times), np.array(openness, dtype=np.float64)
+    found = int((~np.isnan(o_arr)).sum())
     if not found:
         raise NoFaceError(f"{path}: no face found in any of {len(times)} sampled frames")
-    blinks = find_blinks(t_arr, e_arr)
+    blinks = find_blinks(t_arr, o_arr, frames=np.array(indices))
     pose_arr = np.array(poses)
     pose_range = float(np.linalg.norm(np.percentile(pose_arr, 95, axis=0) - np.percentile(pose_arr, 5, axis=0)))
     c = np.array(centres)
     translation = float(np.linalg.norm(c.max(axis=0) - c.min(axis=0)) / np.median(sizes))
-    valid = e_arr[~np.isnan(e_arr)]
+    valid = o_arr[~np.isnan(o_arr)]
     return ActiveResult(
         is_live=len(blinks) >= min_blinks,
         blinks=blinks,
         frames=len(times),
         frames_with_face=found,
-        open_ear=float(np.percentile(valid, 80)),
+        open_level=float(np.percentile(valid, 80)),
         pose_range=pose_range,
         translation=translation,
         duration_s=float(t_arr[-1]) if len(t_arr) else 0.0,
-        series={"t": np.round(t_arr, 3).tolist(), "ear": [None if np.isnan(v) else round(float(v), 4) for v in e_arr]},
+        signal=signal,
+        series={
+            "frame": indices,
+            "t": np.round(t_arr, 3).tolist(),
+            "openness": [None if np.isnan(v) else round(float(v), 4) for v in o_arr],
+        },
     )

@@ -93,6 +93,28 @@ MINIFAS_CELEBA128 = register(
     )
 )
 
+#: Open/closed eye classifier of the ``eye_state`` blink signal (facelens.liveness.eye_state; not a passive model).
+_FALCHLUCAS = "https://github.com/FalchLucas/WebCamGazeEstimation/raw/432bb2edcbac08c3b2b6130b1d7e7959d9311142"
+
+EYE_STATE = register(
+    ModelSpec(
+        name="open_closed_eye_0001",
+        task="eye_state",
+        runtime="onnxruntime",
+        files=(
+            ModelFile(
+                path="openvino_eye/open_closed_eye_0001.onnx",
+                sha256=("4daa100034482525a26c9afb9297c16580a531189e66e3d2b2ac7d32becfd593",),
+                size=46164,
+                urls=(f"{_FALCHLUCAS}/intel/open-closed-eye-0001/open-closed-eye.onnx",),
+            ),
+        ),
+        license="Apache-2.0 (Intel Open Model Zoo open-closed-eye-0001)",
+        description="Open/closed eye classifier, 32x32 BGR eye crop -> [closed, open]",
+    )
+)
+
+
 #: Passive model names accepted by :func:`get_model` (and ``--model`` in the CLI).
 MODELS = ("minifasnet", "minifas_celeba128")
 

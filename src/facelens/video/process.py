@@ -289,6 +289,7 @@ class VideoRun:
         analyze: bool = False,
         adapt: str | None = None,
         expression_model: str | None = None,
+        blink_signal: str | None = None,
         speed: float | None = None,
         detector: str = DEFAULT_DETECTOR,
         embedder: str | None = None,  # None: the gallery's own model, else the default
@@ -342,6 +343,13 @@ class VideoRun:
                 self._analyze_plan = replace(self._analyze_plan, expression_features=True)
             self.expression_labels: tuple[str, ...] = ()
             self._expressions: dict[int, ExpressionTrack] = {}
+            self._blinks = None  # blinks per track with analyze or liveness (facelens.video.blinks)
+            if blink_signal is not None and not (analyze or liveness):
+                raise ValueError("blink_signal counts blinks for analyze or liveness: ask for one of them too")
+            if analyze or liveness:
+                from facelens.video.blinks import BlinkCounter
+
+                self._blinks = BlinkCounter(blink_signal)
             self.model_id = self.engine.model_id
             self.threshold: float | None = None
             if gallery is not None:
@@ -475,6 +483,11 @@ class VideoRun:
                     faces = faces[np.array([t.shown for t in followed], bool)]
                 else:
                     faces = self._frame_faces([t for t in tracker.tracks if t.shown])
+                if self._blinks is not None:  # every followed face's eyes, on every frame
+                    eyes = [t for t in tracker.tracks if not t.ended and t.following and t.missed <= 1]
+                    with times("blinks"):
+                        self._blinks.observe(image, self._frame_faces(eyes), [t.id for t in eyes], frame.index,
+                                             frame.time)  # fmt: skip
                 if self.out is not None:
                     with times("write"):
                         if writer is None:
@@ -724,6 +737,7 @@ class VideoRun:
         expressions: dict[int, dict[str, Any] | None] = {}
         if self._analyze_plan is not None:
             from facelens.video.expressions import pooled_expression, track_expression
+        from facelens.video.blinks import liveness_verdict
         for track in sorted(tracker.reported(), key=lambda t: t.id):
             if track.label is None:  # never embedded (e.g. the video ended right after it appeared)
                 continue
@@ -734,6 +748,7 @@ class VideoRun:
             if sample is not None and sample.quality > best.get(track.label, (-1.0, None))[0]:
                 best[track.label] = (sample.quality, sample.thumbnail)
             live = track.liveness
+            blinks = self._blinks.record(track.id) if self._blinks is not None else None
             if self._analyze_plan is not None:
                 series = self._expressions.get(track.id)
                 expressions[track.id] = (
@@ -754,6 +769,9 @@ class VideoRun:
                     is_live=None if live is None or self.liveness_threshold is None
                     else bool(live >= self.liveness_threshold),
                     expression=expressions.get(track.id),
+                    blinks=blinks,
+                    liveness_verdict=None if self.liveness_threshold is None or live is None
+                    else liveness_verdict(bool(live >= self.liveness_threshold), blinks),
                 )
             )
         person_thumbs = {}
@@ -819,9 +837,11 @@ def process_video(
     ``every``: run the detector every K frames (None: adapt to the machine's load). Options: ``out`` (annotated
     video path), ``timeline`` (JSON/CSV path), ``thumbnails`` (folder), ``fpir``/``threshold`` (open-set decision),
     ``where`` (metadata filter on the gallery's people), ``liveness`` (passive liveness per track; a spoof is never
-    named), ``analyze`` (expression on every frame of every track: smoothed, summarised and spotted as episodes per
+    named; with the blinks seen over the track it gives ``liveness_verdict``, see :mod:`facelens.video.blinks`), ``analyze`` (expression on every frame of every track: smoothed, summarised and spotted as episodes per
     track, person and video, see :mod:`facelens.video.expressions`), ``adapt`` (with ``analyze``: adapt the
-    expression head to each track at test time, ``cache``/``t3a``/``tent``, see :mod:`facelens.analyze.adapt`), ``expression_model`` (by name; default the library's), ``speed`` (target multiple of real time), ``detector``, ``embedder`` (default: the gallery's own model),
+    expression head to each track at test time, by name: ``shot``, ``balanced``, ``cache``, ``t3a`` or ``tent``, see :mod:`facelens.analyze.adapt`), ``expression_model`` (by name; default the library's), ``blink_signal`` (with
+    ``analyze``/``liveness``: the eye signal blinks per track are counted in, ``blendshapes`` or ``ear``; default
+    :func:`facelens.liveness.active.default_signal`), ``speed`` (target multiple of real time), ``detector``, ``embedder`` (default: the gallery's own model),
     ``min_hits``, ``max_gap``,
     ``fps`` (for image sequences), ``timeout`` (stream open), ``reconnect`` (attempts after a stream drops),
     ``keep_images`` (keep each frame's image on its result).

@@ -20,7 +20,7 @@ from facelens.errors import VideoError
 
 CSV_COLUMNS = (
     "person", "track", "first_seen", "last_seen", "frames", "confidence", "score", "named", "thumbnail", "liveness",
-    "is_live", "expression", "episodes",
+    "is_live", "expression", "episodes", "blinks", "blink_times", "liveness_verdict",
 )  # fmt: skip
 
 
@@ -42,18 +42,26 @@ class TrackRecord:
     liveness: float | None = None
     is_live: bool | None = None
     expression: dict[str, Any] | None = field(default=None, repr=False)  # with --analyze, see video.expressions
+    # with --analyze or --liveness: signal, count, blinks, measured_s (see video.blinks)
+    blinks: dict[str, Any] | None = field(default=None, repr=False)
+    liveness_verdict: str | None = None  # with --liveness: passive + blinks, see video.blinks.VERDICTS
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def csv_row(self) -> dict[str, Any]:
-        """The CSV columns: the expression as its dominant label and its episodes in one cell."""
-        row = {k: v for k, v in self.to_dict().items() if k != "expression"}
-        row["expression"] = row["episodes"] = ""
+        """The CSV columns: the expression as its dominant label and its episodes in one cell, the blink count
+        and the blinks' start times."""
+        row = {k: v for k, v in self.to_dict().items() if k not in ("expression", "blinks")}
+        row["expression"] = row["episodes"] = row["blinks"] = row["blink_times"] = ""
         if self.expression:
             from facelens.video.expressions import episodes_text
 
             row["expression"], row["episodes"] = self.expression["summary"]["dominant"], episodes_text(self.expression)
+        if self.blinks:
+            from facelens.video.blinks import blink_times_text
+
+            row["blinks"], row["blink_times"] = self.blinks["count"], blink_times_text(self.blinks)
         return row
 
 
@@ -179,7 +187,8 @@ def _row(r: dict[str, str]) -> TrackRecord:
         thumbnail=r.get("thumbnail") or "",
         liveness=float(r["liveness"]) if r.get("liveness") else None,
         is_live={"true": True, "false": False}.get(str(r.get("is_live")).lower()),
-    )  # the expression record is in the JSON timeline only (the CSV has its dominant label and episodes)
+        liveness_verdict=r.get("liveness_verdict") or None,
+    )  # the expression and blink records are in the JSON timeline only (the CSV has their summaries)
 
 
 def people_of(
