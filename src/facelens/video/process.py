@@ -456,15 +456,12 @@ class VideoRun:
                 detect = detections is not None
                 confirm = False
                 times.add("prepare", item.prepare_cpu)
-                if item.cut:  # a new shot: its faces start new tracks (see tracking.ShotCuts)
-                    for track in tracker.cut():
-                        events.append(self._event("disappear", track, track.last_frame, track.last_time))
                 if detect:
                     times.add("detect", detect_cpu)
                     detections_run += 1
                     embedded, started_tracks = self._detect_frame(
-                        image, gray, detections, frame.index, frame.time, tracker, unknowns, events
-                    )
+                        image, gray, detections, frame.index, frame.time, tracker, unknowns, events, cut=item.cut
+                    )  # a cut ends the tracks of the shot before (see tracking.ShotCuts)
                     embeddings_run += embedded
                     # a stream drops frames: a face that just appeared is confirmed (or dropped) by a detection on
                     # the next frame, not k frames later, when it may be gone
@@ -603,8 +600,10 @@ class VideoRun:
         tracker: Tracker,
         unknowns: UnknownPeople,
         events: list[dict[str, Any]],
+        cut: bool = False,
     ) -> tuple[int, int]:
-        """Apply one frame's detections; returns the faces embedded and the tracks started."""
+        """Apply one frame's detections (``cut``: the first frame of a new shot); returns the faces embedded and the
+        tracks started."""
         from facelens.analyze.quality import assess_quality
 
         detections = found.detections()
@@ -618,7 +617,7 @@ class VideoRun:
 
         was_confirmed = {t.id for t in tracker.tracks if t.confirmed}
         with self._times("associate"):
-            assoc = tracker.associate(gray, detections, embed, index, now)
+            assoc = tracker.associate(gray, detections, embed, index, now, cut=cut)
         embedded = len(assoc.faces)
         for track, i in assoc.matched:
             track.detection_score = float(found.score[i])
