@@ -38,6 +38,13 @@ os.environ.setdefault("FACELENS_MODEL_DIR", str(ROOT.parent / "shared" / "models
 ONNX = ("retinaface", "centerface")
 
 
+def label(name: str) -> str:
+    """The detector's name, marked when it is facelens' default."""
+    from facelens.detect import DEFAULT_DETECTOR
+
+    return f"{name} (default)" if name == DEFAULT_DETECTOR else name
+
+
 def load(paths: list[str]) -> list[np.ndarray]:
     from facelens.io.image import decode_image
 
@@ -86,7 +93,7 @@ def photo_timings(names: list[str], data: Path, rounds: int = 3) -> None:
     pixels = np.mean([image.shape[0] * image.shape[1] for _, image in shots]) / 1e6
     print(f"\n{len(shots)} photos of face_recognition's and dlib's examples (mean {pixels:.2f} Mpixel), best of {rounds}:")
     for name in names:
-        print(f"  {name:18} {1000 * best[name] / len(shots):7.1f} ms/photo  {best.get('hog', best[name]) / best[name]:5.2f}x hog"
+        print(f"  {label(name):28} {1000 * best[name] / len(shots):7.1f} ms/photo  {best.get('hog', best[name]) / best[name]:5.2f}x hog"
               f"  faces found {counts[name]}")
 
 
@@ -238,7 +245,7 @@ def main() -> None:
     other_images = load(others[: args.limit or None])
     print(f"{len(images)} LFW DevTest images (+ {len(other_images)} other LFW images for misses), cpu cores "
           f"{os.cpu_count()}, load average {os.getloadavg()[0]:.2f}")
-    print(f"{'detector':18} {'img/s':>7} {'img/s 1 thread':>14} {'batched img/s':>13} {'no face':>7} {'other':>5} "
+    print(f"{'detector':28} {'img/s':>7} {'img/s 1 thread':>14} {'batched img/s':>13} {'no face':>7} {'other':>5} "
           f"{'misses vs hog':>13} {'DevTest acc':>11}")
     onnx = [n for n in names if uses_onnx(n)]
     rate, found = timed({n: detector(n) for n in names}, images, 1)
@@ -261,7 +268,7 @@ def main() -> None:
         if not args.no_accuracy:
             value, _ = accuracy(pairs, dict(zip(paths, images)), dict(zip(paths, found[name])), name.partition("@")[0])
             acc = f"{value:.4f}"
-        print(f"{name:18} {rate[name]:7.1f} {rate_1.get(name, rate[name]):14.1f} {rate_b.get(name, rate[name]):13.1f} "
+        print(f"{label(name):28} {rate[name]:7.1f} {rate_1.get(name, rate[name]):14.1f} {rate_b.get(name, rate[name]):13.1f} "
               f"{none:7d} {none_other:5d} {misses:>13} {acc:>11}", flush=True)
     for name in names:
         missed = [p for p, f in zip(paths + others, found[name] + found_other[name]) if not f]

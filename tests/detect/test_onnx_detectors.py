@@ -132,3 +132,26 @@ def test_faces_that_fill_the_frame(detector):
     paths = sorted(folder.glob("*.jpg"))[:20]
     missed = [p.name for p in paths if not detector.detect(decode_image(p))]
     assert not missed, missed
+
+
+def test_rewritten_graph_is_made_once_and_kept_in_the_cache(detector, tmp_path, monkeypatch):
+    """The graph with symbolic dims is written into the user cache on first use; a later detector loads it without
+    rewriting (no onnx import at start-up) and finds the same faces."""
+    import importlib
+
+    from facelens.detect import onnx_base
+
+    module = importlib.import_module(f"facelens.detect.{detector.name}")
+    monkeypatch.setattr(onnx_base, "cache_dir", lambda: tmp_path / "cache" / "models")  # the model stays where it is
+    calls = []
+    real = module.dynamic_graph
+    monkeypatch.setattr(module, "dynamic_graph", lambda path: calls.append(path) or real(path))
+    image = decode_image(need_data("identity", "face_recognition", "examples", "two_people.jpg"))
+    first = type(detector)()
+    cached = list((tmp_path / "cache" / "models" / "rewritten").glob(f"*-v{onnx_base.REWRITE_VERSION}.onnx"))
+    assert len(calls) == 1 and len(cached) == 1
+    second = type(detector)()
+    assert len(calls) == 1  # read from the cache
+    a, b, c = (d.detect(image) for d in (detector, first, second))
+    assert len(a) == len(b) == len(c) == 2
+    assert all(np.allclose(x.box, y.box) and np.allclose(x.box, z.box) for x, y, z in zip(a, b, c))

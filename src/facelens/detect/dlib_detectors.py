@@ -1,4 +1,5 @@
-"""dlib detectors: HOG (default, CPU-fast, frontal) and MMOD CNN (more robust to pose, slower)."""
+"""dlib detectors: HOG (CPU-fast, frontal, nothing to download; the default chain's fallback) and MMOD CNN (more robust to
+pose, slower)."""
 
 from __future__ import annotations
 

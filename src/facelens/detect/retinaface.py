@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from facelens.detect.onnx_base import OnnxDetector, with_symbolic_dims
+from facelens.detect.onnx_base import OnnxDetector, cached_rewrite, with_symbolic_dims
 
 #: Anchor sizes per level and the levels' strides (the model's training configuration, cfg_mnet).
 MIN_SIZES = ((16, 32), (64, 128), (256, 512))
@@ -69,8 +69,8 @@ class RetinaFaceDetector(OnnxDetector):
     default_threshold = 0.6
     dlib_box = (0.039, 0.068, 1.108, 0.821)  # measured on the 377 LFW images outside DevTest
 
-    def _model(self, path: str) -> bytes:
-        return dynamic_graph(path)
+    def _model(self, path: str) -> str:
+        return cached_rewrite(path, dynamic_graph)
 
     def _blob(self, canvases: np.ndarray) -> np.ndarray:
         bgr = canvases[..., ::-1].astype(np.float32) - MEAN_BGR

@@ -8,7 +8,11 @@ Laplace-smoothed quality-weighted share of that vote, ``(w_winner + 1) / (w_tota
 
 Tracks left unknown are grouped into anonymous people ``unknown-1``, ``unknown-2``… across the video: a track's
 pooled template joins the anonymous person whose template is most similar if that similarity clears the embedding
-model's measured verification threshold (``facelens.decide``), otherwise it starts a new one.
+model's measured verification threshold (``facelens.decide``), otherwise it starts a new one. Two faces seen in the same
+frames are two people (a cannot-link constraint, as in face clustering of video): a track never joins a person one of
+whose tracks it overlaps in time. On facenet-pytorch's crowd clip the small faces of passers-by embed close to each
+other (similarity ~0.9 against a threshold of 0.907), and without the constraint three people in the first frame
+were one ``unknown-1``.
 """
 
 from __future__ import annotations
@@ -55,6 +59,12 @@ def tally(samples: list[Sample]) -> Vote:
 class Anonymous:
     label: str
     templates: dict[int, np.ndarray] = field(default_factory=dict)  # track id -> pooled track template
+    spans: dict[int, Track] = field(default_factory=dict, repr=False)  # track id -> the track (its frames so far)
+
+    def overlaps(self, track: Track) -> bool:
+        """Whether one of this person's tracks was seen in the same frames as ``track``."""
+        return any(other.id != track.id and other.first_frame <= track.last_frame and
+                   track.first_frame <= other.last_frame for other in self.spans.values())
 
     @property
     def tracks(self) -> list[int]:
@@ -85,13 +95,15 @@ class UnknownPeople:
         if current is not None:
             current.templates[track.id] = template
             return current.label
-        scored = [(float(p.template @ template), p) for p in self.people if p.template is not None]
+        scored = [(float(p.template @ template), p) for p in self.people
+                  if p.template is not None and not p.overlaps(track)]
         if scored:
             sim, person = max(scored, key=lambda item: item[0])
             if sim >= self.threshold:
                 person.templates[track.id] = template
+                person.spans[track.id] = track
                 return person.label
-        person = Anonymous(f"{self.prefix}-{len(self.people) + 1}", {track.id: template})
+        person = Anonymous(f"{self.prefix}-{len(self.people) + 1}", {track.id: template}, {track.id: track})
         self.people.append(person)
         return person.label
 
@@ -100,6 +112,7 @@ class UnknownPeople:
         number, so labels already shown never change meaning)."""
         for person in self.people:
             person.templates.pop(track.id, None)
+            person.spans.pop(track.id, None)
 
 
 def keep_best(samples: list[Sample], new: Sample, limit: int = BEST_FACES) -> bool:

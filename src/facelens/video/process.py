@@ -44,7 +44,7 @@ from facelens.result import Faces, ImageResult, _column
 from facelens.types import Face
 from facelens.video.identity import BEST_FACES, UnknownPeople, keep_best, tally
 from facelens.video.timeline import Timeline, TrackRecord, people_of
-from facelens.video.tracking import MAX_GAP, MIN_HITS, Sample, Track, Tracker
+from facelens.video.tracking import MAX_GAP, MIN_HITS, Sample, ShotCuts, Track, Tracker
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -61,27 +61,8 @@ MIN_DETECT_RATE, MAX_DETECT_RATE = 2.0, 10.0
 EMBED_INTERVAL = 1.0
 #: Longer side of stored thumbnails, pixels.
 THUMB_SIDE = 160
-#: Bhattacharyya distance between consecutive frames' grey histograms above which the shot changed and the detector
-#: runs at once. Measured on short_hamilton_clip.mp4: its three cuts score 0.23-0.39, every other frame pair <= 0.06
-#: (95th percentile 0.047).
-CUT_DISTANCE = 0.15
 #: Frames made ready (grey, cut flag, detections) ahead of the loop.
 PREFETCH = 4
-
-
-class ShotCuts:
-    """Flags the first frame of a new shot (a cut), so faces of the new shot are detected without waiting k frames."""
-
-    def __init__(self, threshold: float = CUT_DISTANCE) -> None:
-        self.threshold = threshold
-        self._last: np.ndarray | None = None
-
-    def is_cut(self, gray: np.ndarray) -> bool:
-        small = cv2.resize(gray, (160, 90), interpolation=cv2.INTER_AREA)
-        hist = cv2.calcHist([small], [0], None, [32], [0, 256])
-        hist = cv2.normalize(hist, hist).flatten()
-        last, self._last = self._last, hist
-        return last is not None and cv2.compareHist(last, hist, cv2.HISTCMP_BHATTACHARYYA) > self.threshold
 
 
 @dataclass(frozen=True)
@@ -137,7 +118,7 @@ class Prefetch:
             for frame in self.source:
                 cpu = time.thread_time()
                 gray = cv2.cvtColor(frame.image, cv2.COLOR_RGB2GRAY)
-                cut = cuts.is_cut(gray)
+                cut = cuts.is_cut(frame.image)
                 prepared = time.thread_time() - cpu
                 detections, seconds, detect_cpu = None, 0.0, 0.0
                 if cut or self.cadence.due(since):
@@ -479,8 +460,8 @@ class VideoRun:
                     times.add("detect", detect_cpu)
                     detections_run += 1
                     embedded, started_tracks = self._detect_frame(
-                        image, gray, detections, frame.index, frame.time, tracker, unknowns, events
-                    )
+                        image, gray, detections, frame.index, frame.time, tracker, unknowns, events, cut=item.cut
+                    )  # a cut ends the tracks of the shot before (see tracking.ShotCuts)
                     embeddings_run += embedded
                     # a stream drops frames: a face that just appeared is confirmed (or dropped) by a detection on
                     # the next frame, not k frames later, when it may be gone
@@ -619,8 +600,10 @@ class VideoRun:
         tracker: Tracker,
         unknowns: UnknownPeople,
         events: list[dict[str, Any]],
+        cut: bool = False,
     ) -> tuple[int, int]:
-        """Apply one frame's detections; returns the faces embedded and the tracks started."""
+        """Apply one frame's detections (``cut``: the first frame of a new shot); returns the faces embedded and the
+        tracks started."""
         from facelens.analyze.quality import assess_quality
 
         detections = found.detections()
@@ -634,7 +617,7 @@ class VideoRun:
 
         was_confirmed = {t.id for t in tracker.tracks if t.confirmed}
         with self._times("associate"):
-            assoc = tracker.associate(gray, detections, embed, index, now)
+            assoc = tracker.associate(gray, detections, embed, index, now, cut=cut)
         embedded = len(assoc.faces)
         for track, i in assoc.matched:
             track.detection_score = float(found.score[i])
