@@ -21,6 +21,7 @@ import numpy as np
 
 from facelens.align import shape5
 from facelens.models.registry import model_path
+from facelens.models.runtime import shared_model
 from facelens.types import DetectedFace
 
 CHIP_PADDING = 0.2
@@ -121,13 +122,4 @@ def _result(gender: np.ndarray, age: np.ndarray) -> AgeGender:
     return AgeGender(expectation, float(age.max()), GENDERS[g], float(gender[g]))
 
 
-_MODEL: AgeGenderModel | None = None
-_MODEL_LOCK = threading.Lock()
-
-
-def get_age_gender_model() -> AgeGenderModel:
-    global _MODEL
-    with _MODEL_LOCK:
-        if _MODEL is None:
-            _MODEL = AgeGenderModel()
-        return _MODEL
+get_age_gender_model = shared_model(AgeGenderModel)

@@ -27,6 +27,7 @@ import numpy as np
 
 from facelens.errors import ModelUnavailableError
 from facelens.models.registry import model_path
+from facelens.models.runtime import shared_model
 from facelens.types import DetectedFace
 
 #: Output order of ``face_blendshapes.tflite`` (MediaPipe ``kBlendshapeNames``).
@@ -196,14 +197,4 @@ class BlendshapeModel:
         return result
 
 
-_MODEL: BlendshapeModel | None = None
-_MODEL_LOCK = threading.Lock()
-
-
-def get_blendshape_model() -> BlendshapeModel:
-    """The shared blendshape model of this process."""
-    global _MODEL
-    with _MODEL_LOCK:
-        if _MODEL is None:
-            _MODEL = BlendshapeModel()
-        return _MODEL
+get_blendshape_model = shared_model(BlendshapeModel)

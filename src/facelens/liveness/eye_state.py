@@ -18,6 +18,7 @@ import numpy as np
 
 from facelens.liveness.models import EYE_STATE
 from facelens.models.registry import resolve_file
+from facelens.models.runtime import shared_model
 
 #: Crop side over the eye-corner distance (OMZ ``createEyeBoundingBox``'s default scale).
 CROP_SCALE = 1.8
@@ -71,14 +72,4 @@ class EyeStateModel:
         return scores[:, 1].reshape(len(points68), 2).astype(np.float32)
 
 
-_MODEL: EyeStateModel | None = None
-_MODEL_LOCK = threading.Lock()
-
-
-def get_eye_state_model() -> EyeStateModel:
-    """The shared eye-state model of this process."""
-    global _MODEL
-    with _MODEL_LOCK:
-        if _MODEL is None:
-            _MODEL = EyeStateModel()
-        return _MODEL
+get_eye_state_model = shared_model(EyeStateModel)

@@ -6,8 +6,12 @@ Threads do not spin while idle, so a session leaves its cores to the decode and 
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def onnx_session(model: str | os.PathLike | bytes, threads: int | None = None) -> Any:
@@ -26,4 +30,20 @@ def onnx_session(model: str | os.PathLike | bytes, threads: int | None = None) -
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 
-__all__ = ["onnx_session"]
+def shared_model(factory: Callable[[], T]) -> Callable[[], T]:
+    """A getter that builds ``factory()`` once per process, under a lock, so threads that ask at the same time share
+    one model (and load its file once) instead of each building its own."""
+    lock = threading.Lock()
+    built: list[T] = []
+
+    def get() -> T:
+        with lock:
+            if not built:
+                built.append(factory())
+            return built[0]
+
+    get.__doc__ = f"The shared {getattr(factory, '__name__', 'model')} of this process."
+    return get
+
+
+__all__ = ["onnx_session", "shared_model"]
