@@ -85,3 +85,17 @@ def test_verify_batches_both_images_and_gates_on_liveness():
     assert gated.similarity == pytest.approx(plain.similarity, abs=1e-6)
     assert gated.face_a["liveness"]["is_live"] and not gated.face_b["liveness"]["is_live"]
     assert not gated.is_match and "liveness" not in plain.face_a
+
+
+def test_verify_select_centre_compares_the_centred_face(data_dir):
+    """``select="centre"`` (library, CLI --select, service ?select=) takes the face nearest the image centre: in
+    LFW's Tassos_Papadopoulos_0001 that is him, while the largest face is another man."""
+    import facelens
+
+    folder = data_dir / "identity" / "lfw" / "lfw_deepfunneled" / "Tassos_Papadopoulos"
+    a, b = folder / "Tassos_Papadopoulos_0001.jpg", folder / "Tassos_Papadopoulos_0002.jpg"
+    if not a.is_file():
+        pytest.skip(f"{a} not staged")
+    centre = facelens.verify(a, b, select="centre", detector="hog")
+    largest = facelens.verify(a, b, select="largest", detector="hog")
+    assert centre.is_match and not largest.is_match and centre.similarity > largest.similarity

@@ -40,14 +40,20 @@ def embed(image: ImageInput, detector: str = DEFAULT_DETECTOR, largest_only: boo
 
 
 def select_face(result: ImageResult, select: str = "largest") -> int:
-    """Index of the face to use when an operation needs one: ``largest`` (default), ``best`` (detector score) or
-    ``only`` (error if the image holds more than one)."""
-    if select not in ("largest", "best", "only"):
-        raise ValueError(f"unknown face selection {select!r}: use largest, best or only")
+    """Index of the face to use when an operation needs one: ``largest`` (default), ``best`` (detector score),
+    ``only`` (error if the image holds more than one) or ``centre`` (nearest the image centre, as in LFW)."""
+    from facelens.engine import SELECTIONS
+
+    if select not in SELECTIONS:
+        raise ValueError(f"unknown face selection {select!r}: use {', '.join(SELECTIONS)}")
     if not len(result.faces):
         raise NoFaceError(f"{result.source}: no face found")
     if select == "only" and len(result.faces) > 1:
         raise NoFaceError(f"{result.source}: {len(result.faces)} faces found where exactly one was expected")
+    if select == "centre":
+        from facelens.evaluate.protocols import centred_face
+
+        return centred_face(result.faces.box, (result.height, result.width))
     return int(np.argmax(result.faces.score)) if select == "best" else 0
 
 
@@ -297,7 +303,7 @@ def enroll_people(
 #: Which face of a photo to enrol: ``single`` (the default) takes the only face, or the largest when every other
 #: face is far smaller (a face in the background), and refuses a photo of several people of similar size;
 #: ``largest`` / ``best`` (detector score) / ``only`` as in verify.
-ENROL_SELECTIONS = ("single", "largest", "best", "only")
+ENROL_SELECTIONS = ("single", "largest", "best", "only", "centre")
 #: Under ``single``, another face smaller than the largest by this area ratio is taken for a bystander.
 BYSTANDER_AREA_RATIO = 4.0
 

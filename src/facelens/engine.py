@@ -42,8 +42,9 @@ log = logging.getLogger(__name__)
 
 #: Tasks by name. ``detect`` always runs; ``identify`` needs a gallery (and implies ``embed``).
 TASKS = ("detect", "embed", "analyze", "liveness", "identify")
-#: Which face of an image to keep when an operation needs one (None keeps every face).
-SELECTIONS = ("largest", "best", "only")
+#: Which face of an image to keep when an operation needs one (None keeps every face); ``centre``: the face nearest
+#: the image centre, the labelled face of datasets cut around one person (LFW).
+SELECTIONS = ("largest", "best", "only", "centre")
 #: What a subject of test-time adaptation is when ``adapt_group`` is a name (a callable picks it per result).
 ADAPT_GROUPS = ("folder", "image", "all")
 #: Images per chunk: large enough to batch the embedder, small enough to keep every worker busy.
@@ -214,6 +215,11 @@ def _selected(result: ImageResult, faces: Faces, select: str | None) -> Faces:
         return faces[:1]  # detectors return faces largest first
     if select == "best":
         return faces.best()
+    if select == "centre":
+        from facelens.evaluate.protocols import centred_face
+
+        i = centred_face(faces.box, (result.height, result.width))
+        return faces[i : i + 1]
     if len(faces) > 1:  # "only"
         exc = NoFaceError(f"{result.source}: {len(faces)} faces found where exactly one was expected")
         result.error, result.exception = str(exc), exc
@@ -436,7 +442,7 @@ class FaceAnalyzer:
     faces against ``gallery`` with ``policy`` (default: FPIR 1 % for the gallery's size), ``k`` candidates and
     the metadata filter ``where`` — with liveness on, a face judged a spoof is never named. Faces are embedded by
     ``embedder``, else by the model the gallery (or a custom head on embeddings) was built with, else the default.
-    ``select`` keeps one face per image (largest, best, only) before embedding. ``workers``: processes (default
+    ``select`` keeps one face per image (largest, best, only, centre) before embedding. ``workers``: processes (default
     every core; a single image always runs in this process).
     """
 
@@ -496,7 +502,7 @@ class FaceAnalyzer:
         if self.custom_head is not None and "embedding" in getattr(self.custom_head, "features", ()):
             tasks.add("embed")
         if self.select is not None and self.select not in SELECTIONS:
-            raise ValueError(f"unknown face selection {self.select!r}: use largest, best or only")
+            raise ValueError(f"unknown face selection {self.select!r}: use {', '.join(SELECTIONS)}")
         if "identify" in tasks and self.policy is not None and self.policy.min_quality is not None:
             # a quality gate needs each face's quality: the quality head alone unless analysis was asked for
             if "analyze" not in tasks:

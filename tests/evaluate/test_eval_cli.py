@@ -127,3 +127,38 @@ def test_errors_are_one_line_and_nonzero(tmp_path):
     assert r.exit_code == 2 and r.output.strip().startswith("error:") and len(r.output.strip().splitlines()) == 1
     r = run("fairness", "--attributes", bad)
     assert r.exit_code == 2 and "--pairs" in r.output
+
+
+def test_select_centre_scores_lfws_labelled_face(lfw_dir, tmp_path):
+    """Tassos_Papadopoulos_0001 shows two men and the larger is not him; LFW centred every image on the named person.
+    ``--select centre`` compares the centred face: the genuine pair is then a match at the model's threshold,
+    while the largest face is not. A cache keeps its selection: reusing it with another one is refused."""
+    folder = lfw_dir / "lfw_deepfunneled" / "Tassos_Papadopoulos"
+    others = sorted(p.parent for p in (lfw_dir / "lfw_deepfunneled").glob("A*/*_0002.jpg"))[:5]
+    rows = [(folder / "Tassos_Papadopoulos_0001.jpg", folder / "Tassos_Papadopoulos_0002.jpg", 1)]
+    rows += [(o / f"{o.name}_0001.jpg", o / f"{o.name}_0002.jpg", 1) for o in others]
+    rows += [(a / f"{a.name}_0001.jpg", b / f"{b.name}_0002.jpg", 0) for a, b in zip(others, others[1:] + [folder])]
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("a,b,same\n" + "".join(f"{a},{b},{same}\n" for a, b, same in rows))
+    from facelens.decide import verify_threshold
+    from facelens.engine import models
+    from facelens.evaluate.embeddings import embed_images
+    from facelens.evaluate.protocols import read_pairs
+
+    pipe = models(detector="hog")
+    paths = read_pairs(pairs).images()
+    genuine = {}
+    for select in ("largest", "centre"):
+        emb = embed_images(paths, pipeline=pipe, select=select, workers=1)
+        assert emb.select == select
+        genuine[select] = float(emb.pair_scores([paths[:2]])[0][0])
+    threshold = verify_threshold(pipe.model_id)
+    assert genuine["centre"] >= threshold > genuine["largest"]
+
+    cache = tmp_path / "emb.npz"
+    r = run("verify", "--pairs", pairs, "--detector", "hog", "--select", "centre", "--cache", cache, "--json")
+    assert r.exit_code == 0, r.output
+    r = run("verify", "--pairs", pairs, "--detector", "hog", "--cache", cache, "--json")
+    assert r.exit_code == 2 and "centre face" in r.output
+    r = run("verify", "--pairs", pairs, "--select", "middle")
+    assert r.exit_code == 2 and "unknown face selection" in r.output

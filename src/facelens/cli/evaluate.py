@@ -52,24 +52,27 @@ def _pipeline(detector: str):
     return models(detector=detector)
 
 
-def _embeddings(cache: Path | None, pipe):
+def _embeddings(cache: Path | None, pipe, select: str = "largest"):
     from facelens.evaluate.embeddings import EmbeddingSet
 
     if cache and cache.is_file():
         emb = EmbeddingSet.load(cache)
         if emb.model_id != pipe.model_id:
             raise FacelensError(f"{cache} holds {emb.model_id!r} embeddings, the pipeline uses {pipe.model_id!r}")
+        if emb.select != select:
+            raise FacelensError(f"{cache} holds embeddings of the {emb.select} face of each image, not the {select} "
+                                "one: use another --cache")
         return emb
-    return EmbeddingSet(pipe.model_id)
+    return EmbeddingSet(pipe.model_id, select=select)
 
 
-def _scored(pairs_file: Path, root: Path | None, detector: str, cache: Path | None):
+def _scored(pairs_file: Path, root: Path | None, detector: str, cache: Path | None, select: str = "largest"):
     from facelens.evaluate.protocols import read_pairs
     from facelens.evaluate.verification import score_pairs
 
     pairs = read_pairs(pairs_file, root)
     pipe = _pipeline(detector)
-    emb = _embeddings(cache, pipe)
+    emb = _embeddings(cache, pipe, select)
     scored = score_pairs(pairs, emb, pipe)
     if cache:
         emb.save(cache)
@@ -82,6 +85,17 @@ JsonOpt = typer.Option(False, "--json", help=JSON_HELP)
 OutOpt = typer.Option(None, "--out", help="write results.json, PNG plots and report.html here")
 DetOpt = typer.Option(DEFAULT_DETECTOR, "--detector", help=DETECTOR_HELP, callback=known_detector)
 CacheOpt = typer.Option(None, "--cache", help=".npz file to reuse embeddings between runs")
+def _known_select(value: str) -> str:
+    from facelens.engine import SELECTIONS
+
+    if value not in SELECTIONS:
+        raise typer.BadParameter(f"unknown face selection {value!r}: use {', '.join(SELECTIONS)}")
+    return value
+
+
+SelectOpt = typer.Option("largest", "--select", help="which face of an image with several: largest, best, only or "
+                         "centre (LFW: the labelled face is the centred one)", callback=_known_select)
+
 
 
 @app.command()
@@ -90,7 +104,7 @@ def verify(
     target_fmr: list[float] = typer.Option([1e-2, 1e-3], "--target-fmr", help="report the threshold for this FMR"),
     fte: str = typer.Option("reject", "--fte", help="pairs with an image without a face: reject (count as "
                             "non-match) or exclude"),
-    detector: str = DetOpt, cache: Path | None = CacheOpt,
+    detector: str = DetOpt, cache: Path | None = CacheOpt, select: str = SelectOpt,
 ) -> None:
     """Verification accuracy on labelled pairs: ROC/DET, AUC, EER, TAR@FAR, accuracy, threshold per target FMR."""
     try:
@@ -98,7 +112,7 @@ def verify(
         from facelens.evaluate.metrics import cllr, far_key
         from facelens.evaluate.verification import evaluate_scored, fmr_threshold, verification_report
 
-        _, pipe, scored = _scored(pairs, root, detector, cache)
+        _, pipe, scored = _scored(pairs, root, detector, cache, select)
         metrics = evaluate_scored(scored, fte)
         result = {"model_id": pipe.model_id, **metrics.to_dict(), "failures_to_enrol": scored.failures,
                   "threshold_for_fmr": {far_key(t): fmr_threshold(scored.kept(fte), t) for t in target_fmr}}
@@ -128,6 +142,7 @@ def identify(
     impostor_share: float = typer.Option(0.2, "--impostor-share", help="share of people left out as impostors"),
     fpir: list[float] = typer.Option([0.1, 0.01], "--fpir", help="report FNIR and the threshold at this FPIR"),
     json_out: bool = JsonOpt, out: Path | None = OutOpt, detector: str = DetOpt, cache: Path | None = CacheOpt,
+    select: str = SelectOpt,
 ) -> None:
     """Closed- and open-set identification: CMC rank-1/5/10, FNIR at FPIR, threshold per target FPIR."""
     try:
@@ -139,7 +154,7 @@ def identify(
         if not split.mated:
             raise FacelensError(f"{root}: no person has more than {gallery_per_person} image(s); nothing to probe")
         pipe = _pipeline(detector)
-        emb = _embeddings(cache, pipe)
+        emb = _embeddings(cache, pipe, select)
         run = evaluate_identification(split, pipe, emb, fpirs=tuple(fpir))
         if cache:
             emb.save(cache)
@@ -169,6 +184,7 @@ def calibrate(
     directory: Path | None = typer.Option(None, "--dir", help="calibration folder (default $FACELENS_CALIBRATION_DIR "
                                              "or ~/.config/facelens/calibration)"),
     json_out: bool = JsonOpt, out: Path | None = OutOpt, detector: str = DetOpt, cache: Path | None = CacheOpt,
+    select: str = SelectOpt,
 ) -> None:
     """Fit similarity → P(same person) and likelihood ratio; report Cllr, Cllr_min, held-out reliability."""
     try:
@@ -176,7 +192,7 @@ def calibrate(
         from facelens.evaluate.calibration import fit_calibration, reliability
         from facelens.evaluate.metrics import cllr
 
-        _, pipe, scored = _scored(pairs, root, detector, cache)
+        _, pipe, scored = _scored(pairs, root, detector, cache, select)
         s = scored.kept("exclude")  # a pair without a face has no similarity to calibrate
         result: dict = {"model_id": pipe.model_id, "method": method, "n_pairs": int(s.scores.size),
                         "n_fte_pairs_left_out": int(scored.fte.sum())}
@@ -238,6 +254,7 @@ def fairness(
     target_fmr: float | None = typer.Option(None, "--target-fmr", help="or: the threshold giving this FMR overall"),
     min_count: int = typer.Option(30, "--min-count", help="smaller groups are flagged as too small to judge"),
     json_out: bool = JsonOpt, out: Path | None = OutOpt, detector: str = DetOpt, cache: Path | None = CacheOpt,
+    select: str = SelectOpt,
 ) -> None:
     """Per-group error rates and their max/min ratios (verification and/or classifier), plus dataset bias."""
     try:
@@ -253,7 +270,7 @@ def fairness(
         columns = sorted({c for a in attrs.values() for c in a})
         result: dict = {"attributes": columns, "verification": {}, "classifier": {}, "dataset": {}}
         if pairs is not None:
-            pair_set, pipe, scored = _scored(pairs, root, detector, cache)
+            pair_set, pipe, scored = _scored(pairs, root, detector, cache, select)
             base = Path(root or pairs.parent)
             if threshold is None:
                 if target_fmr is not None:
@@ -315,6 +332,7 @@ def robustness(
     redetect: bool = typer.Option(True, "--redetect/--keep-box", help="re-run detection on the perturbed image"),
     seed: int = typer.Option(0, "--seed"),
     json_out: bool = JsonOpt, out: Path | None = OutOpt, detector: str = DetOpt, cache: Path | None = CacheOpt,
+    select: str = SelectOpt,
 ) -> None:
     """Degradation of EER and TAR@FAR under occlusion, blur, noise, JPEG, downscaling and rotation."""
     try:
@@ -325,7 +343,7 @@ def robustness(
         if subset and subset < len(pair_set.pairs):
             pair_set = pair_set.subset(subset, seed)
         pipe = _pipeline(detector)
-        emb = _embeddings(cache, pipe)
+        emb = _embeddings(cache, pipe, select)
         rows = evaluate_robustness(pair_set, perturbations(kinds), pipe, emb, redetect=redetect, seed=seed)
         if cache:
             emb.save(cache)

@@ -110,7 +110,7 @@ def verify(
     threshold: Annotated[
         Optional[float], typer.Option("--threshold", help="Cosine similarity threshold (default: measured on LFW).")
     ] = None,
-    select: Annotated[str, typer.Option(help="Face to use when an image has several: largest, best, only.")] = "largest",
+    select: Annotated[str, typer.Option(help="Face to use when an image has several: largest, best, only, centre.")] = "largest",
     detector: Detector = DEFAULT_DETECTOR,
     liveness: Liveness = False,
     fmr: Annotated[Optional[float], typer.Option(help="Threshold as a target false-match rate, e.g. 1e-3.")] = None,
@@ -168,7 +168,7 @@ def enroll(
     select: Annotated[
         str,
         typer.Option(help="Which face of a photo: single (refuse photos of several people of similar size), "
-                          "largest, best (detector score) or only."),
+                          "largest, best (detector score), only or centre (nearest the image centre)."),
     ] = "single",
     embedder: Annotated[
         Optional[str],

@@ -1,4 +1,5 @@
-"""Embeddings for evaluation: one per image (its largest face), computed once by the engine on every core.
+"""Embeddings for evaluation: one per image (its largest face, or the one ``select`` names: ``centre`` for LFW,
+whose labelled face is the centred one), computed once by the engine on every core.
 
 Images that cannot be decoded or hold no detectable face are *failures to enrol* (FTE). They are kept, with
 their reason, so every report can say how many there were and how their pairs were scored.
@@ -29,6 +30,7 @@ class EmbeddingSet:
     model_id: str
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    select: str = "largest"  # which face of each image (facelens.engine.SELECTIONS)
 
     def __contains__(self, key: str) -> bool:
         return key in self.vectors or key in self.failures
@@ -55,6 +57,7 @@ class EmbeddingSet:
         np.savez_compressed(
             path,
             model_id=self.model_id,
+            select=self.select,
             keys=np.array(keys, dtype=str),
             vectors=np.stack([self.vectors[k] for k in keys]) if keys else np.zeros((0, 0), np.float32),
             failed=np.array(list(self.failures), dtype=str),
@@ -64,14 +67,14 @@ class EmbeddingSet:
     @classmethod
     def load(cls, path: str | Path) -> EmbeddingSet:
         with np.load(path, allow_pickle=False) as data:
-            out = cls(str(data["model_id"]))
+            out = cls(str(data["model_id"]), select=str(data["select"]) if "select" in data.files else "largest")
             out.vectors = {str(k): v for k, v in zip(data["keys"], data["vectors"])}
             out.failures = {str(k): str(r) for k, r in zip(data["failed"], data["reasons"])}
         return out
 
 
-def _engine(pipeline=None, workers: int | None = None):
-    """The engine for evaluation: the largest face of each image; detector/embedder from ``pipeline`` if given."""
+def _engine(pipeline=None, workers: int | None = None, select: str = "largest"):
+    """The engine for evaluation: one face of each image (``select``); detector/embedder from ``pipeline`` if given."""
     from facelens.engine import FaceAnalyzer
 
     options = {}
@@ -80,7 +83,7 @@ def _engine(pipeline=None, workers: int | None = None):
         options.update({k: v for k, v in pipeline.detector_options.items() if k in ("min_face_size", "upsample", "landmarks68")})
         if pipeline.max_pixels is not None:
             options["max_pixels"] = pipeline.max_pixels
-    return FaceAnalyzer(tasks=("embed",), select="largest", workers=workers, **options)
+    return FaceAnalyzer(tasks=("embed",), select=select, workers=workers, **options)
 
 
 def _outcome(result) -> tuple[np.ndarray | None, str | None]:
@@ -91,9 +94,10 @@ def _outcome(result) -> tuple[np.ndarray | None, str | None]:
     return result.faces.embedding[0].astype(np.float32), None
 
 
-def embed_one(source, pipeline=None) -> tuple[np.ndarray | None, str | None]:
-    """Embedding of the largest face in ``source`` (path or RGB array), or (None, reason) on failure to enrol."""
-    return _outcome(_engine(pipeline, workers=1).run_one(source))
+def embed_one(source, pipeline=None, select: str = "largest") -> tuple[np.ndarray | None, str | None]:
+    """Embedding of one face (``select``, default the largest) in ``source`` (path or RGB array), or (None, reason)
+    on failure to enrol."""
+    return _outcome(_engine(pipeline, workers=1, select=select).run_one(source))
 
 
 def embed_images(
@@ -102,15 +106,20 @@ def embed_images(
     into: EmbeddingSet | None = None,
     progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
+    select: str | None = None,
 ) -> EmbeddingSet:
     """Embed every path not already in ``into`` (each image once), through the engine on every core; when
-    ``into`` holds them all, no model is loaded (another tool's embeddings can be evaluated)."""
+    ``into`` holds them all, no model is loaded (another tool's embeddings can be evaluated). ``select``: which
+    face of each image (default ``into``'s, else the largest)."""
     paths = list(paths)
+    if into is not None and select is not None and into.select != select:
+        raise FacelensError(f"cached embeddings are of the {into.select} face of each image, not the {select} one")
+    select = into.select if into is not None else (select or "largest")
     if into is not None and all(p in into for p in paths):
         return into
-    engine = _engine(pipeline, workers)
+    engine = _engine(pipeline, workers, select)
     model_id = engine.model_id
-    out = into if into is not None else EmbeddingSet(model_id)
+    out = into if into is not None else EmbeddingSet(model_id, select=select)
     if out.model_id != model_id:
         raise FacelensError(f"cached embeddings are from {out.model_id!r}, the pipeline uses {model_id!r}")
     todo = [p for p in dict.fromkeys(paths) if p not in out]

@@ -172,6 +172,10 @@ def evaluate_robustness(
             continue
         image = pipeline.decode(p.b)
         found = pipeline.detector.detect(image)
+        if emb.select == "centre" and found:
+            from facelens.evaluate.protocols import centred_face
+
+            found = [found[centred_face([f.box for f in found], image.shape)]]
         probes[p.b] = (image, found[0]) if found else None
     for k, pert in enumerate(perturbation_list):
         cache: dict[str, np.ndarray | None] = {}
@@ -182,7 +186,7 @@ def evaluate_robustness(
             image, det = item
             perturbed = pert.apply(image, det.landmarks, seed=seed * 100003 + j)
             if redetect:
-                cache[path] = embed_one(perturbed, pipeline)[0]
+                cache[path] = embed_one(perturbed, pipeline, emb.select)[0]
             else:
                 cache[path] = pipeline.embedder.embed(perturbed, [det])[0]
         scores, fte = [], []

@@ -129,7 +129,7 @@ async def enroll(
     key: Admin,
     store: PathGallery,
     state: State,
-    select: str = Query("single", pattern="^(single|largest|best|only)$",
+    select: str = Query("single", pattern="^(single|largest|best|only|centre)$",
                         description="Which face of a photo: single refuses photos of several people of similar "
                                     "size; largest, best (detector score) or only."),
     min_quality: float | None = Query(None, ge=0, le=1, description="Refuse faces whose quality score is below."),

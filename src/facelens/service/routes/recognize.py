@@ -55,7 +55,7 @@ async def verify(
     state: State,
     threshold: float | None = Query(None, description="Cosine-similarity threshold (default: the model's)."),
     fmr: float | None = Query(None, gt=0, lt=1, description="Threshold as a target false-match rate instead."),
-    select: str = Query("largest", pattern="^(largest|best|only)$"),
+    select: str = Query("largest", pattern="^(largest|best|only|centre)$"),
     liveness: bool = Query(False, description="A face judged a presentation attack never matches."),
 ) -> dict[str, Any]:
     """Are the faces in ``image_a`` and ``image_b`` the same person?"""
