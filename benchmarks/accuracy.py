@@ -67,7 +67,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-EMBEDDERS = ("dlib_onnx", "dlib", "dlib_onnx_flip", "mobilefacenet", "sface", "insightface_mbf", "dlib+mobilefacenet")
+EMBEDDERS = ("dlib_onnx", "dlib", "dlib_onnx_flip", "mobilefacenet", "sface", "insightface_mbf", "dlib+mobilefacenet",
+             "dlib+sface")
 REFERENCE = "face_recognition"
 #: Embedders whose vectors are another's (same network, another runtime): embedded once, timed separately.
 SAME_VECTORS = {"dlib": "dlib_onnx"}
