@@ -33,13 +33,16 @@ def subset_vectors(devtest_detections, dlib_vectors, onnx_vectors):
 
     paths = list(devtest_detections)
     out = {"dlib": dlib_vectors, "dlib_onnx": onnx_vectors}
-    for name in ("dlib_onnx_flip", "mobilefacenet", "insightface_mbf"):
+    for name in ("dlib_onnx_flip", "mobilefacenet", "sface", "insightface_mbf"):
         embedder = get_embedder(name)
         crops = [embedder.crops(image, [face])[0] for image, face in (devtest_detections[p] for p in paths)]
         out[name] = dict(zip(paths, embedder.embed_crops(crops)))
     fused = get_embedder("dlib+mobilefacenet")
     members = [np.stack([out[m][p] for p in paths]) for m in ("dlib_onnx_flip", "mobilefacenet")]
     out["dlib+mobilefacenet"] = dict(zip(paths, fused.combine(members)))
+    fused = get_embedder("dlib+sface")
+    members = [np.stack([out[m][p] for p in paths]) for m in ("dlib_onnx_flip", "sface")]
+    out["dlib+sface"] = dict(zip(paths, fused.combine(members)))
     return out
 
 

