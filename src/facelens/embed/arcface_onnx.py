@@ -60,6 +60,7 @@ MODELS: dict[str, ArcFaceModel] = {
         std=(1.0, 1.0, 1.0),
         fixed_batch=True,
     ),
+    # the same, averaged with the mirrored crop: DevTest 10-fold accuracy 0.989 → 0.992 at twice the cost
     "sface_flip": ArcFaceModel(
         registry_name="sface",
         model_id="sface_2021dec+flip",
