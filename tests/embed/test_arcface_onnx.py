@@ -1,5 +1,6 @@
-"""Embedders on ArcFace-aligned 112×112 crops (MobileFaceNet, InsightFace w600k_mbf): real LFW accuracy, batching,
-flip symmetry, landmarks from the detection or from the box, and the non-commercial licence notice."""
+"""Embedders on ArcFace-aligned 112×112 crops (MobileFaceNet, SFace, InsightFace w600k_mbf): real LFW accuracy,
+batching, flip symmetry, landmarks from the detection or from the box, SFace against OpenCV's own FaceRecognizerSF,
+and the non-commercial licence notice."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 import numpy as np
 import pytest
 
-NAMES = ("mobilefacenet", "insightface_mbf")
+NAMES = ("mobilefacenet", "sface", "sface_flip", "insightface_mbf")
 
 
 @pytest.fixture(scope="module", params=NAMES)
@@ -17,10 +18,20 @@ def embedded(request, devtest_detections):
     from facelens.embed import get_embedder
 
     embedder = get_embedder(request.param)
+    _need_session(embedder)
     paths = list(devtest_detections)
     crops = {p: embedder.crops(*_image_and_faces(devtest_detections[p]))[0] for p in paths}
     vectors = embedder.embed_crops([crops[p] for p in paths])
     return embedder, crops, dict(zip(paths, vectors))
+
+
+def _need_session(embedder):
+    from facelens.errors import ModelUnavailableError
+
+    try:
+        embedder.session()
+    except ModelUnavailableError as exc:
+        pytest.skip(f"{embedder.name}'s model is not available here: {exc}")
 
 
 def _image_and_faces(found):
@@ -52,6 +63,47 @@ def test_batched_equals_one_at_a_time(embedded):
     assert float(np.abs(batched - single).max()) <= 1e-5
 
 
+def test_sface_gives_opencvs_own_features(embedded):
+    """Our SFace (batched onnxruntime, RGB 0–255) gives the vectors of OpenCV's FaceRecognizerSF.feature, the
+    model's reference runtime, on the same aligned crops (which it takes as BGR)."""
+    import cv2
+
+    from facelens.models.registry import model_path
+
+    embedder, crops, vectors = embedded
+    if embedder.name != "sface":
+        pytest.skip("OpenCV's recogniser runs SFace only")
+    reference = cv2.FaceRecognizerSF.create(str(model_path("sface")), "")
+    for path in list(crops)[:5]:
+        theirs = reference.feature(np.ascontiguousarray(crops[path][:, :, ::-1])).ravel()
+        np.testing.assert_allclose(vectors[path], theirs / np.linalg.norm(theirs), atol=1e-4)
+
+
+def test_sface_crop_is_opencvs_align_crop(embedded, devtest_detections):
+    """The crop is the one OpenCV's alignCrop cuts from the same 5 landmarks (the template SFace was trained on),
+    to rounding for most faces; where our robust fit (LMEDS) sets a landmark aside and OpenCV's least squares
+    does not, the two crops still give the same person."""
+    import cv2
+
+    from facelens.models.registry import model_path
+
+    embedder, crops, vectors = embedded
+    if embedder.name != "sface":
+        pytest.skip("alignCrop belongs to OpenCV's SFace recogniser")
+    reference = cv2.FaceRecognizerSF.create(str(model_path("sface")), "")
+    paths = list(crops)[:10]
+    same, theirs = 0, []
+    for path in paths:
+        image, face = devtest_detections[path]
+        x1, y1, x2, y2 = (float(v) for v in face.box)
+        row = np.array([x1, y1, x2 - x1, y2 - y1, *np.asarray(face.landmarks).ravel(), face.score], np.float32)
+        theirs.append(reference.alignCrop(image, row[None]))  # a YuNet row: box xywh, 5 landmarks, score
+        same += int(np.abs(theirs[-1].astype(np.int16) - crops[path]).mean() < 0.05)  # a few pixels ±1
+    assert same >= 7, f"{same} of {len(paths)} crops match alignCrop's"
+    similarity = np.sum(embedder.embed_crops(theirs) * np.stack([vectors[p] for p in paths]), axis=1)
+    assert float(similarity.min()) >= 0.95, similarity
+
+
 def test_landmarks_from_the_box_match_the_detections(embedded, devtest_detections):
     """Given a bare box, the embedder finds the 5 landmarks itself the way the dlib detectors do (HOG's faces, whatever
     the default detector is: other detectors bring landmarks of their own)."""
@@ -67,7 +119,7 @@ def test_landmarks_from_the_box_match_the_detections(embedded, devtest_detection
 def test_flip_averaged_model_ignores_mirroring(devtest_chips, devtest_detections):
     from facelens.embed import get_embedder
 
-    for name in ("mobilefacenet", "dlib_onnx_flip"):
+    for name in ("mobilefacenet", "sface_flip", "dlib_onnx_flip"):
         embedder = get_embedder(name)
         image, face = next(iter(devtest_detections.values()))
         crop = embedder.crops(image, [face])[0]
@@ -79,7 +131,8 @@ def test_model_ids_and_defaults():
     from facelens.embed import DEFAULT_EMBEDDER, EMBEDDERS, get_embedder
 
     ids = {name: get_embedder(name).model_id for name in NAMES}
-    assert ids == {"mobilefacenet": "mobilefacenet_foamliu+flip", "insightface_mbf": "insightface_w600k_mbf_int8"}
+    assert ids == {"mobilefacenet": "mobilefacenet_foamliu+flip", "sface": "sface_2021dec",
+                   "sface_flip": "sface_2021dec+flip", "insightface_mbf": "insightface_w600k_mbf_int8"}
     assert DEFAULT_EMBEDDER != "insightface_mbf" and set(NAMES) <= set(EMBEDDERS)
     assert get_embedder("insightface_mbf").dim == 512 and get_embedder("mobilefacenet").dim == 128
 

