@@ -27,6 +27,8 @@ def test_model_id_selects_the_embedder_and_unknown_models_are_refused():
     assert embedder_for_model(MFN) == "mobilefacenet"
     assert embedder_for_model(FUSED) == "dlib+mobilefacenet"
     assert embedder_for_model("insightface_w600k_mbf_int8") == "insightface_mbf"
+    assert embedder_for_model("sface_2021dec") == "sface" and embedder_for_model("sface_2021dec+flip") == "sface_flip"
+    assert embedder_for_model("fusion(dlib_resnet_v1+flip,sface_2021dec+flip)") == "dlib+sface"
     assert [model_dim(m) for m in ("dlib_resnet_v1", MFN, FUSED, "insightface_w600k_mbf_int8")] == [128, 128, 256, 512]
     assert DEFAULT_MODEL_ID == MODELS[DEFAULT_EMBEDDER].model_id
     with pytest.raises(ModelMismatchError, match="arcface_r100.*known models"):
@@ -36,7 +38,7 @@ def test_model_id_selects_the_embedder_and_unknown_models_are_refused():
 
 
 @pytest.mark.parametrize("name", ["dlib_onnx", "dlib", "dlib_onnx_flip", "mobilefacenet", "insightface_mbf",
-                                  "dlib+mobilefacenet"])
+                                  "dlib+mobilefacenet", "sface", "sface_flip", "dlib+sface"])
 def test_the_model_table_says_what_each_embedder_makes(name):
     from facelens.embed import MODELS, get_embedder
 
