@@ -32,9 +32,10 @@ EMBEDDERS = ("dlib_onnx", "dlib", "dlib_onnx_flip", "mobilefacenet", "sface", "s
              "dlib+sface")
 #: The embedder every door uses unless told otherwise (a given gallery's own model wins: see
 #: :func:`embedder_for_model`). dlib's ResNet on onnxruntime: its weights come with ``pip install`` (the
-#: face-recognition-models package), so the default works offline on a fresh install. ``mobilefacenet`` is more
-#: accurate (benchmarks/accuracy.py) but its file comes from a canonical URL or $FACELENS_MODEL_DIR, not PyPI:
-#: choose it with ``--embedder mobilefacenet`` (or ``embedder=``) for a new gallery.
+#: face-recognition-models package), so the default works offline on a fresh install. ``sface`` (also from PyPI)
+#: and ``mobilefacenet`` (GitHub or $FACELENS_MODEL_DIR) are far more accurate in open set (benchmarks/accuracy.py):
+#: choose one with ``--embedder`` (or ``embedder=``) for a new gallery. sface waits on per-model clustering cuts
+#: (cluster/methods.py holds dlib's) before it can be the default.
 DEFAULT_EMBEDDER = "dlib_onnx"
 
 
