@@ -193,6 +193,16 @@ class PostgresGallery(Gallery):
         return int(row[0])
 
     # -- primitives ----------------------------------------------------------------------------------
+    def _upsert_person(self, conn, item: NewFaces, stamp) -> int:
+        """The person's id, the row created or its metadata merged; the row stays locked until the transaction ends,
+        so a concurrent write of this person waits for it."""
+        return conn.execute(
+            "INSERT INTO facelens_people (collection_id, name, metadata, created_at) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (collection_id, name) DO UPDATE SET metadata = facelens_people.metadata || "
+            "EXCLUDED.metadata RETURNING id",
+            (self._cid, item.name, json.dumps(item.metadata or {}), stamp),
+        ).fetchone()[0]
+
     def _insert_people(self, batch: Sequence[NewFaces]) -> list[list[int]]:
         self._count_cache = None
         stamp = now()
@@ -201,12 +211,7 @@ class PostgresGallery(Gallery):
             # people rows are locked in name order, so two batches naming the same people cannot deadlock
             for position in sorted(range(len(batch)), key=lambda i: batch[i].name):
                 item = batch[position]
-                person_id = conn.execute(
-                    "INSERT INTO facelens_people (collection_id, name, metadata, created_at) VALUES (%s, %s, %s, %s) "
-                    "ON CONFLICT (collection_id, name) DO UPDATE SET metadata = facelens_people.metadata || "
-                    "EXCLUDED.metadata RETURNING id",
-                    (self._cid, item.name, json.dumps(item.metadata or {}), stamp),
-                ).fetchone()[0]
+                person_id = self._upsert_person(conn, item, stamp)
                 rows = [
                     (
                         person_id,
@@ -250,12 +255,7 @@ class PostgresGallery(Gallery):
                 item = batch[position]
                 # the upsert locks the person's row until commit: a concurrent write of this person waits here,
                 # then (read committed) sees the faces this one added
-                person_id = conn.execute(
-                    "INSERT INTO facelens_people (collection_id, name, metadata, created_at) VALUES (%s, %s, %s, %s) "
-                    "ON CONFLICT (collection_id, name) DO UPDATE SET metadata = facelens_people.metadata || "
-                    "EXCLUDED.metadata RETURNING id",
-                    (self._cid, item.name, json.dumps(item.metadata or {}), stamp),
-                ).fetchone()[0]
+                person_id = self._upsert_person(conn, item, stamp)
                 for vector, face in zip(item.vectors, item.faces):
                     box = json.dumps(face.get("box", []))
                     found = conn.execute(
