@@ -104,6 +104,12 @@ def test_kfold_uses_file_folds():
     assert acc == pytest.approx(np.mean(manual)) and std == pytest.approx(np.std(manual))
 
 
+def test_kfold_with_too_few_pairs_says_so():
+    """One genuine and one impostor pair cannot be cross-validated: our message, not scikit-learn's n_splits one."""
+    with pytest.raises(ValueError, match="at least 2 genuine and 2 impostor pairs; got 1 genuine and 1 impostor"):
+        M.kfold_accuracy(np.array([0.9, 0.1]), np.array([True, False]))
+
+
 def test_cllr_known_values():
     labels = np.array([True] * 4 + [False] * 4)
     assert M.cllr(np.zeros(8), labels) == pytest.approx(1.0)  # LR = 1 everywhere: uninformative

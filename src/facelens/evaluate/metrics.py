@@ -97,6 +97,9 @@ def kfold_accuracy(scores, labels, folds=None, n_folds: int = 10, seed: int = 0)
         protocol = f"{len(splits)} folds from the pairs file"
     else:
         k = int(min(n_folds, labels.sum(), (~labels).sum()))
+        if k < 2:
+            raise ValueError(f"cross-validated accuracy needs at least 2 genuine and 2 impostor pairs; got "
+                             f"{int(labels.sum())} genuine and {int((~labels).sum())} impostor")
         from sklearn.model_selection import StratifiedKFold
 
         splits = list(StratifiedKFold(k, shuffle=True, random_state=seed).split(scores, labels))
