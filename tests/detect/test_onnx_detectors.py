@@ -139,16 +139,16 @@ def test_rewritten_graph_is_made_once_and_kept_in_the_cache(detector, tmp_path, 
     rewriting (no onnx import at start-up) and finds the same faces."""
     import importlib
 
-    from facelens.detect import onnx_base
+    from facelens.models import runtime
 
     module = importlib.import_module(f"facelens.detect.{detector.name}")
-    monkeypatch.setattr(onnx_base, "cache_dir", lambda: tmp_path / "cache" / "models")  # the model stays where it is
+    monkeypatch.setattr(runtime, "rewrite_dir", lambda: tmp_path / "cache" / "models" / "rewritten")
     calls = []
     real = module.dynamic_graph
     monkeypatch.setattr(module, "dynamic_graph", lambda path: calls.append(path) or real(path))
     image = decode_image(need_data("identity", "face_recognition", "examples", "two_people.jpg"))
     first = type(detector)()
-    cached = list((tmp_path / "cache" / "models" / "rewritten").glob(f"*-v{onnx_base.REWRITE_VERSION}.onnx"))
+    cached = list((tmp_path / "cache" / "models" / "rewritten").glob(f"*-v{runtime.REWRITE_VERSION}.onnx"))
     assert len(calls) == 1 and len(cached) == 1
     second = type(detector)()
     assert len(calls) == 1  # read from the cache

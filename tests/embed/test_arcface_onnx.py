@@ -165,3 +165,25 @@ def test_insightface_is_never_chosen_implicitly():
     package = Path(facelens.__file__).parent
     naming = {str(p.relative_to(package)) for p in package.rglob("*.py") if "insightface_mbf" in p.read_text()}
     assert naming <= {"embed/__init__.py", "embed/arcface_onnx.py"}, naming
+
+
+def test_rewritten_graph_is_cached_so_a_start_does_not_import_onnx(embedded, tmp_path, monkeypatch):
+    """A model exported with batch 1 is rewritten once into the user cache; a later embedder loads that file (no
+    onnx import, ~0.6 CPU s of every process start) and gives the same vectors."""
+    from facelens.embed import arcface_onnx, get_embedder
+    from facelens.models import runtime
+
+    embedder, crops, _ = embedded
+    if not embedder.spec.fixed_batch:
+        pytest.skip(f"{embedder.name} is not rewritten")
+    monkeypatch.setattr(runtime, "rewrite_dir", lambda: tmp_path / "rewritten")
+    calls = []
+    real = arcface_onnx._batch_relaxed
+    monkeypatch.setattr(arcface_onnx, "_batch_relaxed", lambda path: calls.append(path) or real(path))
+    sample = list(crops.values())[:3]
+    first = get_embedder(embedder.name).embed_crops(sample)
+    assert len(calls) == 1 and len(list((tmp_path / "rewritten").glob("*.onnx"))) == 1
+    second = get_embedder(embedder.name).embed_crops(sample)
+    assert len(calls) == 1  # read from the cache
+    assert float(np.abs(first - embedder.embed_crops(sample)).max()) <= 1e-6
+    assert float(np.abs(second - first).max()) == 0.0

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from facelens.detect.onnx_base import OnnxDetector, cached_rewrite, with_symbolic_dims
+from facelens.detect.onnx_base import OnnxDetector, with_symbolic_dims
+from facelens.models.runtime import cached_rewrite
 
 #: Output stride of the heatmap.
 STRIDE = 4

@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 from abc import abstractmethod
 from collections import defaultdict
-from collections.abc import Callable
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from facelens.detect.base import Detector
 import facelens.models.catalog  # noqa: F401  (registers the detector specs)
-from facelens.models.registry import cache_dir, file_sha256, model_path
+from facelens.models.registry import model_path
 from facelens.models.runtime import onnx_session
 from facelens.types import DetectedFace
 
@@ -40,26 +37,6 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     xywh = np.column_stack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]]).astype(np.float32)
     keep = cv2.dnn.NMSBoxes(xywh.tolist(), scores.astype(np.float32).tolist(), 0.0, float(iou))
     return np.asarray(keep, np.int64).reshape(-1)
-
-
-#: Version of the graph rewrites below; a change makes every cached rewrite stale.
-REWRITE_VERSION = 1
-
-
-def cached_rewrite(path: str, rewrite: Callable[[str], bytes]) -> str:
-    """The model at ``path`` rewritten by ``rewrite`` (e.g. its dims made symbolic), written once into the user cache
-    under the source's sha256 and :data:`REWRITE_VERSION`: rewriting costs a process 0.6 CPU s, 0.5 of it importing
-    the onnx package, loading the cached file nothing (a start-up cost every ``facelens video`` paid). Written to a
-    temporary name and renamed, so that a reader never sees half a file."""
-    source = Path(path)
-    target = cache_dir() / "rewritten" / f"{source.stem}-{file_sha256(source)[:16]}-v{REWRITE_VERSION}.onnx"
-    if not target.is_file():
-        payload = rewrite(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        part = target.with_name(f"{target.name}.part-{os.getpid()}-{threading.get_ident()}")
-        part.write_bytes(payload)
-        os.replace(part, target)
-    return str(target)
 
 
 def with_symbolic_dims(model, input_dims: list, outputs: dict[str, list]):

@@ -12,7 +12,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from facelens.detect.onnx_base import OnnxDetector, cached_rewrite, with_symbolic_dims
+from facelens.detect.onnx_base import OnnxDetector, with_symbolic_dims
+from facelens.models.runtime import cached_rewrite
 
 #: Anchor sizes per level and the levels' strides (the model's training configuration, cfg_mnet).
 MIN_SIZES = ((16, 32), (64, 128), (256, 512))

@@ -89,7 +89,7 @@ _NOTICES_SHOWN: set[str] = set()
 _NOTICE_LOCK = threading.Lock()
 
 
-def _batch_relaxed(path) -> bytes:
+def _batch_relaxed(path: str) -> bytes:
     """The model with a symbolic batch dimension: foamliu's export fixes input, output and its final Reshape
     ([1, -1]) to batch 1; [0, -1] keeps whatever batch comes in. SFace's input and output say batch 1 too."""
     import onnx
@@ -147,11 +147,11 @@ class ArcFaceOnnxEmbedder(Embedder):
     def _open(self) -> Any:
         import facelens.models.catalog  # noqa: F401  (registers the model specs)
         from facelens.embed.dlib_onnx import default_threads
-        from facelens.models.runtime import onnx_session
+        from facelens.models.runtime import cached_rewrite, onnx_session
 
         path = model_path(self.spec.registry_name)
-        try:
-            source = _batch_relaxed(path) if self.spec.fixed_batch else path
+        try:  # the rewritten graph is cached: a process start does not import onnx
+            source = cached_rewrite(str(path), _batch_relaxed) if self.spec.fixed_batch else path
             session = onnx_session(source, threads=self.threads or default_threads())
         except Exception as exc:
             raise ModelUnavailableError(f"{path} could not be loaded by onnxruntime ({exc.__class__.__name__}: {exc})") from exc
