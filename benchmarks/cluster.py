@@ -10,7 +10,7 @@ reference measured in the same run.
 Truth per face: the photo's person for its largest face; any other face in a photo is a stranger of its own.
 Unclustered faces count as singletons (they cost recall, never precision).
 
-    python benchmarks/cluster.py [--data ../shared/data] [--limit N] [--workers 2] [--sweep]
+    python benchmarks/cluster.py [--data ../shared/data] [--limit N] [--workers 2] [--sweep] [--embedder NAME]
 
 Measured 2026-12 on all 1,926 images (2,011 faces; the 2-core machine shared with other jobs, load ~25, so the
 rates are loose; parameters were chosen on this same set, there is no held-out split):
@@ -87,20 +87,23 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--sweep", action="store_true", help="BCubed F over each method's parameter")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--embedder", default=None, help="embedding model of the gallery (default: the default)")
     args = parser.parse_args()
     os.environ.setdefault("FACELENS_MODEL_DIR", str(args.data.parent / "models"))
 
     from sklearn.cluster import DBSCAN
 
     from facelens.cluster import QualityGate, cluster_photos, cluster_scores
-    from facelens.cluster.methods import Problem, cluster
+    from facelens.cluster.methods import Problem, cluster, distances_for
+    from facelens.embed import DEFAULT_EMBEDDER, MODELS
     from facelens.gallery import open_gallery
     from facelens.gallery.library import LOW_QUALITY
 
+    model_id = MODELS[args.embedder or DEFAULT_EMBEDDER].model_id
     files = lfw_images(args.data, args.limit)
     print(f"{len(files)} LFW images of {len({f.parent.name for f in files})} people")
     with tempfile.TemporaryDirectory() as tmp:
-        gallery = open_gallery(Path(tmp) / "g")
+        gallery = open_gallery(Path(tmp) / "g", model_id=model_id)
         start = time.perf_counter()
         first = cluster_photos(gallery, files, workers=args.workers, method="hdbscan")
         ingest = time.perf_counter() - start
@@ -111,7 +114,7 @@ def main() -> None:
         stored = {d.detection_id: d.person for d in detections}
         gallery.close()
         # incremental: half the folder, then all of it (the second run processes only the new half)
-        halves = open_gallery(Path(tmp) / "halves")
+        halves = open_gallery(Path(tmp) / "halves", model_id=model_id)
         half = cluster_photos(halves, files[::2], workers=args.workers)
         start = time.perf_counter()
         rest = cluster_photos(halves, files, workers=args.workers)
@@ -140,7 +143,7 @@ def main() -> None:
     def ours(method: str, **options) -> tuple[np.ndarray, float]:
         labels = np.full(len(vectors), -1, np.int64)
         start = time.perf_counter()
-        outcome = cluster(Problem(vectors[usable], photos[usable]), method, **options)
+        outcome = cluster(Problem(vectors[usable], photos[usable]), method, model_id=model_id, **options)
         seconds = time.perf_counter() - start
         labels[usable] = outcome.labels
         return labels, seconds
@@ -173,15 +176,16 @@ def main() -> None:
               f"{len(fr_vectors) / fr_seconds:.1f} faces/s (one process); facelens/face_recognition ingest speed "
               f"{(first.faces_found / ingest) / (len(fr_vectors) / fr_seconds):.2f}x")
 
-    if args.sweep:
-        print("\nsweep (BCubed P / R / F):")
+    if args.sweep:  # around the model's own distances (dlib's measured ones, others' at the same FMR)
+        own = distances_for(model_id)
+        print(f"\nsweep (BCubed P / R / F), {model_id}: cut {own['hdbscan']:.3f}, eps {own['incremental']:.3f}")
         for min_size in (2, 3, 4):
-            for cut in (0.33, 0.35, 0.36, 0.38, 0.40):
+            for cut in own["hdbscan"] * np.array([0.92, 0.97, 1.0, 1.05, 1.11]):
                 labels, _ = ours("hdbscan", min_size=min_size, eps=cut)
                 s = cluster_scores(truth, labels)
                 print(f"  hdbscan min_size {min_size} cut {cut:.2f}: {s.bcubed_precision:.3f} {s.bcubed_recall:.3f} "
                       f"{s.bcubed_f:.3f}")
-        for eps in (0.30, 0.33, 0.36, 0.40, 0.45, 0.50):
+        for eps in own["incremental"] * np.array([0.91, 1.0, 1.09, 1.21, 1.36, 1.52]):
             labels, _ = ours("incremental", eps=eps)
             s = cluster_scores(truth, labels)
             print(f"  incremental eps {eps:.2f}: {s.bcubed_precision:.3f} {s.bcubed_recall:.3f} {s.bcubed_f:.3f}")

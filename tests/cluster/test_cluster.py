@@ -278,3 +278,28 @@ def test_faces_join_enrolled_people_and_erasure_takes_their_detections(library_p
         assert all(d.state != "assigned" for d in gallery.detections())
         assert len(gallery.detections()) == 5 - report.attached
         assert cluster_photos(gallery, [folder], workers=1).processed == 0
+
+
+def test_a_gallery_of_another_model_clusters_with_that_models_distances(library_photos, tmp_path):
+    """An SFace gallery is clustered with SFace vectors and its own cut (dlib's measured cut at the same impostor
+    false-match rate): before, the library was embedded with the default model and refused by the gallery, and dlib's
+    distances put nearly every SFace face on its own."""
+    from facelens.cluster import cluster_photos, cluster_scores
+    from facelens.cluster.methods import distances_for
+    from facelens.embed import MODELS
+    from facelens.errors import ModelUnavailableError
+    from facelens.gallery import open_gallery
+
+    model_id = MODELS["sface"].model_id
+    assert distances_for(model_id)["hdbscan"] > 2 * distances_for("dlib_resnet_v1")["hdbscan"]
+    folder, truth = library_photos
+    with open_gallery(tmp_path / "g", model_id=model_id) as gallery:
+        try:
+            report = cluster_photos(gallery, [folder], workers=1)
+        except ModelUnavailableError as exc:
+            pytest.skip(f"SFace is not available here: {exc}")
+        assert not report.failed and gallery.model_id == model_id
+        expected, labels = _truth_and_labels(gallery, truth)
+    scores = cluster_scores(expected, labels)
+    assert scores.bcubed_precision >= 0.95, scores
+    assert scores.bcubed_recall >= 0.85, scores

@@ -13,7 +13,8 @@ from typing import Annotated, Optional
 import typer
 
 from facelens.cli.options import (
-    Collection, Detector, Fpir, Gallery, Images, Json, Ray, Threshold, Workers, expand_inputs, ray_runner, ray_summary,
+    Collection, Detector, Fpir, Gallery, Images, Json, NewGalleryEmbedder, Ray, Threshold, Workers, expand_inputs,
+    new_gallery_model, ray_runner, ray_summary,
 )  # fmt: skip
 from facelens.cli.output import FAILED, USAGE, default_command_group, emit, err, error_line, fail, out, progress_bar
 from facelens.detect import DEFAULT_DETECTOR
@@ -28,10 +29,10 @@ app = typer.Typer(
 DetectionIds = Annotated[list[int], typer.Option("--detection", "-d", help="A face's detection id (repeatable).")]
 
 
-def _open(gallery: str, collection: str, create: bool = False):
+def _open(gallery: str, collection: str, create: bool = False, model_id: str | None = None):
     from facelens.gallery import open_gallery
 
-    return open_gallery(gallery, create=create, collection=collection)
+    return open_gallery(gallery, create=create, collection=collection, model_id=model_id)
 
 
 def _face_records(store, person: str | None = None) -> list[dict]:
@@ -55,6 +56,7 @@ def cluster_run(
     fpir: Fpir = 0.01,
     threshold: Threshold = None,
     detector: Detector = DEFAULT_DETECTOR,
+    embedder: NewGalleryEmbedder = None,
     workers: Workers = 0,
     json_out: Json = False,
     ray: Ray = None,
@@ -69,7 +71,8 @@ def cluster_run(
         paths = expand_inputs(inputs)
         gate = QualityGate(min_quality=min_quality or None, min_size=min_face or None)
         runner = ray_runner(ray, workers)
-        with _open(gallery, collection, create=True) as store, progress_bar(len(paths)) as bar:
+        with _open(gallery, collection, create=True, model_id=new_gallery_model(embedder)) as store, \
+                progress_bar(len(paths)) as bar:
             task = bar.add_task("photos", total=len(paths))
             report = cluster_photos(store, paths, detector=detector, method=method, gate=gate, min_size=min_size,
                                     threshold=threshold, fpir=fpir, workers=workers or None, runner=runner,

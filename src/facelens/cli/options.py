@@ -30,6 +30,23 @@ def known_detector(name: str | None) -> str | None:
 
 Detector = Annotated[str, typer.Option("--detector", help=DETECTOR_HELP, callback=known_detector)]
 Gallery = Annotated[str, typer.Option("--gallery", "-g", help="Gallery folder or postgresql:// URL.")]
+NewGalleryEmbedder = Annotated[
+    Optional[str],
+    typer.Option("--embedder", help="Embedding model of a NEW gallery (default: the default embedder); an existing "
+                 "gallery keeps its own and refuses another."),
+]
+
+
+def new_gallery_model(embedder: str | None) -> str | None:
+    """The model id a new gallery records for ``--embedder`` (None: the default); an unknown name is a usage
+    error."""
+    from facelens.embed import MODELS
+
+    if embedder is None:
+        return None
+    if embedder not in MODELS:
+        raise FacelensError(f"unknown embedder {embedder!r}; choose one of {', '.join(MODELS)}")
+    return MODELS[embedder].model_id
 OptionalGallery = Annotated[
     Optional[str], typer.Option("--gallery", "-g", help="Gallery folder or postgresql:// URL.")
 ]

@@ -17,12 +17,14 @@ from facelens.cli.options import (
     Images,
     Json,
     Liveness,
+    NewGalleryEmbedder,
     Output,
     Ray,
     Threshold,
     Where,
     Workers,
     expand_inputs,
+    new_gallery_model,
     parse_pairs,
     parse_where,
     ray_runner,
@@ -170,18 +172,13 @@ def enroll(
         typer.Option(help="Which face of a photo: single (refuse photos of several people of similar size), "
                           "largest, best (detector score), only or centre (nearest the image centre)."),
     ] = "single",
-    embedder: Annotated[
-        Optional[str],
-        typer.Option(help="Embedding model of a NEW gallery (default: the default embedder); an existing gallery "
-                          "keeps its own and refuses another."),
-    ] = None,
+    embedder: NewGalleryEmbedder = None,
     ray: Ray = None,
 ) -> None:
     """Add people to a gallery, one face per image. Exit 1 when an image was skipped (an image already enrolled
     for that person is not a failure, so re-running an enrolment exits 0)."""
     import facelens
     from facelens.detect import get_detector
-    from facelens.embed import MODELS
     from facelens.gallery import open_gallery
 
     try:
@@ -197,9 +194,7 @@ def enroll(
         else:
             raise FacelensError("give a NAME and IMAGES, or --from-folders ROOT")
         get_detector(detector)  # an unknown detector is a usage error before anything is read
-        if embedder is not None and embedder not in MODELS:
-            raise FacelensError(f"unknown embedder {embedder!r}; choose one of {', '.join(MODELS)}")
-        model_id = MODELS[embedder].model_id if embedder is not None else None
+        model_id = new_gallery_model(embedder)
         runner = ray_runner(ray)
     except (FacelensError, ValueError) as exc:
         fail(exc, USAGE)

@@ -103,6 +103,7 @@ def cluster_photos(
     gallery: Gallery,
     paths: Iterable[str | Path],
     detector: str = DEFAULT_DETECTOR,
+    embedder: str | None = None,
     method: str = DEFAULT_METHOD,
     gate: QualityGate = QualityGate(),
     min_size: int | None = None,
@@ -116,7 +117,9 @@ def cluster_photos(
     """Detect and embed the faces of new or changed photos, then cluster every pending face (see
     :func:`cluster_pending`). Unreadable files are listed in ``failed`` and retried on the next run; photos deleted
     from the given folders since an earlier run are forgotten with their faces. ``runner`` runs the detection and
-    embedding elsewhere (a :class:`facelens.distributed.RayRunner`); storing and clustering stay here."""
+    embedding elsewhere (a :class:`facelens.distributed.RayRunner`); storing and clustering stay here. Faces are
+    embedded with the gallery's own model (``embedder``, if given, must make that model's vectors)."""
+    from facelens.embed import embedder_for_model
     from facelens.engine import FaceAnalyzer
 
     started = time.perf_counter()
@@ -149,8 +152,8 @@ def cluster_photos(
             continue
         todo.append((path, stat.st_mtime, stat.st_size, digest))
     if todo:
-        engine = FaceAnalyzer(detector=detector, tasks=("embed", "analyze"), heads=("quality",), workers=workers,
-                              runner=runner)
+        engine = FaceAnalyzer(detector=detector, embedder=embedder or embedder_for_model(gallery.model_id),
+                              tasks=("embed", "analyze"), heads=("quality",), workers=workers, runner=runner)
         gallery.check_model(engine.model_id)
         batch: list[ScannedPhoto] = []
         for (path, mtime, size, digest), result in zip(todo, engine.run([t[0] for t in todo], progress=progress)):
@@ -261,7 +264,7 @@ def cluster_pending(
             known_people=[str(d.person) for d in known], known_photos=np.array([d.photo_id for d in known], np.int64),
             banned=[banned[i] for i in left],
         )  # fmt: skip
-        outcome = cluster(problem, method, min_size=min_size, eps=eps)
+        outcome = cluster(problem, method, min_size=min_size, eps=eps, model_id=gallery.model_id)
         groups: dict[int, list[Detection]] = {}
         for i, person, group in zip(left, outcome.person, outcome.group.tolist()):
             if person is not None:

@@ -2,7 +2,8 @@
 face never joins a person it was marked "not this person" for.
 
 - ``hdbscan`` (the default): scikit-learn's HDBSCAN (excess of mass) on the new faces together with those that
-  already have a person; each cluster is then cut by average linkage at ``LINK_CUT`` (HDBSCAN alone chains
+  already have a person; each cluster is then cut by average linkage at ``LINK_CUT`` (dlib's; other models' at
+  the same false-match rate, :func:`distances_for`) (HDBSCAN alone chains
   look-alikes: BCubed precision 0.887 → 0.970 on LFW with the cut) and split where it holds a cannot-link pair
   (greedy, nearest to its centre first).
 - ``incremental``: Immich's rule. Each face looks for neighbours within ``eps``; it joins the person of its
@@ -33,10 +34,26 @@ LINK_CUT = 0.36
 #: Neighbour distance of the incremental rule for dlib ResNet unit vectors (cos 0.946), chosen by BCubed F on LFW
 #: DevTest: eps 0.30 / 0.33 / 0.36 / 0.40 gave 0.851 / 0.895 / 0.885 / 0.611 (Immich's 0.5 merges nearly all).
 INCREMENTAL_EPS = 0.33
-#: A known person takes part in an HDBSCAN run only with a face this close to a new face (the cut itself: a new
-#: face farther from every face of a cluster cannot end up in it): on the 1,926 LFW images split in halves the
-#: second run's BCubed F is the same with and without this (0.950).
-NEIGHBOURHOOD = LINK_CUT
+#: The model the two distances above were measured on. A known person takes part in an HDBSCAN run only with a
+#: face within the cut of a new face (a new face farther from every face of a cluster cannot end up in it): on the
+#: 1,926 LFW images split in halves the second run's BCubed F is the same with and without this (0.950).
+MEASURED_ON = "dlib_resnet_v1"
+
+
+def distances_for(model_id: str | None) -> dict[str, float]:
+    """Each method's distance for ``model_id``'s vectors: dlib's measured cut and eps carried over at the same
+    impostor false-match rate (each model's measured profile, :mod:`facelens.decide`), since what a distance means
+    differs between models (SFace's different-person pairs sit far lower than dlib's). None: dlib's own."""
+    if model_id is None or model_id == MEASURED_ON:
+        return {"hdbscan": LINK_CUT, "incremental": INCREMENTAL_EPS}
+    from facelens.decide import profile, similarity_to_distance
+
+    measured, target = profile(MEASURED_ON), profile(model_id)
+    out = {}
+    for method, distance in (("hdbscan", LINK_CUT), ("incremental", INCREMENTAL_EPS)):
+        fmr = measured.fmr_at(1.0 - distance * distance / 2.0)
+        out[method] = similarity_to_distance(target.threshold_for_fmr(fmr))
+    return out
 
 
 @dataclass
@@ -80,17 +97,20 @@ class Outcome:
         return np.array([names[p] + offset if p is not None else g for p, g in zip(self.person, self.group)], np.int64)
 
 
-def cluster(problem: Problem, method: str = "hdbscan", min_size: int | None = None, eps: float | None = None) -> Outcome:
-    """``eps``: the incremental rule's neighbour distance, or HDBSCAN's average-linkage cut."""
+def cluster(problem: Problem, method: str = "hdbscan", min_size: int | None = None, eps: float | None = None,
+            model_id: str | None = None) -> Outcome:
+    """``eps``: the incremental rule's neighbour distance, or HDBSCAN's average-linkage cut (default: the method's
+    distance for ``model_id``'s vectors, see :func:`distances_for`)."""
     if method not in METHODS:
         raise ValueError(f"unknown clustering method {method!r}; choose one of {', '.join(METHODS)}")
     size = MIN_SIZE[method] if min_size is None else min_size
     if size < 2:
         raise ValueError(f"a cluster needs at least 2 faces, got min_size {size}")
+    distance = distances_for(model_id)[method] if eps is None else eps
     if method == "hdbscan":
-        return hdbscan(problem, size, LINK_CUT if eps is None else eps)
+        return hdbscan(problem, size, distance)
     if method == "incremental":
-        return incremental(problem, size, INCREMENTAL_EPS if eps is None else eps)
+        return incremental(problem, size, distance)
     raise ValueError(f"unknown clustering method {method!r}; choose one of {', '.join(METHODS)}")
 
 
@@ -105,7 +125,7 @@ def hdbscan(problem: Problem, min_size: int = 2, cut: float = LINK_CUT) -> Outco
     n = len(problem.vectors)
     group = np.full(n, -1, np.int64)
     person: list[str | None] = [None] * n
-    near = _near_known(problem, NEIGHBOURHOOD)
+    near = _near_known(problem, cut)
     m = len(near)
     known_people = [problem.known_people[j] for j in near.tolist()]
     vectors = np.concatenate([problem.known_vectors[near], problem.vectors]) if m else problem.vectors

@@ -11,7 +11,7 @@ Every stage is the engine's (:mod:`facelens.engine`): frames are detected by ``r
 embedded, checked for liveness and analysed by ``fill_faces``, and named by :meth:`FaceAnalyzer.identify`; each
 frame comes out as a :class:`FrameResult`, an :class:`~facelens.result.ImageResult` whose faces carry ``track_id``.
 Detection runs every k-th frame; k adapts to the measured cost so that processing keeps ``speed`` × real time
-(``every=K`` fixes it). Decoding (the source's thread) and grey conversion, cut detection and detection (a prefetch
+(``every=K`` fixes it). Decoding (the source's thread) and the flow view (grey, shrunk), cut detection and detection (a prefetch
 thread, see :class:`Prefetch`) run ahead of the loop that follows, embeds and draws. Between detections faces are
 followed (see ``tracking``); a track's best faces (by ``facelens.analyze.quality``) are embedded and vote on its
 identity (see ``identity``); with ``analyze`` its expression is followed over time (see ``expressions``). A source
@@ -44,7 +44,7 @@ from facelens.result import Faces, ImageResult, _column
 from facelens.types import Face
 from facelens.video.identity import BEST_FACES, UnknownPeople, keep_best, tally
 from facelens.video.timeline import Timeline, TrackRecord, people_of
-from facelens.video.tracking import MAX_GAP, MIN_HITS, Sample, ShotCuts, Track, Tracker
+from facelens.video.tracking import MAX_GAP, MIN_HITS, FlowView, Sample, ShotCuts, Track, Tracker, flow_view
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -67,11 +67,11 @@ PREFETCH = 4
 
 @dataclass(frozen=True)
 class Prepared:
-    """A frame made ready off the main loop: its grey image, whether a shot starts here, and the detector's faces
-    when the frame was due for detection (None otherwise), with the seconds the detector took."""
+    """A frame made ready off the main loop: its grey copy as optical flow sees it, whether a shot starts here, and
+    the detector's faces when the frame was due for detection (None otherwise), with the seconds the detector took."""
 
     frame: Frame
-    gray: np.ndarray = field(repr=False)
+    flow: FlowView = field(repr=False)
     cut: bool
     detections: Faces | None
     detect_seconds: float = 0.0
@@ -84,7 +84,7 @@ _DONE = object()
 
 class Prefetch:
     """Runs ahead of the frame loop in one thread: takes decoded frames from the source (which decodes in its own
-    thread), converts them to grey, flags shot cuts and runs the detector on the frames due by the cadence, into a
+    thread), makes their flow views (grey, shrunk), flags shot cuts and runs the detector on the frames due by the cadence, into a
     bounded queue. Detectors that release the GIL (onnxruntime, OpenCV) then overlap the loop's following,
     embedding and drawing on the other core; decoding always does. The loop still detects at once, itself, after it
     loses a face."""
@@ -117,7 +117,7 @@ class Prefetch:
         try:
             for frame in self.source:
                 cpu = time.thread_time()
-                gray = cv2.cvtColor(frame.image, cv2.COLOR_RGB2GRAY)
+                flow = flow_view(frame.image)
                 cut = cuts.is_cut(frame.image)
                 prepared = time.thread_time() - cpu
                 detections, seconds, detect_cpu = None, 0.0, 0.0
@@ -128,7 +128,7 @@ class Prefetch:
                     since = 0
                 else:
                     since = (since or 0) + 1
-                if not self._put(Prepared(frame, gray, cut, detections, seconds, detect_cpu, prepared)):
+                if not self._put(Prepared(frame, flow, cut, detections, seconds, detect_cpu, prepared)):
                     return
         except BaseException as exc:  # noqa: BLE001  (handed to the loop, which raises it in its own thread)
             self._put(exc)
@@ -359,6 +359,8 @@ class VideoRun:
             if not isinstance(source, (str, os.PathLike)) or not Path(source).exists():
                 self._warm()  # a stream does not wait: have the models ready before it opens
             self.source = open_source(source, fps=fps, timeout=timeout, reconnect=reconnect)
+            if not self.source.live:  # a file: the embedder loads (~0.35 s) beside the first frames' decoding
+                threading.Thread(target=self._warm_embedder, name="warm embedder", daemon=True).start()
         except BaseException:
             self.close()
             raise
@@ -415,7 +417,7 @@ class VideoRun:
 
     # -- the loop -----------------------------------------------------------------------------------
     def _warm(self) -> None:
-        """Load the detector and the landmark model the dlib detectors place their 5 points with."""
+        """Load the detector, the landmark model the dlib detectors place their 5 points with, and the embedder."""
         from facelens.engine import _stages
 
         detector = _stages(self._detect_plan).pipeline.detector
@@ -425,6 +427,18 @@ class VideoRun:
             from facelens.align import landmarks_68
 
             landmarks_68(blank, np.array([8, 8, 56, 56], np.float32))
+        self._warm_embedder()
+
+    def _warm_embedder(self) -> None:
+        """Load the embedder (its session is built once, under its lock, whichever thread asks first). A failure
+        here is left to the loop, which raises it where it embeds."""
+        from facelens.engine import _stages
+
+        try:
+            _stages(self._embed_plan).pipeline.embedder.embed(np.zeros((64, 64, 3), np.uint8),
+                                                              [np.array([8, 8, 56, 56], np.float32)])
+        except Exception as exc:  # noqa: BLE001
+            log.debug("embedder not warmed: %s", exc)
 
     def _detect(self, image: np.ndarray) -> Faces:
         return detect_frames(self._detect_plan, [image])[0]
@@ -443,7 +457,7 @@ class VideoRun:
         try:
             for item in prefetch:
                 tick = time.perf_counter()
-                frame, gray = item.frame, item.gray
+                frame, flow = item.frame, item.flow
                 image = frame.image
                 events: list[dict[str, Any]] = []
                 detections, detect_seconds = item.detections, item.detect_seconds
@@ -460,7 +474,7 @@ class VideoRun:
                     times.add("detect", detect_cpu)
                     detections_run += 1
                     embedded, started_tracks = self._detect_frame(
-                        image, gray, detections, frame.index, frame.time, tracker, unknowns, events, cut=item.cut
+                        image, flow, detections, frame.index, frame.time, tracker, unknowns, events, cut=item.cut
                     )  # a cut ends the tracks of the shot before (see tracking.ShotCuts)
                     embeddings_run += embedded
                     # a stream drops frames: a face that just appeared is confirmed (or dropped) by a detection on
@@ -468,7 +482,7 @@ class VideoRun:
                     confirm = src.live and started_tracks > 0 and self.min_hits > 1
                 else:
                     with times("follow"):
-                        followed = tracker.follow(gray, frame.index, frame.time)
+                        followed = tracker.follow(flow, frame.index, frame.time)
                     if not followed:
                         cadence.soon()
                 if self._analyze_plan is not None:
@@ -593,7 +607,7 @@ class VideoRun:
     def _detect_frame(
         self,
         image: np.ndarray,
-        gray: np.ndarray,
+        flow: FlowView,
         found: Faces,
         index: int,
         now: float,
@@ -617,7 +631,7 @@ class VideoRun:
 
         was_confirmed = {t.id for t in tracker.tracks if t.confirmed}
         with self._times("associate"):
-            assoc = tracker.associate(gray, detections, embed, index, now, cut=cut)
+            assoc = tracker.associate(flow, detections, embed, index, now, cut=cut)
         embedded = len(assoc.faces)
         for track, i in assoc.matched:
             track.detection_score = float(found.score[i])
