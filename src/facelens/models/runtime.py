@@ -31,7 +31,7 @@ def onnx_session(model: str | os.PathLike | bytes, threads: int | None = None) -
 
 
 #: Version of the graph rewrites cached by :func:`cached_rewrite`; a change makes every cached rewrite stale.
-REWRITE_VERSION = 2
+REWRITE_VERSION = 3
 
 
 def rewrite_dir() -> Path:

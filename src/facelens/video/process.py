@@ -41,7 +41,7 @@ from facelens.engine import FaceAnalyzer, Plan, fill_faces, run_chunk
 from facelens.errors import FacelensError
 from facelens.io.video import OPEN_TIMEOUT, Frame, FrameSource, VideoWriter, open_source
 from facelens.result import Faces, ImageResult, _column
-from facelens.types import Face
+from facelens.types import DetectedFace, Face
 from facelens.video.identity import BEST_FACES, UnknownPeople, keep_best, tally
 from facelens.video.timeline import Timeline, TrackRecord, people_of
 from facelens.video.tracking import MAX_GAP, MIN_HITS, FlowView, Sample, ShotCuts, Track, Tracker, flow_view
@@ -434,9 +434,11 @@ class VideoRun:
         here is left to the loop, which raises it where it embeds."""
         from facelens.engine import _stages
 
+        # a face with its 5 landmarks, as the detector gives them (a bare box would load dlib's 68-point model)
+        face = DetectedFace(np.array([8, 8, 56, 56], np.float32), 1.0,
+                            np.array([[22, 26], [42, 26], [32, 36], [24, 46], [40, 46]], np.float32))
         try:
-            _stages(self._embed_plan).pipeline.embedder.embed(np.zeros((64, 64, 3), np.uint8),
-                                                              [np.array([8, 8, 56, 56], np.float32)])
+            _stages(self._embed_plan).pipeline.embedder.embed(np.zeros((64, 64, 3), np.uint8), [face])
         except Exception as exc:  # noqa: BLE001
             log.debug("embedder not warmed: %s", exc)
 
