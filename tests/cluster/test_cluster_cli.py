@@ -54,6 +54,6 @@ def test_cluster_cli_json_corrections_and_exit_codes(library_photos, tmp_path):
     assert json.loads(broken.stdout.splitlines()[-1])["summary"]["failed"][0]["path"].endswith("broken.jpg")
     assert run("cluster", str(folder), "-g", gallery, "--method", "kmeans").returncode == 2
     assert run("cluster", str(folder), "-g", str(tmp_path / "new"), "--embedder", "nope").returncode == 2
-    other = run("cluster", str(folder), "-g", gallery, "--embedder", "sface")  # the gallery keeps its model
+    other = run("cluster", str(folder), "-g", gallery, "--embedder", "dlib_onnx")  # the gallery keeps its model
     assert other.returncode == 2 and "model" in other.stderr.lower()
     assert run("cluster", "merge", "Someone", "nobody", "-g", gallery).returncode == 2

@@ -36,7 +36,7 @@ EMBEDDERS = ("dlib_onnx", "dlib", "dlib_onnx_flip", "mobilefacenet", "sface", "s
 #: and ``mobilefacenet`` (GitHub or $FACELENS_MODEL_DIR) are far more accurate in open set (benchmarks/accuracy.py):
 #: choose one with ``--embedder`` (or ``embedder=``) for a new gallery. sface waits on per-model clustering cuts
 #: (cluster/methods.py holds dlib's) before it can be the default.
-DEFAULT_EMBEDDER = "dlib_onnx"
+DEFAULT_EMBEDDER = "sface"
 
 
 class EmbedderModel(NamedTuple):
