@@ -8,7 +8,8 @@ then images/s of the engine's enrol, identify and eval-verify paths against its 
 
 First, per stage (one process): milliseconds per image of decode, detect, align (dlib chips) and embed, the
 embedding run by dlib itself (one image's faces per call, facelens' old default) and by onnxruntime (per image,
-and in batches across images), alternating which goes first, plus embedding images/s of both and their ratio.
+and in batches across images), alternating which goes first, plus embedding images/s of both and their ratio,
+and the default embedder's own align and embed (SFace: ArcFace-template crops on the detector's landmarks).
 ``--batch-sizes`` also times the ONNX embedder at several batch sizes (how DEFAULT_BATCH_SIZE was chosen).
 
 One-shot start-up: the whole process of `facelens verify A B` against a face_recognition script doing the same
@@ -42,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from facelens.decide import verify_threshold
+from facelens.embed import DEFAULT_EMBEDDER, DEFAULT_MODEL_ID
 from facelens.detect import DEFAULT_DETECTOR
 from facelens.engine import FaceAnalyzer
 
@@ -79,7 +81,7 @@ def engine_paths(images: list[Path], pairs: list, workers: int, rounds: int) -> 
     gallery = facelens.open_gallery(tmp / "probe-gallery")
     vectors = {r.source: r.faces.embedding[0] for r in FaceAnalyzer(select="largest", workers=workers).run(paths)
                if len(r.faces)}
-    gallery.add_embeddings([Path(p).parent.name for p in vectors], np.stack(list(vectors.values())), model_id="dlib_resnet_v1")
+    gallery.add_embeddings([Path(p).parent.name for p in vectors], np.stack(list(vectors.values())), model_id=DEFAULT_MODEL_ID)
     counter = iter(range(10_000))
 
     def embed_largest() -> None:
@@ -98,7 +100,7 @@ def engine_paths(images: list[Path], pairs: list, workers: int, rounds: int) -> 
     def eval_verify() -> None:
         from facelens.evaluate.embeddings import EmbeddingSet
 
-        emb = embed_images(paths, workers=workers, into=EmbeddingSet("dlib_resnet_v1"))
+        emb = embed_images(paths, workers=workers, into=EmbeddingSet(DEFAULT_MODEL_ID))
         emb.pair_scores([(str(a), str(b)) for a, b, _ in pairs])
 
     jobs = {"embed (largest)": embed_largest, "embed (all faces)": embed_all, "enrol": enrol,
@@ -128,8 +130,10 @@ def stage_timings(images: list[Path], batch_sizes: list[int], detector: str) -> 
 
     pipe = Models(detector=detector)  # its own detector, not the process's shared one
     dlib_runtime, onnx_runtime = get_embedder("dlib"), get_embedder("dlib_onnx")
-    onnx_runtime.session()  # conversion (first use only) and session creation are not embedding time
-    spent = dict.fromkeys(("decode", "detect", "align", "embed_dlib", "embed_onnx"), 0.0)
+    default = get_embedder(DEFAULT_EMBEDDER)
+    for embedder in (onnx_runtime, default):
+        embedder.embed(np.zeros((64, 64, 3), np.uint8), [np.array([8, 8, 56, 56], np.float32)])  # sessions, not time
+    spent = dict.fromkeys(("decode", "detect", "align", "embed_dlib", "embed_onnx", "align_default", "embed_default"), 0.0)
     all_chips: list[np.ndarray] = []
     for i, path in enumerate(images):
         t0 = time.perf_counter()
@@ -148,6 +152,12 @@ def stage_timings(images: list[Path], batch_sizes: list[int], detector: str) -> 
             embedder.embed_crops(chips)
             spent[name] += time.perf_counter() - start
         all_chips += chips
+        start = time.perf_counter()
+        crops = default.crops(image, faces)
+        middle = time.perf_counter()
+        default.embed_crops(crops)
+        spent["align_default"] += middle - start
+        spent["embed_default"] += time.perf_counter() - middle
     n, faces = len(images), len(all_chips)
     start = time.perf_counter()
     onnx_runtime.embed_crops(all_chips)  # batches across images, as a batch job sends them
@@ -159,6 +169,8 @@ def stage_timings(images: list[Path], batch_sizes: list[int], detector: str) -> 
     print(f"  {'embed, dlib runtime':<28}{_ms(spent['embed_dlib'], n)} / image  (one image's faces per call)")
     print(f"  {'embed, onnx runtime':<28}{_ms(spent['embed_onnx'], n)} / image  (one image's faces per call)")
     print(f"  {'embed, onnx batched':<28}{_ms(batched, n)} / image  (batches of {onnx_runtime.batch_size} across images)")
+    print(f"  {'align, ' + DEFAULT_EMBEDDER + ' (default)':<28}{_ms(spent['align_default'], n)} / image")
+    print(f"  {'embed, ' + DEFAULT_EMBEDDER + ' (default)':<28}{_ms(spent['embed_default'], n)} / image  (one image's faces per call)")
     print(f"embedding images/s: dlib {n / spent['embed_dlib']:.1f}, onnx {n / spent['embed_onnx']:.1f} per image, "
           f"{n / batched:.1f} batched; ratio onnx/dlib {spent['embed_dlib'] / spent['embed_onnx']:.2f}x per image, "
           f"{spent['embed_dlib'] / batched:.2f}x batched")
@@ -293,7 +305,7 @@ def reference_comparison(images: list[Path], pairs: list, workers: int, parts: i
             vectors[name].update(run(part))
             seconds[name] += time.perf_counter() - began
     n = len(images)
-    threshold = verify_threshold("dlib_resnet_v1")
+    threshold = verify_threshold(DEFAULT_MODEL_ID)
     acc_ours = accuracy(pairs, vectors["ours"], lambda x, y: float(x @ y) >= threshold)
     acc_theirs = accuracy(pairs, vectors["theirs"], lambda x, y: float(np.linalg.norm(x - y)) <= 0.6)
     only_theirs = sorted(str(p) for p in vectors["theirs"] if p not in vectors["ours"])

@@ -55,6 +55,11 @@ def test_verify_exit_codes(examples):
     assert proc.returncode == 1 and json.loads(proc.stdout)["is_match"] is False
     blank = run("verify", str(examples / "obama.jpg"), "/no/such/file.jpg")
     assert blank.returncode == 1 and blank.stderr.count("\n") <= 2 and "no such file" in blank.stderr
+    dlib = run("verify", "--json", "--embedder", "dlib_onnx", str(examples / "obama.jpg"), str(examples / "obama2.jpg"))
+    assert dlib.returncode == 0 and json.loads(dlib.stdout)["model_id"] == "dlib_resnet_v1"
+    assert run("verify", "--embedder", "nope", str(examples / "obama.jpg"), str(examples / "obama2.jpg")).returncode == 2
+    embedded = run("embed", "--json", "--embedder", "dlib_onnx", str(examples / "obama.jpg"))
+    assert embedded.returncode == 0 and json.loads(embedded.stdout)["model_id"] == "dlib_resnet_v1"
 
 
 def test_enroll_identify_annotate_and_gallery_commands(examples, tmp_path):

@@ -99,3 +99,20 @@ def test_verify_select_centre_compares_the_centred_face(data_dir):
     centre = facelens.verify(a, b, select="centre", detector="hog")
     largest = facelens.verify(a, b, select="largest", detector="hog")
     assert centre.is_match and not largest.is_match and centre.similarity > largest.similarity
+
+
+def test_verify_and_embed_take_another_embedder_with_its_own_threshold():
+    """``embedder=`` compares another model's vectors at that model's threshold (dlib's ResNet gives
+    face_recognition's vectors); an unknown name is refused before any image is read."""
+    from facelens.embed import MODELS
+
+    root = need_data("identity", "face_recognition", "examples")
+    default = facelens.verify(root / "obama.jpg", root / "obama2.jpg")
+    dlib = facelens.verify(root / "obama.jpg", root / "obama2.jpg", embedder="dlib_onnx")
+    assert default.model_id == DEFAULT_MODEL_ID and dlib.model_id == MODELS["dlib_onnx"].model_id
+    assert dlib.threshold == pytest.approx(verify_threshold(dlib.model_id)) != default.threshold
+    assert dlib.is_match and default.is_match
+    vectors = facelens.embed(root / "obama.jpg", embedder="dlib_onnx")
+    assert vectors.faces.model_id == dlib.model_id and vectors.faces.embedding.shape[1] == 128
+    with pytest.raises(ValueError, match="unknown embedder"):
+        facelens.verify(root / "obama.jpg", root / "obama2.jpg", embedder="nope")

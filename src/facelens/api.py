@@ -32,10 +32,11 @@ def detect(image: ImageInput, detector: str = DEFAULT_DETECTOR, landmarks68: boo
     return engine.run_one(image).raise_for_error()
 
 
-def embed(image: ImageInput, detector: str = DEFAULT_DETECTOR, largest_only: bool = False) -> ImageResult:
-    """Every face's L2-normalised embedding (the default embedder's, ``facelens.embed.DEFAULT_EMBEDDER``) in
-    ``faces.embedding``, largest first."""
-    engine = FaceAnalyzer(detector=detector, select="largest" if largest_only else None, workers=1)
+def embed(image: ImageInput, detector: str = DEFAULT_DETECTOR, largest_only: bool = False,
+          embedder: str | None = None) -> ImageResult:
+    """Every face's L2-normalised embedding in ``faces.embedding``, largest first: ``embedder``'s (a name of
+    ``facelens.embed.EMBEDDERS``; default ``facelens.embed.DEFAULT_EMBEDDER``)."""
+    engine = FaceAnalyzer(detector=detector, embedder=embedder, select="largest" if largest_only else None, workers=1)
     return engine.run_one(image).raise_for_error()
 
 
@@ -96,6 +97,7 @@ def verify(
     detector: str = DEFAULT_DETECTOR,
     liveness: bool = False,
     fmr: float | None = None,
+    embedder: str | None = None,
 ) -> VerifyResult:
     """Are the faces in ``a`` and ``b`` the same person?
 
@@ -104,10 +106,12 @@ def verify(
     model's measured impostor distribution) instead of a similarity. The default threshold was chosen on LFW
     DevTest pairs (see README). With ``liveness=True`` a face judged a presentation attack never matches. When a
     calibration is stored for the model (``facelens eval calibrate --save``), the calibrated probability and
-    likelihood ratio are added.
+    likelihood ratio are added. ``embedder``: the model compared (default ``facelens.embed.DEFAULT_EMBEDDER``); the
+    threshold is that model's own.
     """
     policy = ThresholdPolicy.for_verify(threshold, fmr)
-    engine = FaceAnalyzer(detector=detector, tasks=("embed", "liveness") if liveness else ("embed",), workers=1)
+    engine = FaceAnalyzer(detector=detector, embedder=embedder, tasks=("embed", "liveness") if liveness else ("embed",),
+                          workers=1)
     found_a, found_b = (r.raise_for_error() for r in engine.run([a, b]))  # both images' faces in one embed batch
     index_a, index_b = select_face(found_a, select), select_face(found_b, select)
     face_a, face_b = found_a.faces[index_a], found_b.faces[index_b]

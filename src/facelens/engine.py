@@ -499,6 +499,10 @@ class FaceAnalyzer:
                 raise ModelMismatchError(f"the custom head was trained on {head_model!r} embeddings; the gallery "
                                          f"holds {model!r} ones")
             self.embedder = embedder_for_model(model) if model else DEFAULT_EMBEDDER
+        from facelens.embed import EMBEDDERS
+
+        if self.embedder not in EMBEDDERS:
+            raise ValueError(f"unknown embedder {self.embedder!r}; choose one of {', '.join(EMBEDDERS)}")
         if self.custom_head is not None and "embedding" in getattr(self.custom_head, "features", ()):
             tasks.add("embed")
         if self.select is not None and self.select not in SELECTIONS:

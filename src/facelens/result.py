@@ -116,6 +116,7 @@ class ImageRecord(TypedDict):
     height: int
     faces: list[FaceRecord]
     error: str | None
+    model_id: NotRequired[str]  # the model of the faces' embeddings, when they are in the record
 
 
 def json_schema(record: type = ImageRecord) -> dict[str, Any]:
@@ -581,13 +582,16 @@ class ImageResult:
         return self.faces[index]
 
     def to_dict(self, with_embedding: bool = False) -> ImageRecord:
-        return {
+        record: ImageRecord = {
             "path": self.source,
             "width": int(self.width),
             "height": int(self.height),
             "faces": self.faces.to_list(with_embedding),
             "error": self.error,
         }
+        if with_embedding and self.faces.model_id:  # vectors are only comparable with the same model's
+            record["model_id"] = self.faces.model_id
+        return record
 
     @classmethod
     def from_dict(cls, record: dict[str, Any], model_id: str | None = None) -> ImageResult:
@@ -595,7 +599,7 @@ class ImageResult:
             source=record["path"],
             width=record["width"],
             height=record["height"],
-            faces=Faces.from_list(record["faces"], model_id),
+            faces=Faces.from_list(record["faces"], model_id or record.get("model_id")),
             error=record["error"],
         )
 

@@ -106,6 +106,10 @@ def test_verify_same_and_different_people(client, reader_headers, people_photos)
     assert other.json()["is_match"] is False
     message = _error(client.post("/v1/verify", headers=reader_headers, files={"image_a": _files(a[0])["image"]}), 422)
     assert "image_b" in message
+    pair = {"image_a": (a[0].name, a[0].read_bytes(), "image/jpeg"), "image_b": (a[1].name, a[1].read_bytes(), "image/jpeg")}
+    dlib = client.post("/v1/verify?embedder=dlib_onnx", headers=reader_headers, files=pair).json()
+    assert dlib["model_id"] == "dlib_resnet_v1" != same.json()["model_id"] and dlib["threshold"] > 0.9
+    assert client.post("/v1/verify?embedder=nope", headers=reader_headers, files=pair).status_code == 422
 
 
 def test_verify_no_face_is_422(client, reader_headers, ada):

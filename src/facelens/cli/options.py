@@ -29,6 +29,23 @@ def known_detector(name: str | None) -> str | None:
 
 
 Detector = Annotated[str, typer.Option("--detector", help=DETECTOR_HELP, callback=known_detector)]
+
+
+def known_embedder(name: str | None) -> str | None:
+    from facelens.embed import EMBEDDERS
+
+    if name is not None and name not in EMBEDDERS:
+        raise typer.BadParameter(f"unknown embedder {name!r}; choose one of {', '.join(EMBEDDERS)}")
+    return name
+
+
+#: The embedding model of a command that compares or prints vectors without a gallery (one with a gallery uses
+#: the gallery's model).
+Embedder = Annotated[
+    Optional[str],
+    typer.Option("--embedder", callback=known_embedder,
+                 help="Embedding model (default: sface; dlib_onnx gives face_recognition's vectors)."),
+]
 Gallery = Annotated[str, typer.Option("--gallery", "-g", help="Gallery folder or postgresql:// URL.")]
 NewGalleryEmbedder = Annotated[
     Optional[str],

@@ -16,6 +16,7 @@ from facelens.cli.options import (
     Gallery,
     Images,
     Json,
+    Embedder,
     Liveness,
     NewGalleryEmbedder,
     Output,
@@ -41,7 +42,8 @@ def _table(*columns: str):
 
 
 def _batch(inputs: list[str], embed: bool, as_json: bool, detector: str, workers: int, largest: bool,
-           liveness: bool = False, ray: str | None = None, output: Path | None = None) -> None:
+           liveness: bool = False, ray: str | None = None, output: Path | None = None,
+           embedder: str | None = None) -> None:
     from contextlib import nullcontext
 
     from facelens.distributed.results import ResultWriter
@@ -51,7 +53,7 @@ def _batch(inputs: list[str], embed: bool, as_json: bool, detector: str, workers
         sources = expand_inputs(inputs)
         tasks = ("embed",) if embed else ("detect",)
         runner = ray_runner(ray, workers)
-        engine = FaceAnalyzer(detector=detector, tasks=tasks + (("liveness",) if liveness else ()),
+        engine = FaceAnalyzer(detector=detector, embedder=embedder, tasks=tasks + (("liveness",) if liveness else ()),
                               select="largest" if largest else None, workers=workers or None, runner=runner)
         saved = ResultWriter(output, with_embedding=embed) if output is not None else nullcontext()
     except (FacelensError, ValueError) as exc:
@@ -98,11 +100,12 @@ def embed(
     detector: Detector = DEFAULT_DETECTOR,
     workers: Workers = 0,
     largest: Annotated[bool, typer.Option("--largest", help="Only the largest face of each image.")] = False,
+    embedder: Embedder = None,
     ray: Ray = None,
     output: Output = None,
 ) -> None:
-    """Embed every face (the default embedder, MobileFaceNet 128-D; L2-normalised)."""
-    _batch(images, True, json_out, detector, workers, largest, ray=ray, output=output)
+    """Embed every face (L2-normalised; the default embedder SFace, 128-D, unless --embedder)."""
+    _batch(images, True, json_out, detector, workers, largest, ray=ray, output=output, embedder=embedder)
 
 
 def verify(
@@ -116,13 +119,15 @@ def verify(
     detector: Detector = DEFAULT_DETECTOR,
     liveness: Liveness = False,
     fmr: Annotated[Optional[float], typer.Option(help="Threshold as a target false-match rate, e.g. 1e-3.")] = None,
+    embedder: Embedder = None,
 ) -> None:
     """Are the faces in two images the same person? Exit 0 for a match, 1 for no match or an unreadable image."""
     import facelens
 
     try:
         result = facelens.verify(
-            image_a, image_b, threshold=threshold, select=select, detector=detector, liveness=liveness, fmr=fmr
+            image_a, image_b, threshold=threshold, select=select, detector=detector, liveness=liveness, fmr=fmr,
+            embedder=embedder,
         )
     except (FacelensError, ValueError) as exc:
         code = exit_code(exc) if isinstance(exc, FacelensError) else USAGE

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 
 import facelens
 from facelens.analyze.api import HEADS
+from facelens.embed import EMBEDDERS
 from facelens.engine import FaceAnalyzer
 from facelens.gallery.base import parse_key_values
 from facelens.result import ImageResult
@@ -16,6 +17,10 @@ from facelens.service.deps import QueryGallery, Reader, State
 from facelens.service.uploads import ApiError, image_body
 
 router = APIRouter(tags=["faces"])
+
+
+#: The embedders a request may name (the library's names, nothing else).
+EMBEDDER_PATTERN = "^(" + "|".join(name.replace("+", r"\+") for name in EMBEDDERS) + ")$"
 
 
 def image_answer(found: ImageResult) -> dict[str, Any]:
@@ -57,6 +62,8 @@ async def verify(
     fmr: float | None = Query(None, gt=0, lt=1, description="Threshold as a target false-match rate instead."),
     select: str = Query("largest", pattern="^(largest|best|only|centre)$"),
     liveness: bool = Query(False, description="A face judged a presentation attack never matches."),
+    embedder: str | None = Query(None, pattern=EMBEDDER_PATTERN,
+                                 description="Embedding model compared (default: the library's, SFace)."),
 ) -> dict[str, Any]:
     """Are the faces in ``image_a`` and ``image_b`` the same person?"""
     body = await state.payload(request, ("image_a", "image_b"))
@@ -65,7 +72,8 @@ async def verify(
     def run() -> dict[str, Any]:
         image_a, image_b = state.decode(a), state.decode(b)
         return facelens.verify(image_a, image_b, threshold=threshold, select=select,
-                               detector=state.settings.detector, liveness=liveness, fmr=fmr).to_dict()
+                               detector=state.settings.detector, liveness=liveness, fmr=fmr,
+                               embedder=embedder).to_dict()
 
     result = await state.work(run)
     state.audit.record(key.key_id, "verify", is_match=result["is_match"], similarity=result["similarity"],
