@@ -82,7 +82,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-EMBEDDERS = ("dlib_onnx", "dlib", "dlib_onnx_flip", "mobilefacenet", "sface", "insightface_mbf", "dlib+mobilefacenet",
+EMBEDDERS = ("dlib_onnx", "dlib", "dlib_onnx_flip", "mobilefacenet", "sface", "sface_flip", "insightface_mbf", "dlib+mobilefacenet",
              "dlib+sface")
 REFERENCE = "face_recognition"
 #: Embedders whose vectors are another's (same network, another runtime): embedded once, timed separately.
@@ -325,6 +325,26 @@ def fusion_search_comparison(fused: dict, members: list[dict], weights: np.ndarr
     return {"probes": len(probes), "gallery": len(gallery_keys), "top1_agreement_by_k": agreement}
 
 
+def fusion_search(names: list[str], vectors: dict, devtest) -> None:
+    """Would any score-level fusion of these models beat its best member? Nested 10-fold accuracy (weights and
+    threshold chosen on the training folds) of every pair and triple, on the pairs every model has."""
+    import itertools
+
+    from facelens.embed.fusion import nested_cv_accuracy
+    from facelens.evaluate.metrics import kfold_accuracy
+
+    usable = [p for p in devtest.pairs if all(p.a in vectors[n] and p.b in vectors[n] for n in names)]
+    labels = np.array([p.same for p in usable])
+    scores = {n: np.array([float(vectors[n][p.a] @ vectors[n][p.b]) for p in usable]) for n in names}
+    print(f"fusion search on {len(usable)} DevTest pairs (nested 10-fold):")
+    for name in names:
+        print(f"  {name:<45} {kfold_accuracy(scores[name], labels)[0]:.4f}")
+    for k in (2, 3):
+        for combo in itertools.combinations(names, k):
+            accuracy = nested_cv_accuracy(np.stack([scores[c] for c in combo], 1), labels)
+            print(f"  {' + '.join(combo):<45} {accuracy:.4f}")
+
+
 def timing(names: list[str], found: dict, sample: int, rounds: int = 3) -> dict[str, dict]:
     """Median ms per face of embedding (crop + network, batched) and of face_recognition's encodings, over
     rounds of rotating order on the same ``sample`` faces."""
@@ -393,6 +413,8 @@ def main() -> None:
                     help="which face of an image is LFW's labelled one: the centred (LFW cut every image around the "
                          "named person's detection) or the largest")
     ap.add_argument("--enrolled", type=int, default=5000, help="gallery size of the FNIR estimate at FPIR 1 %%")
+    ap.add_argument("--fusion-search", action="store_true",
+                    help="nested 10-fold DevTest accuracy of every pair and triple of the given single embedders, then stop")
     args = ap.parse_args()
     os.environ.setdefault("FACELENS_MODEL_DIR", str(root.parent / "shared" / "models"))
     from facelens.embed import get_embedder
@@ -419,6 +441,9 @@ def main() -> None:
     # ``dlib`` is ``dlib_onnx``'s network in dlib's own runtime: same model id, embeddings within 3e-7
     # (tests/embed/test_dlib_onnx.py), so its accuracy rows use those vectors and only its time is measured
     vectors = {n: embed_cached(SAME_VECTORS.get(n, n), found, cache, args.select) for n in names}
+    if args.fusion_search:
+        fusion_search([n for n in names if n not in FUSIONS and n != REFERENCE], vectors, devtest)
+        return
     times = timing(names, found, args.sample, args.rounds)
     ours_detect_ms = detect_ms(list(found)[: args.sample])
     ref_detect_ms = reference_detect_ms(list(found)[: args.sample]) if REFERENCE in names else float("nan")

