@@ -168,18 +168,17 @@ def test_insightface_is_never_chosen_implicitly():
 
 
 def test_rewritten_graph_is_cached_so_a_start_does_not_import_onnx(embedded, tmp_path, monkeypatch):
-    """A model exported with batch 1 is rewritten once into the user cache; a later embedder loads that file (no
-    onnx import, ~0.6 CPU s of every process start) and gives the same vectors."""
+    """Every model's graph is rewritten (batch relaxed, PRelu without branches) once into the user cache; a later
+    embedder loads that file (no onnx import, ~0.6 CPU s of every process start) and gives the same vectors."""
     from facelens.embed import arcface_onnx, get_embedder
     from facelens.models import runtime
 
     embedder, crops, _ = embedded
-    if not embedder.spec.fixed_batch:
-        pytest.skip(f"{embedder.name} is not rewritten")
     monkeypatch.setattr(runtime, "rewrite_dir", lambda: tmp_path / "rewritten")
     calls = []
-    real = arcface_onnx._batch_relaxed
-    monkeypatch.setattr(arcface_onnx, "_batch_relaxed", lambda path: calls.append(path) or real(path))
+    module, name = (arcface_onnx, "_batch_relaxed") if embedder.spec.fixed_batch else (runtime, "prelu_rewritten")
+    real = getattr(module, name)
+    monkeypatch.setattr(module, name, lambda path: calls.append(path) or real(path))
     sample = list(crops.values())[:3]
     first = get_embedder(embedder.name).embed_crops(sample)
     assert len(calls) == 1 and len(list((tmp_path / "rewritten").glob("*.onnx"))) == 1

