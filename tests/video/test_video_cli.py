@@ -124,3 +124,16 @@ def test_video_cli_where_and_liveness(tmp_path, lin_gallery):
     assert result.exit_code == 2 and "'other'" in result.output
     result = runner.invoke(app, args + ["--detector", "nope"])
     assert result.exit_code == 2
+
+
+def test_video_cli_embedder_is_the_models_and_a_gallery_keeps_its_own(tmp_path, lin_gallery):
+    """`--embedder` chooses the model of the tracks' embeddings (recorded in the timeline); with a gallery of
+    another model it is refused before any frame (exit 2); an unknown name is a usage error."""
+    clip = _head(tmp_path, frames=20)
+    timeline = tmp_path / "t.json"
+    result = runner.invoke(app, [str(clip), "--embedder", "dlib_onnx", "--every", "4", "--timeline", str(timeline)])
+    assert result.exit_code == 0, result.output
+    assert Timeline.load(timeline).model_id == "dlib_resnet_v1"
+    assert runner.invoke(app, [str(clip), "--embedder", "nope"]).exit_code == 2
+    other = "sface" if lin_gallery.model_id == "dlib_resnet_v1" else "dlib_onnx"
+    assert runner.invoke(app, [str(clip), "--gallery", str(lin_gallery.location), "--embedder", other]).exit_code == 2

@@ -19,7 +19,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from facelens.cli.options import (
-    DEFAULT_DETECTOR, Adapt, Collection, Detector, Json, Liveness, OptionalGallery, Ray, Where, parse_where, ray_runner,
+    DEFAULT_DETECTOR, Adapt, Collection, Detector, Embedder, Json, Liveness, OptionalGallery, Ray, Where, parse_where, ray_runner,
 )  # fmt: skip
 from facelens.cli.output import FAILED, USAGE, default_command_group, emit, err, exit_code, fail, message
 from facelens.cli.output import out as stdout
@@ -59,6 +59,7 @@ def run_cmd(
     fpir: Annotated[float | None, typer.Option(help="Target rate of strangers given a name.")] = None,
     threshold: Annotated[float | None, typer.Option(help="Fixed similarity threshold instead of --fpir.")] = None,
     detector: Detector = DEFAULT_DETECTOR,
+    embedder: Embedder = None,
     liveness: Liveness = False,
     analyze: Annotated[
         bool,
@@ -86,7 +87,7 @@ def run_cmd(
 
     options = {"every": every, "where": None, "liveness": liveness, "analyze": analyze, "adapt": adapt,
                "expression_model": expression_model, "fpir": fpir, "threshold": threshold, "detector": detector,
-               "blink_signal": blink_signal, "timeout": timeout, "fps": fps}
+               "blink_signal": blink_signal, "timeout": timeout, "fps": fps, "embedder": embedder}
     if len(sources) > 1 or ray is not None:
         _run_many(sources, gallery, collection, where, out, timeline, thumbnails, options, as_json, events, ray)
         return
@@ -120,6 +121,7 @@ def run_cmd(
             fpir=fpir,
             threshold=threshold,
             detector=detector,
+            embedder=embedder,
             timeout=timeout,
             fps=fps,
         )
