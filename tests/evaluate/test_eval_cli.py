@@ -162,3 +162,23 @@ def test_select_centre_scores_lfws_labelled_face(lfw_dir, tmp_path):
     assert r.exit_code == 2 and "centre face" in r.output
     r = run("verify", "--pairs", pairs, "--select", "middle")
     assert r.exit_code == 2 and "unknown face selection" in r.output
+
+
+def test_eval_embedder_is_the_model_evaluated(lfw_dir, embedding_cache, tmp_path):
+    """`--embedder` evaluates another model (its embeddings cached under its own model id); a cache of the default
+    model is refused for it, and an unknown name is a usage error."""
+    from facelens.evaluate.embeddings import EmbeddingSet
+    from facelens.evaluate.protocols import read_pairs
+
+    pairs = read_pairs(lfw_dir / "pairsDevTest.txt", lfw_dir).pairs
+    chosen = [p for p in pairs if p.same][:4] + [p for p in pairs if not p.same][:4]
+    csv = tmp_path / "pairs.csv"
+    csv.write_text("a,b,same\n" + "".join(f"{p.a},{p.b},{int(p.same)}\n" for p in chosen))
+    cache = tmp_path / "dlib.npz"
+    r = run("verify", "--pairs", csv, "--embedder", "dlib_onnx", "--cache", cache, "--json")
+    assert r.exit_code == 0, r.output
+    assert EmbeddingSet.load(cache).model_id == "dlib_resnet_v1" != DEFAULT_MODEL_ID
+    assert json.loads(r.output)["n_pairs"] == 8
+    refused = run("verify", "--pairs", csv, "--embedder", "dlib_onnx", "--cache", embedding_cache)
+    assert refused.exit_code != 0 and "dlib_resnet_v1" in refused.output
+    assert run("verify", "--pairs", csv, "--embedder", "nope").exit_code == 2

@@ -10,7 +10,7 @@ from typing import NoReturn
 
 import typer
 
-from facelens.cli.options import DEFAULT_DETECTOR, DETECTOR_HELP, JSON_HELP, known_detector
+from facelens.cli.options import DEFAULT_DETECTOR, DETECTOR_HELP, JSON_HELP, known_detector, known_embedder
 from facelens.cli.output import USAGE, emit
 from facelens.cli.output import fail as _fail
 from facelens.cli.output import out as stdout
@@ -46,10 +46,11 @@ def _emit(data: dict, as_json: bool) -> None:
         emit(data)
 
 
-def _pipeline(detector: str):
+def _pipeline(detector: str, embedder: str | None = None):
+    from facelens.embed import DEFAULT_EMBEDDER
     from facelens.engine import models
 
-    return models(detector=detector)
+    return models(detector=detector, embedder=embedder or DEFAULT_EMBEDDER)
 
 
 def _embeddings(cache: Path | None, pipe, select: str = "largest"):
@@ -66,12 +67,13 @@ def _embeddings(cache: Path | None, pipe, select: str = "largest"):
     return EmbeddingSet(pipe.model_id, select=select)
 
 
-def _scored(pairs_file: Path, root: Path | None, detector: str, cache: Path | None, select: str = "largest"):
+def _scored(pairs_file: Path, root: Path | None, detector: str, cache: Path | None, select: str = "largest",
+            embedder: str | None = None):
     from facelens.evaluate.protocols import read_pairs
     from facelens.evaluate.verification import score_pairs
 
     pairs = read_pairs(pairs_file, root)
-    pipe = _pipeline(detector)
+    pipe = _pipeline(detector, embedder)
     emb = _embeddings(cache, pipe, select)
     scored = score_pairs(pairs, emb, pipe)
     if cache:
@@ -85,6 +87,8 @@ JsonOpt = typer.Option(False, "--json", help=JSON_HELP)
 OutOpt = typer.Option(None, "--out", help="write results.json, PNG plots and report.html here")
 DetOpt = typer.Option(DEFAULT_DETECTOR, "--detector", help=DETECTOR_HELP, callback=known_detector)
 CacheOpt = typer.Option(None, "--cache", help=".npz file to reuse embeddings between runs")
+EmbedOpt = typer.Option(None, "--embedder", callback=known_embedder,
+                        help="Embedding model evaluated (default: the default embedder, sface).")
 def _known_select(value: str) -> str:
     from facelens.engine import SELECTIONS
 
@@ -104,7 +108,7 @@ def verify(
     target_fmr: list[float] = typer.Option([1e-2, 1e-3], "--target-fmr", help="report the threshold for this FMR"),
     fte: str = typer.Option("reject", "--fte", help="pairs with an image without a face: reject (count as "
                             "non-match) or exclude"),
-    detector: str = DetOpt, cache: Path | None = CacheOpt, select: str = SelectOpt,
+    detector: str = DetOpt, embedder: str | None = EmbedOpt, cache: Path | None = CacheOpt, select: str = SelectOpt,
 ) -> None:
     """Verification accuracy on labelled pairs: ROC/DET, AUC, EER, TAR@FAR, accuracy, threshold per target FMR."""
     try:
@@ -112,7 +116,7 @@ def verify(
         from facelens.evaluate.metrics import cllr, far_key
         from facelens.evaluate.verification import evaluate_scored, fmr_threshold, verification_report
 
-        _, pipe, scored = _scored(pairs, root, detector, cache, select)
+        _, pipe, scored = _scored(pairs, root, detector, cache, select, embedder)
         metrics = evaluate_scored(scored, fte)
         result = {"model_id": pipe.model_id, **metrics.to_dict(), "failures_to_enrol": scored.failures,
                   "threshold_for_fmr": {far_key(t): fmr_threshold(scored.kept(fte), t) for t in target_fmr}}
@@ -141,7 +145,8 @@ def identify(
     gallery_per_person: int = typer.Option(1, "--gallery-per-person", min=1),
     impostor_share: float = typer.Option(0.2, "--impostor-share", help="share of people left out as impostors"),
     fpir: list[float] = typer.Option([0.1, 0.01], "--fpir", help="report FNIR and the threshold at this FPIR"),
-    json_out: bool = JsonOpt, out: Path | None = OutOpt, detector: str = DetOpt, cache: Path | None = CacheOpt,
+    json_out: bool = JsonOpt, out: Path | None = OutOpt, detector: str = DetOpt,
+    embedder: str | None = EmbedOpt, cache: Path | None = CacheOpt,
     select: str = SelectOpt,
 ) -> None:
     """Closed- and open-set identification: CMC rank-1/5/10, FNIR at FPIR, threshold per target FPIR."""
@@ -153,7 +158,7 @@ def identify(
         split = split_identification(read_identities(root), seed, gallery_per_person, impostor_share)
         if not split.mated:
             raise FacelensError(f"{root}: no person has more than {gallery_per_person} image(s); nothing to probe")
-        pipe = _pipeline(detector)
+        pipe = _pipeline(detector, embedder)
         emb = _embeddings(cache, pipe, select)
         run = evaluate_identification(split, pipe, emb, fpirs=tuple(fpir))
         if cache:
@@ -183,7 +188,8 @@ def calibrate(
     save: bool = typer.Option(True, "--save/--no-save", help="store the calibration (fitted on all pairs) for this model"),
     directory: Path | None = typer.Option(None, "--dir", help="calibration folder (default $FACELENS_CALIBRATION_DIR "
                                              "or ~/.config/facelens/calibration)"),
-    json_out: bool = JsonOpt, out: Path | None = OutOpt, detector: str = DetOpt, cache: Path | None = CacheOpt,
+    json_out: bool = JsonOpt, out: Path | None = OutOpt, detector: str = DetOpt,
+    embedder: str | None = EmbedOpt, cache: Path | None = CacheOpt,
     select: str = SelectOpt,
 ) -> None:
     """Fit similarity → P(same person) and likelihood ratio; report Cllr, Cllr_min, held-out reliability."""
@@ -192,7 +198,7 @@ def calibrate(
         from facelens.evaluate.calibration import fit_calibration, reliability
         from facelens.evaluate.metrics import cllr
 
-        _, pipe, scored = _scored(pairs, root, detector, cache, select)
+        _, pipe, scored = _scored(pairs, root, detector, cache, select, embedder)
         s = scored.kept("exclude")  # a pair without a face has no similarity to calibrate
         result: dict = {"model_id": pipe.model_id, "method": method, "n_pairs": int(s.scores.size),
                         "n_fte_pairs_left_out": int(scored.fte.sum())}
@@ -253,7 +259,8 @@ def fairness(
     threshold: float | None = typer.Option(None, "--threshold", help="operating similarity threshold"),
     target_fmr: float | None = typer.Option(None, "--target-fmr", help="or: the threshold giving this FMR overall"),
     min_count: int = typer.Option(30, "--min-count", help="smaller groups are flagged as too small to judge"),
-    json_out: bool = JsonOpt, out: Path | None = OutOpt, detector: str = DetOpt, cache: Path | None = CacheOpt,
+    json_out: bool = JsonOpt, out: Path | None = OutOpt, detector: str = DetOpt,
+    embedder: str | None = EmbedOpt, cache: Path | None = CacheOpt,
     select: str = SelectOpt,
 ) -> None:
     """Per-group error rates and their max/min ratios (verification and/or classifier), plus dataset bias."""
@@ -270,7 +277,7 @@ def fairness(
         columns = sorted({c for a in attrs.values() for c in a})
         result: dict = {"attributes": columns, "verification": {}, "classifier": {}, "dataset": {}}
         if pairs is not None:
-            pair_set, pipe, scored = _scored(pairs, root, detector, cache, select)
+            pair_set, pipe, scored = _scored(pairs, root, detector, cache, select, embedder)
             base = Path(root or pairs.parent)
             if threshold is None:
                 if target_fmr is not None:
@@ -331,7 +338,8 @@ def robustness(
                                     "--kind", help="perturbation kinds (repeat the option)"),
     redetect: bool = typer.Option(True, "--redetect/--keep-box", help="re-run detection on the perturbed image"),
     seed: int = typer.Option(0, "--seed"),
-    json_out: bool = JsonOpt, out: Path | None = OutOpt, detector: str = DetOpt, cache: Path | None = CacheOpt,
+    json_out: bool = JsonOpt, out: Path | None = OutOpt, detector: str = DetOpt,
+    embedder: str | None = EmbedOpt, cache: Path | None = CacheOpt,
     select: str = SelectOpt,
 ) -> None:
     """Degradation of EER and TAR@FAR under occlusion, blur, noise, JPEG, downscaling and rotation."""
@@ -342,7 +350,7 @@ def robustness(
         pair_set = read_pairs(pairs, root)
         if subset and subset < len(pair_set.pairs):
             pair_set = pair_set.subset(subset, seed)
-        pipe = _pipeline(detector)
+        pipe = _pipeline(detector, embedder)
         emb = _embeddings(cache, pipe, select)
         rows = evaluate_robustness(pair_set, perturbations(kinds), pipe, emb, redetect=redetect, seed=seed)
         if cache:
@@ -365,14 +373,14 @@ def identity(
     originals: Path = typer.Option(..., "--originals", exists=True, file_okay=False),
     processed: Path = typer.Option(..., "--processed", exists=True, file_okay=False),
     threshold: float | None = typer.Option(None, "--threshold", help="default: the model's verification threshold"),
-    json_out: bool = JsonOpt, detector: str = DetOpt,
+    json_out: bool = JsonOpt, detector: str = DetOpt, embedder: str | None = EmbedOpt,
 ) -> None:
     """Identity preservation between originals and processed copies (same file names): mean similarity and the
     share still matching."""
     try:
         from facelens.evaluate.identity import aligned_sets, identity_preservation
 
-        res = identity_preservation(aligned_sets(originals, processed), threshold, _pipeline(detector))
+        res = identity_preservation(aligned_sets(originals, processed), threshold, _pipeline(detector, embedder))
     except (FacelensError, ValueError) as exc:
         fail(exc)
     if json_out:
