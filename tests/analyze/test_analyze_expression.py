@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers import need_data
 from facelens.analyze.models import EXPRESSIONS
 
 #: CK+ (contempt excluded) accuracy measured with the default runtime and flip averaging: 0.688 (638/927);
@@ -83,3 +84,23 @@ def test_converter_rejects_unknown_layers(tmp_path):
         f["model_weights"].create_group("lstm").attrs["weight_names"] = []
     with pytest.raises(ValueError, match="LSTM"):
         keras_hdf5_to_onnx(path)
+
+
+def test_a_second_process_does_not_import_onnx_for_the_expression_networks():
+    """The rebuilt mini-Xception graph and the rewritten opencv_fer graph (with its fc weights) are kept in the user
+    cache: after one run, a new process answers expression without importing onnx (0.6 CPU s of every start)."""
+    import os
+    import subprocess
+    import sys
+
+    import facelens
+
+    image = need_data("identity", "face_recognition", "examples", "obama.jpg")
+    first = facelens.analyze(image)  # fills the cache
+    code = ("import sys, facelens; r = facelens.analyze(sys.argv[1]); "
+            "print(r.faces.expression_labels is not None, 'onnx' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, str(image)], capture_output=True, text=True, timeout=300,
+                          env=os.environ.copy())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False"], done.stdout
+    assert first.faces.expression is not None

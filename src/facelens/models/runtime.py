@@ -41,15 +41,16 @@ def rewrite_dir() -> Path:
     return cache_dir() / "rewritten"
 
 
-def cached_rewrite(path: str, rewrite: Callable[[str], bytes]) -> str:
+def cached_rewrite(path: str, rewrite: Callable[[str], bytes], suffix: str = ".onnx") -> str:
     """The model at ``path`` rewritten by ``rewrite`` (e.g. its dims made symbolic), written once into the user cache
     under the source's sha256 and :data:`REWRITE_VERSION`: rewriting costs a process 0.6 CPU s, 0.5 of it importing
     the onnx package, loading the cached file nothing (a start-up cost every ``facelens video`` paid). Written to a
-    temporary name and renamed, so that a reader never sees half a file."""
+    temporary name and renamed, so that a reader never sees half a file. ``suffix`` tells apart several things made
+    from one source (a graph and weights taken out of it)."""
     from facelens.models.registry import file_sha256
 
     source = Path(path)
-    target = rewrite_dir() / f"{source.stem}-{file_sha256(source)[:16]}-v{REWRITE_VERSION}.onnx"
+    target = rewrite_dir() / f"{source.stem}-{file_sha256(source)[:16]}-v{REWRITE_VERSION}{suffix}"
     if not target.is_file():
         payload = rewrite(path)
         target.parent.mkdir(parents=True, exist_ok=True)
