@@ -43,3 +43,28 @@ def test_branch_free_prelu_gives_the_same_outputs(tmp_path, monkeypatch):
     name = original.get_inputs()[0].name
     a, b = original.run(None, {name: x})[0], fast.run(None, {name: x})[0]
     assert a.shape == b.shape and float(np.abs(a - b).max()) <= 1e-5
+
+
+def test_a_damaged_cached_rewrite_is_made_again(tmp_path, monkeypatch):
+    """A cached rewrite cut short or changed since it was written (its sha256 beside it no longer matches) is made
+    again instead of failing every later start; an intact one is read as it is."""
+    from facelens.models import runtime
+
+    monkeypatch.setattr(runtime, "rewrite_dir", lambda: tmp_path / "rewritten")
+    source = tmp_path / "model.onnx"
+    source.write_bytes(b"source model")
+    calls = []
+
+    def rewrite(path: str) -> bytes:
+        calls.append(path)
+        return b"rewritten " * 1000
+
+    target = runtime.cached_rewrite(str(source), rewrite)
+    assert runtime.cached_rewrite(str(source), rewrite) == target and len(calls) == 1
+    with open(target, "r+b") as handle:  # cut short, as a full disk or a killed copy would leave it
+        handle.truncate(100)
+    assert runtime.cached_rewrite(str(source), rewrite) == target and len(calls) == 2
+    assert open(target, "rb").read() == b"rewritten " * 1000
+    (tmp_path / "rewritten" / (target.rsplit("/", 1)[1] + ".sha256")).unlink()  # a cache from before the digests
+    runtime.cached_rewrite(str(source), rewrite)
+    assert len(calls) == 3

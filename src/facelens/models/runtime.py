@@ -45,18 +45,27 @@ def cached_rewrite(path: str, rewrite: Callable[[str], bytes], suffix: str = ".o
     """The model at ``path`` rewritten by ``rewrite`` (e.g. its dims made symbolic), written once into the user cache
     under the source's sha256 and :data:`REWRITE_VERSION`: rewriting costs a process 0.6 CPU s, 0.5 of it importing
     the onnx package, loading the cached file nothing (a start-up cost every ``facelens video`` paid). Written to a
-    temporary name and renamed, so that a reader never sees half a file. ``suffix`` tells apart several things made
-    from one source (a graph and weights taken out of it)."""
+    temporary name and renamed, so that a reader never sees half a file, with its own sha256 beside it: a cached
+    file damaged since (or a digest missing) is made again instead of failing every later start. ``suffix`` tells
+    apart several things made from one source (a graph and weights taken out of it)."""
+    import hashlib
+
     from facelens.models.registry import file_sha256
 
     source = Path(path)
     target = rewrite_dir() / f"{source.stem}-{file_sha256(source)[:16]}-v{REWRITE_VERSION}{suffix}"
-    if not target.is_file():
-        payload = rewrite(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        part = target.with_name(f"{target.name}.part-{os.getpid()}-{threading.get_ident()}")
-        part.write_bytes(payload)
-        os.replace(part, target)
+    stamp = target.with_name(f"{target.name}.sha256")
+    try:
+        if stamp.read_text().strip() == file_sha256(target):
+            return str(target)
+    except OSError:
+        pass
+    payload = rewrite(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for where, data in ((target, payload), (stamp, hashlib.sha256(payload).hexdigest().encode())):
+        part = where.with_name(f"{where.name}.part-{os.getpid()}-{threading.get_ident()}")
+        part.write_bytes(data)
+        os.replace(part, where)
     return str(target)
 
 
